@@ -1,0 +1,101 @@
+//! Where a dataset's files live, and how data files are named.
+//!
+//! `<parent>/<name>/file_<id>.parquet` (one row group each, ids zero-padded so
+//! that names sort in row-group order), `<parent>/<name>_opdmd` (metadata, the
+//! commit point) and `<parent>/<name>.lock` (held while a dataset is open).
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{OupsError, Result};
+
+pub const ID_DIGITS: usize = 10;
+/// Exclusive upper bound of file ids (10 decimal digits).
+pub const ID_LIMIT: u64 = 10_000_000_000;
+const PREFIX: &str = "file_";
+const SUFFIX: &str = ".parquet";
+pub const TMP_PREFIX: &str = ".oups-tmp-";
+
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub dir: PathBuf,
+    pub parent: PathBuf,
+    pub meta: PathBuf,
+    pub lock: PathBuf,
+    pub name: String,
+}
+
+impl Layout {
+    pub fn new(dir: &Path) -> Result<Self> {
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| {
+                OupsError::InvalidArgument(format!(
+                    "'dirpath' {} has no usable final component to name the dataset",
+                    dir.display()
+                ))
+            })?
+            .to_string();
+        let parent = dir.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(Layout {
+            meta: parent.join(format!("{name}_opdmd")),
+            lock: parent.join(format!("{name}.lock")),
+            dir: dir.to_path_buf(),
+            parent,
+            name,
+        })
+    }
+
+    pub fn file_path(&self, id: u64) -> PathBuf {
+        self.dir.join(file_name(id))
+    }
+
+    pub fn meta_tmp(&self) -> PathBuf {
+        self.parent
+            .join(format!("{TMP_PREFIX}{}_opdmd-{}", self.name, std::process::id()))
+    }
+
+    /// Whether a file in `parent` is a metadata temp file of this dataset.
+    pub fn is_meta_tmp(&self, file_name: &str) -> bool {
+        file_name
+            .strip_prefix(TMP_PREFIX)
+            .and_then(|rest| rest.strip_prefix(&self.name))
+            .is_some_and(|rest| rest.starts_with("_opdmd-"))
+    }
+}
+
+pub fn file_name(id: u64) -> String {
+    format!("{PREFIX}{id:0width$}{SUFFIX}", width = ID_DIGITS)
+}
+
+/// The id of a data file name written by oups, `None` for any other name.
+pub fn parse_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?;
+    (digits.len() == ID_DIGITS && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_sort_like_ids() {
+        let a = file_name(999);
+        let b = file_name(1000);
+        assert!(a < b);
+        assert_eq!(parse_file_name(&a), Some(999));
+        assert_eq!(parse_file_name("file_1.parquet"), None);
+        assert_eq!(parse_file_name("notes.txt"), None);
+    }
+
+    #[test]
+    fn temp_names_are_recognised() {
+        let l = Layout::new(Path::new("/x/ds")).unwrap();
+        let tmp = l.meta_tmp();
+        assert!(l.is_meta_tmp(tmp.file_name().unwrap().to_str().unwrap()));
+        assert!(!l.is_meta_tmp(".oups-tmp-ds2_opdmd-1"));
+    }
+}

@@ -1,0 +1,165 @@
+//! Reading and writing the one-row-group Parquet files, in parallel.
+
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, GzipLevel, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+use crate::error::{IoContext, OupsError, Result};
+
+/// Parses a compression name: none, snappy, lz4, zstd, zstd(<level>), gzip.
+pub fn parse_compression(name: &str) -> Result<Compression> {
+    let lower = name.trim().to_ascii_lowercase();
+    let bad = || {
+        OupsError::InvalidArgument(format!(
+            "'compression' {name:?} is not supported; use one of 'none', 'snappy', 'lz4', \
+             'zstd', 'zstd(<1-22>)', 'gzip'"
+        ))
+    };
+    Ok(match lower.as_str() {
+        "none" | "uncompressed" => Compression::UNCOMPRESSED,
+        "snappy" => Compression::SNAPPY,
+        "lz4" => Compression::LZ4_RAW,
+        "zstd" => Compression::ZSTD(ZstdLevel::default()),
+        "gzip" => Compression::GZIP(GzipLevel::default()),
+        other => {
+            let level = other
+                .strip_prefix("zstd(")
+                .and_then(|r| r.strip_suffix(')'))
+                .and_then(|l| l.parse::<i32>().ok())
+                .ok_or_else(bad)?;
+            Compression::ZSTD(ZstdLevel::try_new(level).map_err(|_| bad())?)
+        }
+    })
+}
+
+pub fn writer_properties(compression: Compression) -> WriterProperties {
+    // Dictionary encoding is slow on numeric data and rarely helps it; it stays
+    // on per column for strings and categoricals (see `write_file`).
+    WriterProperties::builder()
+        .set_compression(compression)
+        .set_max_row_group_row_count(None)
+        .set_dictionary_enabled(false)
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .build()
+}
+
+fn with_dictionaries(batch: &RecordBatch, base: &WriterProperties) -> WriterProperties {
+    use arrow_schema::DataType::*;
+    let mut builder = base.clone().into_builder();
+    for f in batch.schema().fields() {
+        if matches!(
+            f.data_type(),
+            Utf8 | LargeUtf8 | Utf8View | Dictionary(_, _) | Binary | LargeBinary
+        ) {
+            builder = builder.set_column_dictionary_enabled(f.name().as_str().into(), true);
+        }
+    }
+    builder.build()
+}
+
+/// Writes one batch as a new file holding a single row group, durably.
+pub fn write_file(path: &Path, batch: &RecordBatch, props: &WriterProperties) -> Result<()> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .at("cannot create data file", path)?;
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(with_dictionaries(batch, props)))?;
+    writer.write(batch)?;
+    let file = writer.into_inner()?;
+    file.sync_all().at("cannot sync data file", path)?;
+    Ok(())
+}
+
+/// Reads a whole data file as one batch.
+pub fn read_file(path: &Path) -> Result<RecordBatch> {
+    let file = File::open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            OupsError::corrupt(path, "a data file listed in the metadata is missing")
+        } else {
+            OupsError::io("cannot open data file", path, e)
+        }
+    })?;
+    let corrupt = |e: parquet::errors::ParquetError| OupsError::corrupt(path, e.to_string());
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(corrupt)?;
+    let rows = builder.metadata().file_metadata().num_rows().max(0) as usize;
+    let schema = builder.schema().clone();
+    let reader = builder.with_batch_size(rows.max(1)).build().map_err(corrupt)?;
+    let mut batches = Vec::new();
+    for b in reader {
+        batches.push(b.map_err(|e| OupsError::corrupt(path, e.to_string()))?);
+    }
+    match batches.len() {
+        0 => Ok(RecordBatch::new_empty(schema)),
+        1 => Ok(batches.pop().expect("one batch")),
+        _ => Ok(arrow_select::concat::concat_batches(&schema, &batches)?),
+    }
+}
+
+/// The Arrow schema stored in a data file's footer.
+pub fn read_schema(path: &Path) -> Result<SchemaRef> {
+    let file = File::open(path).at("cannot open data file", path)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| OupsError::corrupt(path, e.to_string()))?;
+    Ok(builder.schema().clone())
+}
+
+pub fn remove_quietly(paths: &[PathBuf]) {
+    for p in paths {
+        let _ = fs::remove_file(p);
+    }
+}
+
+/// Runs `f` over `items` on up to all cores, keeping the input order.
+pub fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len());
+    if workers <= 1 {
+        return items.iter().map(&f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<R>>>> =
+        items.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= items.len() {
+                    break;
+                }
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&items[i])))
+                    .unwrap_or_else(|_| Err(OupsError::Internal("a worker thread panicked".into())));
+                *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or_else(|| Err(OupsError::Internal("missing worker result".into())))
+        })
+        .collect()
+}
+
+pub type Batches = Vec<RecordBatch>;
+
+pub fn read_files(paths: &[PathBuf]) -> Result<Batches> {
+    parallel_map(paths, |p| read_file(p))
+}
+
+pub fn shared_schema(batches: &[RecordBatch]) -> Option<SchemaRef> {
+    batches.first().map(|b| Arc::clone(&b.schema()))
+}

@@ -1,0 +1,90 @@
+//! The dataset schema and how new data is made to match it.
+//!
+//! The first write fixes the schema (the Arrow schema of the first data file,
+//! with its pandas metadata). Later data must have the same column names and
+//! types; only representation differences that lose nothing are cast away
+//! (string vs large string, dictionary index width, nullability).
+
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+
+use crate::error::{OupsError, Result};
+
+/// Canonical form for a new dataset: dictionary indices are widened to Int32
+/// so later categoricals with more categories fit, every field is nullable.
+pub fn canonical(schema: &Schema) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let dt = match f.data_type() {
+                DataType::Dictionary(_, v) => {
+                    DataType::Dictionary(Box::new(DataType::Int32), v.clone())
+                }
+                other => other.clone(),
+            };
+            Field::new(f.name(), dt, true).with_metadata(f.metadata().clone())
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+fn string_like(dt: &DataType) -> bool {
+    matches!(dt, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+fn binary_like(dt: &DataType) -> bool {
+    matches!(dt, DataType::Binary | DataType::LargeBinary | DataType::BinaryView)
+}
+
+fn compatible(from: &DataType, to: &DataType) -> bool {
+    match (from, to) {
+        (a, b) if a == b => true,
+        (a, b) if string_like(a) && string_like(b) => true,
+        (a, b) if binary_like(a) && binary_like(b) => true,
+        (DataType::Dictionary(_, a), DataType::Dictionary(_, b)) => compatible(a, b),
+        _ => false,
+    }
+}
+
+/// Reorders and casts `batch` to `target`, or lists every difference.
+pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch> {
+    let source = batch.schema();
+    let mut problems = Vec::new();
+    let mut columns = Vec::with_capacity(target.fields().len());
+    for f in target.fields() {
+        match source.index_of(f.name()) {
+            Err(_) => problems.push(format!("column '{}' is missing", f.name())),
+            Ok(i) => {
+                let col = batch.column(i);
+                if col.data_type() == f.data_type() {
+                    columns.push(col.clone());
+                } else if compatible(col.data_type(), f.data_type()) {
+                    columns.push(arrow_cast::cast(col, f.data_type())?);
+                } else {
+                    problems.push(format!(
+                        "column '{}' has type {} but the dataset stores {}",
+                        f.name(),
+                        col.data_type(),
+                        f.data_type()
+                    ));
+                }
+            }
+        }
+    }
+    for f in source.fields() {
+        if target.index_of(f.name()).is_err() {
+            problems.push(format!("column '{}' is not in the dataset", f.name()));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(OupsError::SchemaMismatch(format!(
+            "the new data does not match the dataset's schema: {}; make the columns and dtypes \
+             match, or write to a new dataset",
+            problems.join("; ")
+        )));
+    }
+    Ok(RecordBatch::try_new(Arc::clone(target), columns)?)
+}

@@ -1,0 +1,387 @@
+//! The write transaction: validate, lock, plan, write new files, commit.
+//!
+//! Commit protocol: (1) new row groups are written to fresh file names that the
+//! committed metadata does not mention, and fsynced; kept files that need a new
+//! id are hard-linked under it. (2) The metadata file is atomically replaced:
+//! that rename is the commit point. (3) Files the new metadata no longer lists
+//! are deleted. A crash before (2) leaves the old state plus orphan files; a
+//! crash after it leaves the new state plus stale files. Either way the next
+//! open that takes the lock deletes the unlisted files (`Dataset::recover`).
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::PathBuf;
+
+use arrow_array::RecordBatch;
+use parquet::basic::Compression;
+use serde_json::{Map, Value};
+
+use super::file_ids;
+use super::merge::{self, Chunk, Side};
+use super::metadata;
+use super::ordered_key::{check_sorted, encode_column, key_kind, unit_nanos};
+use super::parquet_io::{self, parallel_map, writer_properties};
+use super::period::Periods;
+use super::plan::{self, Step, Target};
+use super::schema;
+use super::state::{RowGroup, State};
+use super::{ordered_on_mismatch, Dataset};
+use crate::error::{IoContext, OupsError, Result};
+use crate::failpoint;
+
+/// How row groups are sized.
+#[derive(Debug, Clone)]
+pub enum TargetSpec {
+    Rows(u64),
+    /// Fixed-length periods (nanoseconds), aligned on the Unix epoch.
+    FixedPeriod(i64),
+    /// Period starts in the ordered column's unit (calendar frequencies).
+    Anchors(Vec<i64>),
+}
+
+pub struct WriteRequest {
+    /// New rows; `None` for no data (metadata update or coalescing only).
+    pub data: Option<RecordBatch>,
+    pub ordered_on: Value,
+    pub ordered_field: String,
+    pub target: TargetSpec,
+    /// Columns defining duplicates (the ordered column included by the
+    /// caller); empty means all columns; `None` keeps duplicates.
+    pub duplicates_on: Option<Vec<String>>,
+    pub max_n_off_target_rgs: Option<i64>,
+    pub key_value_metadata: Map<String, Value>,
+    pub compression: Compression,
+}
+
+struct NewData {
+    batch: RecordBatch,
+    keys: Vec<u64>,
+}
+
+fn validate_data(req: &WriteRequest) -> Result<Option<NewData>> {
+    let Some(batch) = &req.data else {
+        return Ok(None);
+    };
+    let field = &req.ordered_field;
+    let idx = batch.schema().index_of(field).map_err(|_| {
+        OupsError::ColumnNotFound(format!(
+            "ordered column '{field}' is not among the data's columns {:?}",
+            batch.schema().fields().iter().map(|f| f.name()).collect::<Vec<_>>()
+        ))
+    })?;
+    let col = batch.column(idx);
+    let kind = key_kind(col.data_type(), field)?;
+    let keys = encode_column(col.as_ref(), field)?;
+    check_sorted(&keys, kind, field)?;
+    if let Some(cols) = &req.duplicates_on {
+        for c in cols {
+            if batch.schema().index_of(c).is_err() {
+                return Err(OupsError::ColumnNotFound(format!(
+                    "'duplicates_on' column '{c}' is not among the data's columns"
+                )));
+            }
+        }
+    }
+    if batch.num_rows() == 0 {
+        return Ok(None);
+    }
+    Ok(Some(NewData {
+        batch: batch.clone(),
+        keys,
+    }))
+}
+
+fn build_target(spec: &TargetSpec, state: &State, new: Option<&NewData>, field: &str) -> Result<Target> {
+    let dt = new
+        .map(|n| n.batch.schema().field_with_name(field).map(|f| f.data_type().clone()))
+        .transpose()?
+        .or_else(|| state.ordered_type.clone());
+    let periods = |make: &dyn Fn(i64) -> Periods| -> Result<Target> {
+        match dt.as_ref() {
+            None => Ok(Target::Rows(u64::MAX)),
+            Some(dt) => match unit_nanos(dt) {
+                Some(unit) => Ok(Target::Periods(make(unit))),
+                None => Err(OupsError::InvalidType(format!(
+                    "a frequency 'row_group_target_size' needs a date, timestamp or duration \
+                     ordered column, but '{field}' has type {dt}; pass an int row count instead"
+                ))),
+            },
+        }
+    };
+    match spec {
+        TargetSpec::Rows(0) => Err(OupsError::InvalidArgument(
+            "'row_group_target_size' must be a positive number of rows or a frequency".into(),
+        )),
+        TargetSpec::Rows(n) => Ok(Target::Rows(*n)),
+        TargetSpec::FixedPeriod(ns) if *ns <= 0 => Err(OupsError::InvalidArgument(
+            "'row_group_target_size' frequency must be a positive duration".into(),
+        )),
+        TargetSpec::FixedPeriod(ns) => periods(&|unit| Periods::Fixed {
+            period_ns: *ns,
+            unit_ns: unit,
+        }),
+        TargetSpec::Anchors(a) => periods(&|_| Periods::Anchors(a.clone())),
+    }
+}
+
+fn column_indices(batch: &RecordBatch, names: &[String]) -> Vec<usize> {
+    if names.is_empty() {
+        return (0..batch.num_columns()).collect();
+    }
+    names
+        .iter()
+        .filter_map(|n| batch.schema().index_of(n).ok())
+        .collect()
+}
+
+impl Dataset {
+    pub fn write(&mut self, req: WriteRequest) -> Result<()> {
+        if req.max_n_off_target_rgs.is_some_and(|n| n < 0) {
+            return Err(OupsError::InvalidArgument(format!(
+                "'max_n_off_target_rgs' must be None or a positive int, got {}",
+                req.max_n_off_target_rgs.unwrap_or_default()
+            )));
+        }
+        let new = validate_data(&req)?;
+        self.ensure_locked()?;
+        let lock = self.lock.clone();
+        let _writer = lock.as_ref().map(|l| l.writer.lock().unwrap_or_else(|p| p.into_inner()));
+        self.refresh()?;
+        if self.state.exists
+            && !self.state.ordered_on.is_null()
+            && self.state.ordered_on != req.ordered_on
+        {
+            return Err(ordered_on_mismatch(&req.ordered_on, &self.state.ordered_on));
+        }
+        let target = build_target(&req.target, &self.state, new.as_ref(), &req.ordered_field)?;
+        let stored = self.schema()?;
+        let new = match new {
+            None => None,
+            Some(n) => {
+                let canonical = match &stored {
+                    Some(s) => s.clone(),
+                    None => schema::canonical(n.batch.schema().as_ref()),
+                };
+                if stored.is_some() && self.state.ordered_field.as_deref() != Some(&req.ordered_field) {
+                    return Err(OupsError::OrderedOnMismatch(format!(
+                        "ordered column '{}' is not the dataset's ordered column {:?}",
+                        req.ordered_field, self.state.ordered_field
+                    )));
+                }
+                Some(NewData {
+                    batch: schema::conform(&n.batch, &canonical)?,
+                    keys: n.keys,
+                })
+            }
+        };
+        let ordered_col = match (&new, &stored) {
+            (Some(n), _) => n.batch.schema().index_of(&req.ordered_field)?,
+            (None, Some(s)) => s.index_of(&req.ordered_field).unwrap_or(0),
+            (None, None) => 0,
+        };
+        let drop = req.duplicates_on.is_some();
+        let new = match (new, &req.duplicates_on) {
+            (Some(n), Some(names)) => {
+                let subset = column_indices(&n.batch, names);
+                let side = Side { batch: &n.batch, keys: &n.keys };
+                match merge::dedup_batch(&side, &subset, ordered_col)? {
+                    Some((batch, keys)) => Some(NewData { batch, keys }),
+                    None => Some(n),
+                }
+            }
+            (n, _) => n,
+        };
+        let new_keys: &[u64] = new.as_ref().map_or(&[], |n| &n.keys);
+        let stats: Vec<_> = self.state.row_groups.iter().map(RowGroup::stat).collect();
+        let steps = if stats.is_empty() && new_keys.is_empty() {
+            Vec::new()
+        } else {
+            plan::plan(&stats, new_keys, &target, drop, req.max_n_off_target_rgs)
+        };
+        let outputs = self.merge_steps(&steps, new.as_ref(), &req, ordered_col, &target)?;
+        self.commit(steps, outputs, new.as_ref(), &req)
+    }
+
+    /// Produces the row groups of every merge region, in step order.
+    fn merge_steps(
+        &self,
+        steps: &[Step],
+        new: Option<&NewData>,
+        req: &WriteRequest,
+        ordered_col: usize,
+        target: &Target,
+    ) -> Result<Vec<Vec<Chunk>>> {
+        let mut outputs = Vec::new();
+        for step in steps {
+            let Step::Merge(region) = step else { continue };
+            let rgs = &self.state.row_groups[region.rgs.clone()];
+            let existing = if rgs.is_empty() {
+                None
+            } else {
+                let paths: Vec<PathBuf> = rgs.iter().map(|rg| self.layout.file_path(rg.file_id)).collect();
+                let batches = parquet_io::read_files(&paths)?;
+                let schema = batches[0].schema();
+                let batch = arrow_select::concat::concat_batches(&schema, &batches)?;
+                let field = req.ordered_field.as_str();
+                let keys = encode_column(batch.column(ordered_col).as_ref(), field)?;
+                Some((batch, keys))
+            };
+            let new_side = new.map(|n| {
+                let len = region.new.len();
+                (n.batch.slice(region.new.start, len), &n.keys[region.new.clone()])
+            });
+            let existing_side = existing.as_ref().map(|(b, k)| Side { batch: b, keys: k });
+            let new_side = new_side.as_ref().map(|(b, k)| Side { batch: b, keys: k });
+            let subset = req.duplicates_on.as_ref().map(|names| {
+                let batch = existing.as_ref().map(|e| &e.0).or(new.map(|n| &n.batch));
+                batch.map(|b| column_indices(b, names)).unwrap_or_default()
+            });
+            outputs.push(merge::merge_region(
+                existing_side.as_ref(),
+                new_side.as_ref(),
+                subset.as_deref(),
+                ordered_col,
+                target,
+            )?);
+        }
+        Ok(outputs)
+    }
+
+    fn commit(
+        &mut self,
+        steps: Vec<Step>,
+        outputs: Vec<Vec<Chunk>>,
+        new: Option<&NewData>,
+        req: &WriteRequest,
+    ) -> Result<()> {
+        let old = &self.state.row_groups;
+        // The final sequence: kept row groups by id, new chunks as None.
+        let mut seq: Vec<Option<u64>> = Vec::new();
+        let mut chunks: Vec<Chunk> = Vec::new();
+        let mut outputs = outputs.into_iter();
+        for step in &steps {
+            match step {
+                Step::Keep(i) => seq.push(Some(old[*i].file_id)),
+                Step::Merge(_) => {
+                    for c in outputs.next().unwrap_or_default() {
+                        seq.push(None);
+                        chunks.push(c);
+                    }
+                }
+            }
+        }
+        if steps.is_empty() {
+            seq = old.iter().map(|rg| Some(rg.file_id)).collect();
+        }
+        let old_ids: BTreeSet<u64> = old.iter().map(|rg| rg.file_id).collect();
+        let (ids, relink) = file_ids::assign(&seq, &old_ids)?;
+
+        let mut created: Vec<PathBuf> = Vec::new();
+        let written = self.write_files(&seq, &ids, relink, &chunks, req.compression, &mut created);
+        if let Err(e) = written {
+            parquet_io::remove_quietly(&created);
+            return Err(e);
+        }
+
+        let mut next = self.state.clone();
+        let mut chunk_iter = chunks.iter();
+        next.row_groups = seq
+            .iter()
+            .zip(&ids)
+            .map(|(kept, &id)| match kept {
+                Some(old_id) => {
+                    let rg = old.iter().find(|rg| rg.file_id == *old_id).copied();
+                    let rg = rg.unwrap_or(RowGroup { file_id: id, n_rows: 0, min: 0, max: 0 });
+                    RowGroup { file_id: id, ..rg }
+                }
+                None => {
+                    let c = chunk_iter.next().expect("one chunk per new row group");
+                    RowGroup {
+                        file_id: id,
+                        n_rows: c.batch.num_rows() as u64,
+                        min: c.min,
+                        max: c.max,
+                    }
+                }
+            })
+            .collect();
+        next.exists = true;
+        next.generation += 1;
+        next.ordered_on = req.ordered_on.clone();
+        if let Some(n) = new {
+            next.ordered_field = Some(req.ordered_field.clone());
+            next.ordered_type = Some(n.batch.schema().field_with_name(&req.ordered_field)?.data_type().clone());
+        }
+        for (k, v) in &req.key_value_metadata {
+            if v.is_null() {
+                next.key_value_metadata.remove(k);
+            } else {
+                next.key_value_metadata.insert(k.clone(), v.clone());
+            }
+        }
+        if let Err(e) = metadata::write_atomic(&self.layout, &next.to_doc()) {
+            parquet_io::remove_quietly(&created);
+            return Err(e);
+        }
+        failpoint::hit("after_commit");
+        let keep: BTreeSet<u64> = next.row_groups.iter().map(|rg| rg.file_id).collect();
+        let stale: Vec<PathBuf> = old_ids
+            .difference(&keep)
+            .map(|&id| self.layout.file_path(id))
+            .collect();
+        for (i, p) in stale.iter().enumerate() {
+            let _ = fs::remove_file(p);
+            if i == 0 {
+                failpoint::hit("during_cleanup");
+            }
+        }
+        self.state = next;
+        self.stamp = super::stamp_of(&self.layout.meta);
+        Ok(())
+    }
+
+    fn write_files(
+        &self,
+        seq: &[Option<u64>],
+        ids: &[u64],
+        relink: bool,
+        chunks: &[Chunk],
+        compression: Compression,
+        created: &mut Vec<PathBuf>,
+    ) -> Result<()> {
+        let new_ids: Vec<u64> = seq
+            .iter()
+            .zip(ids)
+            .filter_map(|(k, &id)| k.is_none().then_some(id))
+            .collect();
+        if new_ids.is_empty() && !relink {
+            return Ok(());
+        }
+        fs::create_dir_all(&self.layout.dir).at("cannot create dataset directory", &self.layout.dir)?;
+        if relink {
+            for (kept, &id) in seq.iter().zip(ids) {
+                if let Some(old_id) = kept {
+                    let from = self.layout.file_path(*old_id);
+                    let to = self.layout.file_path(id);
+                    if fs::hard_link(&from, &to).is_err() {
+                        fs::copy(&from, &to).at("cannot copy data file", &to)?;
+                    }
+                    created.push(to);
+                }
+            }
+        }
+        let props = writer_properties(compression);
+        let jobs: Vec<(PathBuf, &RecordBatch)> = new_ids
+            .iter()
+            .zip(chunks)
+            .map(|(&id, c)| (self.layout.file_path(id), &c.batch))
+            .collect();
+        created.extend(jobs.iter().map(|(p, _)| p.clone()));
+        parallel_map(&jobs, |(path, batch)| {
+            parquet_io::write_file(path, batch, &props)?;
+            failpoint::hit("after_data_file");
+            Ok(())
+        })?;
+        metadata::sync_dir(&self.layout.dir)
+    }
+}

@@ -1,0 +1,11 @@
+//! oups: ordered, updatable Parquet datasets.
+//!
+//! The engine (`dataset`) is free of Python; `python` (behind the `python`
+//! feature) is the thin PyO3 layer that converts at the boundary.
+
+pub mod dataset;
+pub mod error;
+pub mod failpoint;
+
+#[cfg(feature = "python")]
+mod python;
