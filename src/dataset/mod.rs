@@ -79,7 +79,9 @@ impl Dataset {
             stamp: None,
             schema: None,
         };
-        if ds.layout.meta.exists() {
+        // A data directory without metadata is what a crash during a first
+        // write leaves: lock it so that recovery deletes the orphans.
+        if ds.layout.meta.exists() || ds.layout.dir.exists() {
             ds.ensure_locked()?;
         }
         ds.refresh()?;

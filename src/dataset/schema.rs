@@ -42,6 +42,8 @@ fn binary_like(dt: &DataType) -> bool {
 fn compatible(from: &DataType, to: &DataType) -> bool {
     match (from, to) {
         (a, b) if a == b => true,
+        // An all-null column (e.g. an object column of None) fits any type.
+        (DataType::Null, _) => true,
         (a, b) if string_like(a) && string_like(b) => true,
         (a, b) if binary_like(a) && binary_like(b) => true,
         (DataType::Dictionary(_, a), DataType::Dictionary(_, b)) => compatible(a, b),

@@ -136,12 +136,6 @@ fn column_indices(batch: &RecordBatch, names: &[String]) -> Vec<usize> {
 
 impl Dataset {
     pub fn write(&mut self, req: WriteRequest) -> Result<()> {
-        if req.max_n_off_target_rgs.is_some_and(|n| n < 0) {
-            return Err(OupsError::InvalidArgument(format!(
-                "'max_n_off_target_rgs' must be None or a positive int, got {}",
-                req.max_n_off_target_rgs.unwrap_or_default()
-            )));
-        }
         let new = validate_data(&req)?;
         self.ensure_locked()?;
         let lock = self.lock.clone();

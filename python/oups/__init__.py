@@ -1,0 +1,32 @@
+"""oups: ordered, updatable Parquet datasets with a Rust core."""
+
+from oups import exceptions
+from oups._oups import DEBUG_BUILD as _DEBUG_BUILD
+from oups._oups import __version__
+from oups.store import (
+    OrderedParquetDataset,
+    ReadOnlyOrderedParquetDataset,
+    check_cmidx,
+    conform_cmidx,
+    write,
+)
+
+if _DEBUG_BUILD:
+    import warnings
+
+    warnings.warn(
+        "oups was built in debug mode and will be slow; build it with "
+        "'maturin develop --release' or install a wheel.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+
+__all__ = [
+    "OrderedParquetDataset",
+    "ReadOnlyOrderedParquetDataset",
+    "__version__",
+    "check_cmidx",
+    "conform_cmidx",
+    "exceptions",
+    "write",
+]

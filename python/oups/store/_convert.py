@@ -1,0 +1,140 @@
+"""Turning user inputs into what the Rust engine takes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Hashable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from oups.exceptions import ColumnNotFoundError, InvalidParameterError, ParameterTypeError
+from oups.store.cmidx import check_cmidx
+
+
+def ordered_on_to_json(ordered_on: Hashable | None) -> str:
+    """The JSON form of ``ordered_on`` stored in the metadata file."""
+    if ordered_on is None or ordered_on == "":
+        return "null"
+    if isinstance(ordered_on, tuple):
+        return json.dumps([str(part) for part in ordered_on])
+    if isinstance(ordered_on, str):
+        return json.dumps(ordered_on)
+    raise ParameterTypeError(
+        f"'ordered_on' must be a column name (str, or tuple for a column MultiIndex), "
+        f"got {ordered_on!r} of type {type(ordered_on).__name__}."
+    )
+
+
+def ordered_on_from_json(text: str) -> str | tuple[str, ...] | None:
+    value = json.loads(text)
+    return tuple(value) if isinstance(value, list) else value
+
+
+def arrow_name(name: Hashable) -> str:
+    """The Arrow field name pyarrow gives a pandas column name."""
+    if isinstance(name, tuple):
+        return str(tuple(str(part) for part in name))
+    return str(name)
+
+
+class Frame:
+    """New data as an Arrow table, plus how its column names map to fields."""
+
+    def __init__(self, table: pa.Table, pandas_columns: pd.Index | None) -> None:
+        self.table = table
+        self._columns = pandas_columns
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.table.num_rows)
+
+    def field(self, name: Hashable, what: str) -> str:
+        if self._columns is None:
+            if isinstance(name, str) and name in self.table.column_names:
+                return name
+        else:
+            try:
+                pos = self._columns.get_loc(name)
+            except (KeyError, TypeError):
+                pos = None
+            if isinstance(pos, (int, np.integer)):
+                return str(self.table.column_names[int(pos)])
+            if pos is not None:
+                raise InvalidParameterError(
+                    f"{what} {name!r} names several columns of 'df'; column names must be unique."
+                )
+        raise ColumnNotFoundError(
+            f"{what} {name!r} is not a column of 'df' (columns: {self._column_list()})."
+        )
+
+    def _column_list(self) -> list[Any]:
+        if self._columns is None:
+            return list(self.table.column_names)
+        return list(self._columns)
+
+
+def to_frame(df: Any) -> Frame | None:
+    """Converts a pandas DataFrame or any Arrow tabular object."""
+    if df is None:
+        return None
+    if isinstance(df, pd.DataFrame):
+        if isinstance(df.columns, pd.MultiIndex):
+            check_cmidx(df.columns)
+        if df.columns.has_duplicates:
+            raise InvalidParameterError(
+                f"'df' has duplicate column names {list(df.columns[df.columns.duplicated()])}; "
+                "column names must be unique."
+            )
+        try:
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            if isinstance(df.columns, pd.MultiIndex):
+                table = _with_column_levels(table, df)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
+            raise ParameterTypeError(f"'df' cannot be converted to Arrow: {err}") from err
+        return Frame(table, df.columns)
+    if isinstance(df, pa.RecordBatch):
+        return Frame(pa.Table.from_batches([df]), None)
+    if isinstance(df, pa.Table):
+        return Frame(df, None)
+    if hasattr(df, "__arrow_c_stream__") or hasattr(df, "__arrow_c_array__"):
+        return Frame(pa.table(df), None)
+    raise ParameterTypeError(
+        f"'df' must be a pandas DataFrame, an Arrow table or record batch, or any object with "
+        f"'__arrow_c_stream__' (polars...), got {type(df).__name__}."
+    )
+
+
+def _with_column_levels(table: pa.Table, df: pd.DataFrame) -> pa.Table:
+    """Records the column MultiIndex levels, which ``preserve_index=False`` drops."""
+    probe = pa.Table.from_pandas(df.iloc[:0].reset_index(drop=True), preserve_index=None)
+    levels = json.loads(probe.schema.metadata[b"pandas"])["column_indexes"]
+    meta = dict(table.schema.metadata or {})
+    pandas_meta = json.loads(meta[b"pandas"])
+    pandas_meta["column_indexes"] = levels
+    meta[b"pandas"] = json.dumps(pandas_meta).encode()
+    return table.replace_schema_metadata(meta)
+
+
+def key_value_metadata_to_json(kvm: Any) -> str:
+    if kvm is None:
+        return "{}"
+    if not isinstance(kvm, dict):
+        raise ParameterTypeError(
+            f"'key_value_metadata' must be a dict, got {type(kvm).__name__}."
+        )
+    for key, value in kvm.items():
+        if not isinstance(key, str):
+            raise ParameterTypeError(
+                f"'key_value_metadata' keys must be str, got {key!r} ({type(key).__name__})."
+            )
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise ParameterTypeError(
+                f"'key_value_metadata' value for {key!r} must be JSON-compatible (str, int, "
+                f"float, bool, None, list, dict): {err}."
+            ) from err
+    return json.dumps(kvm, allow_nan=False)

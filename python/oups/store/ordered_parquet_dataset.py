@@ -1,0 +1,307 @@
+"""``OrderedParquetDataset``: one dataset ordered on a column, stored as Parquet files."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Hashable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from oups._oups import RawDataset
+from oups.exceptions import (
+    InvalidParameterError,
+    OrderedOnMismatchError,
+    ParameterTypeError,
+    ReadOnlyError,
+)
+from oups.store._convert import ordered_on_from_json, ordered_on_to_json
+
+_STATS_COLUMNS = ["file_ids", "n_rows", "ordered_on_mins", "ordered_on_maxs"]
+
+
+def _check_timeout(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ParameterTypeError(
+            f"'{name}' must be a number of seconds or None, got {type(value).__name__}."
+        )
+    value = float(value)
+    if not value >= 0:
+        raise InvalidParameterError(f"'{name}' must be >= 0 seconds, got {value}.")
+    return value
+
+
+def _table_to_pandas(table: pa.Table) -> pd.DataFrame:
+    # split_blocks avoids consolidating columns into 2-D blocks (a full copy).
+    return table.to_pandas(split_blocks=True, self_destruct=True)
+
+
+def _stats_frame(table: pa.Table) -> pd.DataFrame:
+    if table.num_rows == 0 and pa.types.is_null(table.schema.field("ordered_on_mins").type):
+        return pd.DataFrame(
+            {
+                "file_ids": pd.Series([], dtype="uint64"),
+                "n_rows": pd.Series([], dtype="uint64"),
+                "ordered_on_mins": pd.Series([], dtype=object),
+                "ordered_on_maxs": pd.Series([], dtype=object),
+            }
+        )
+    return table.to_pandas()
+
+
+class OrderedParquetDataset:
+    """A dataset of rows ordered on one column, one Parquet file per row group.
+
+    Opening an existing dataset takes its lock (an OS file lock released when
+    the object is closed, garbage-collected, or its process dies). Opening the
+    same path again in the same process shares that lock. A dataset that does
+    not exist yet is created by its first :meth:`write`; merely opening or
+    reading it creates nothing on disk.
+
+    Parameters
+    ----------
+    dirpath : str or Path
+        The dataset directory. Its metadata file is ``<dirpath>_opdmd`` and
+        its lock file ``<dirpath>.lock``, beside it.
+    ordered_on : str or tuple of str, optional
+        Checked against the stored ordered column when given.
+    lock_timeout : float, optional
+        Seconds to wait for the lock; ``None`` waits as long as needed.
+        Raises :class:`oups.exceptions.LockTimeoutError` (a ``TimeoutError``).
+    lock_lifetime : float, optional
+        Accepted for compatibility and ignored: OS locks need no expiry,
+        since the operating system releases them when their holder dies.
+
+    Examples
+    --------
+    >>> import tempfile, pandas as pd
+    >>> from oups import OrderedParquetDataset
+    >>> ds = OrderedParquetDataset(tempfile.mkdtemp() + "/ticks", ordered_on="ts")
+    >>> ds.write(df=pd.DataFrame({"ts": [1, 2, 3], "px": [10.0, 10.5, 10.2]}))
+    >>> ds.to_pandas()["px"].tolist()
+    [10.0, 10.5, 10.2]
+    >>> ds.row_group_stats[["n_rows", "ordered_on_mins", "ordered_on_maxs"]].values.tolist()
+    [[3, 1, 3]]
+    """
+
+    _raw: RawDataset
+
+    def __init__(
+        self,
+        dirpath: str | Path,
+        ordered_on: Hashable | None = None,
+        lock_timeout: float | None = None,
+        lock_lifetime: float | None = None,
+    ) -> None:
+        if not isinstance(dirpath, (str, Path)):
+            raise ParameterTypeError(
+                f"'dirpath' must be a str or a Path, got {type(dirpath).__name__}."
+            )
+        timeout = _check_timeout("lock_timeout", lock_timeout)
+        _check_timeout("lock_lifetime", lock_lifetime)
+        resolved = Path(dirpath).expanduser().resolve()
+        object.__setattr__(self, "_dirpath", resolved)
+        object.__setattr__(
+            self, "_raw", RawDataset(str(resolved), ordered_on_to_json(ordered_on), timeout)
+        )
+
+    # -- state -------------------------------------------------------------
+    @property
+    def dirpath(self) -> Path:
+        """The dataset directory (absolute)."""
+        return self._dirpath  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def ordered_on(self) -> str | tuple[str, ...] | None:
+        """The ordered column (a tuple for a column MultiIndex), or None if not set yet."""
+        return ordered_on_from_json(self._raw.info().ordered_on_json)
+
+    @property
+    def key_value_metadata(self) -> dict[str, Any]:
+        """User metadata (a copy: change it through ``write(key_value_metadata=...)``)."""
+        return dict(json.loads(self._raw.info().key_value_metadata_json))
+
+    @property
+    def row_group_stats(self) -> pd.DataFrame:
+        """One row per row group: ``file_ids``, ``n_rows``, ``ordered_on_mins``/``_maxs``."""
+        return _stats_frame(self._raw.stats())
+
+    @property
+    def max_file_id(self) -> int:
+        """The largest file id, -1 when there is no row group."""
+        return int(self._raw.info().max_file_id)
+
+    @property
+    def is_newly_initialized(self) -> bool:
+        """True while no metadata file exists for this dataset."""
+        return bool(self._raw.info().is_newly_initialized)
+
+    def __len__(self) -> int:
+        return int(self._raw.info().n_row_groups)
+
+    def __repr__(self) -> str:
+        info = self._raw.info()
+        return (
+            f"{type(self).__name__}('{self.dirpath}', ordered_on={self.ordered_on!r}, "
+            f"row_groups={info.n_row_groups})"
+        )
+
+    # -- reading -----------------------------------------------------------
+    def _file_ids(self) -> list[int] | None:
+        return None
+
+    def to_arrow(self) -> pa.Table | None:
+        """All rows as a pyarrow Table, or None when there is no row group."""
+        table: pa.Table | None = self._raw.read(self._file_ids())
+        return table
+
+    def to_pandas(self) -> pd.DataFrame | None:
+        """All rows as a DataFrame (default index), or None when there is no row group."""
+        table = self.to_arrow()
+        return None if table is None else _table_to_pandas(table)
+
+    def __getitem__(self, item: int | slice | list[int]) -> ReadOnlyOrderedParquetDataset:
+        """A read-only view of some row groups, by position (like a sequence)."""
+        stats = self.row_group_stats
+        return ReadOnlyOrderedParquetDataset._from_parent(self, stats, item)
+
+    # -- writing -----------------------------------------------------------
+    def write(self, **kwargs: Any) -> None:
+        """Merge data into this dataset; see :func:`oups.write` for the parameters.
+
+        ``ordered_on`` may be omitted once the dataset has one; when given it
+        must match it.
+        """
+        from oups.store.write import write
+
+        stored = self.ordered_on
+        ordered_on = kwargs.pop("ordered_on", None)
+        if stored is None and ordered_on is None:
+            raise InvalidParameterError("'ordered_on' parameter is required.")
+        if stored is not None and ordered_on is not None and ordered_on != stored:
+            raise OrderedOnMismatchError(
+                f"'ordered_on' parameter value {ordered_on!r} does not match {stored!r} "
+                "in record dataset."
+            )
+        write(self, ordered_on=stored if ordered_on is None else ordered_on, **kwargs)
+
+    def remove_from_disk(self, preserve_metadata: bool = False, release_lock: bool = True) -> None:
+        """Delete the dataset's files (metadata first, so a crash cannot half-delete it).
+
+        With ``preserve_metadata`` the key-value metadata is kept in memory and
+        written back by the next :meth:`write`.
+        """
+        self._raw.remove_from_disk(bool(preserve_metadata))
+        if release_lock:
+            self._raw.release()
+
+    def close(self) -> None:
+        """Release the lock now (it is taken again if the object is used)."""
+        self._raw.release()
+
+    def __enter__(self) -> OrderedParquetDataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ReadOnlyOrderedParquetDataset(OrderedParquetDataset):
+    """A snapshot of some row groups of a dataset; it cannot write.
+
+    It shares its parent's lock and keeps it alive while the view exists.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise ReadOnlyError("views are made by indexing a dataset: ds[i], ds[a:b], ds[[i, j]].")
+
+    @classmethod
+    def _from_parent(
+        cls, parent: OrderedParquetDataset, stats: pd.DataFrame, item: Any
+    ) -> ReadOnlyOrderedParquetDataset:
+        n = len(stats)
+        if isinstance(item, (bool, np.bool_)):
+            raise ParameterTypeError("a dataset index must be an int, a slice or a list of ints.")
+        if isinstance(item, (int, np.integer)):
+            pos = int(item)
+            if not -n <= pos < n:
+                raise IndexError(f"row group index {pos} is out of range for {n} row groups.")
+            selected = stats.iloc[[pos % n]]
+        elif isinstance(item, slice):
+            selected = stats.iloc[item]
+        elif isinstance(item, list) and all(
+            isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in item
+        ):
+            try:
+                selected = stats.iloc[[int(i) for i in item]]
+            except IndexError as err:
+                raise IndexError(f"row group index out of range for {n} row groups.") from err
+        else:
+            raise ParameterTypeError(
+                f"a dataset index must be an int, a slice or a list of ints, "
+                f"got {type(item).__name__}."
+            )
+        view = object.__new__(cls)
+        object.__setattr__(view, "_dirpath", parent.dirpath)
+        object.__setattr__(view, "_raw", parent._raw)
+        object.__setattr__(view, "_parent", parent)
+        object.__setattr__(view, "_stats", selected)
+        object.__setattr__(view, "_kvm", copy.deepcopy(parent.key_value_metadata))
+        object.__setattr__(view, "_ordered_on", parent.ordered_on)
+        object.__setattr__(view, "_new", parent.is_newly_initialized)
+        return view
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise ReadOnlyError(f"cannot set attribute '{name}' on a read-only dataset.")
+
+    @property
+    def ordered_on(self) -> str | tuple[str, ...] | None:
+        return self._ordered_on  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def key_value_metadata(self) -> dict[str, Any]:
+        return copy.deepcopy(self._kvm)  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def row_group_stats(self) -> pd.DataFrame:
+        return self._stats.copy()  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def max_file_id(self) -> int:
+        ids = self._stats["file_ids"]  # type: ignore[attr-defined]
+        return int(ids.max()) if len(ids) else -1
+
+    @property
+    def is_newly_initialized(self) -> bool:
+        return bool(self._new)  # type: ignore[attr-defined]
+
+    def __len__(self) -> int:
+        return len(self._stats)  # type: ignore[attr-defined]
+
+    def __getitem__(self, item: int | slice | list[int]) -> ReadOnlyOrderedParquetDataset:
+        return ReadOnlyOrderedParquetDataset._from_parent(self, self._stats, item)  # type: ignore[attr-defined]
+
+    def _file_ids(self) -> list[int] | None:
+        return [int(i) for i in self._stats["file_ids"]]  # type: ignore[attr-defined]
+
+    def to_arrow(self) -> pa.Table | None:
+        ids = self._file_ids()
+        if not ids:
+            return None
+        table: pa.Table | None = self._raw.read(ids)
+        return table
+
+    def write(self, **kwargs: Any) -> None:
+        raise ReadOnlyError("cannot call 'write' on a read-only dataset.")
+
+    def remove_from_disk(self, preserve_metadata: bool = False, release_lock: bool = True) -> None:
+        raise ReadOnlyError("cannot call 'remove_from_disk' on a read-only dataset.")
+
+    def close(self) -> None:
+        """Views hold no lock of their own; closing one does nothing."""

@@ -1,0 +1,212 @@
+"""``write``: merge new ordered data into a dataset."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from oups.exceptions import (
+    InvalidParameterError,
+    OrderedOnMismatchError,
+    ParameterTypeError,
+    ReadOnlyError,
+)
+from oups.store._convert import (
+    Frame,
+    arrow_name,
+    key_value_metadata_to_json,
+    ordered_on_to_json,
+    to_frame,
+)
+from oups.store._target import target_kwargs
+
+if TYPE_CHECKING:
+    from oups.store.ordered_parquet_dataset import OrderedParquetDataset
+
+#: Default number of rows per row group (as in the pure-Python oups).
+ROW_GROUP_TARGET_SIZE = 6_345_000
+#: Default Parquet compression of data files (see docs/dataset.md for the measurements).
+DEFAULT_COMPRESSION = "lz4"
+
+
+def _duplicates_subset(
+    duplicates_on: Any, ordered_on: Hashable, frame: Frame | None
+) -> list[str] | None:
+    """Field names defining duplicates; ``[]`` means all columns. Never mutates input."""
+    if duplicates_on is None:
+        return None
+    if isinstance(duplicates_on, list):
+        names = list(duplicates_on)
+        if names and ordered_on not in names:
+            names.append(ordered_on)
+    elif isinstance(duplicates_on, (str, tuple)):
+        names = [duplicates_on] if duplicates_on == ordered_on else [duplicates_on, ordered_on]
+    else:
+        raise ParameterTypeError(
+            f"'duplicates_on' must be None, a column name or a list of column names, "
+            f"got {type(duplicates_on).__name__}."
+        )
+    if frame is None:
+        return [arrow_name(n) for n in names]
+    return [frame.field(n, "'duplicates_on' column") for n in names]
+
+
+def _max_n(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ParameterTypeError(
+            f"'max_n_off_target_rgs' must be None or an int, got {value!r}."
+        )
+    return int(value)
+
+
+def _bounds(frame: Frame | None, field: str, stats: pa.Table | None) -> Any:
+    def compute() -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+        values: list[pd.Timestamp] = []
+        if frame is not None and frame.num_rows:
+            col = frame.table.column(field)
+            values += [pd.Timestamp(col[0].as_py()), pd.Timestamp(col[-1].as_py())]
+        if stats is not None and stats.num_rows:
+            values += [
+                pd.Timestamp(stats.column("ordered_on_mins")[0].as_py()),
+                pd.Timestamp(stats.column("ordered_on_maxs")[-1].as_py()),
+            ]
+        if not values:
+            return None, None
+        return min(values), max(values)
+
+    return compute
+
+
+def write(
+    dirpath: str | Path | OrderedParquetDataset,
+    *,
+    ordered_on: Hashable,
+    df: Any = None,
+    row_group_target_size: int | str = ROW_GROUP_TARGET_SIZE,
+    duplicates_on: Hashable | list[Hashable] | None = None,
+    max_n_off_target_rgs: int | None = None,
+    key_value_metadata: dict[str, Any] | None = None,
+    compression: str = DEFAULT_COMPRESSION,
+    lock_timeout: float | None = None,
+) -> None:
+    """Merge ordered data into a dataset, creating it if needed.
+
+    Only the row groups that the new rows fall into (and, with
+    ``max_n_off_target_rgs``, small neighbouring ones) are read and rewritten.
+    The write is atomic: a crash at any instant leaves the dataset as before or
+    as after it.
+
+    Parameters
+    ----------
+    dirpath : str, Path or OrderedParquetDataset
+        The dataset directory, or an open dataset (its lock is reused).
+    ordered_on : str or tuple of str
+        The column the data is sorted on (a tuple for a column MultiIndex).
+    df : pandas.DataFrame, pyarrow.Table, polars.DataFrame or None
+        New rows, sorted ascending on ``ordered_on``. ``None`` writes no data
+        (key-value metadata updates and coalescing still apply).
+    row_group_target_size : int or str
+        Rows per row group, or a pandas frequency (``"2h"``, ``"1D"``, ``"MS"``)
+        for one row group per period.
+    duplicates_on : str, tuple, list or None
+        Drop duplicate rows (keeping the last, new rows win over stored ones)
+        on these columns plus ``ordered_on``; ``[]`` means all columns.
+    max_n_off_target_rgs : int or None
+        Coalesce runs of undersized row groups next to the new data when they
+        number more than this (0 and 1 behave the same), or when they would
+        fill a whole target.
+    key_value_metadata : dict or None
+        Entries to add or update; a ``None`` value removes the key. Values
+        must be JSON-compatible.
+    compression : str
+        Parquet compression of new data files: ``"none"``, ``"snappy"``,
+        ``"lz4"``, ``"zstd"``, ``"zstd(<level>)"`` or ``"gzip"``.
+    lock_timeout : float or None
+        Seconds to wait for the dataset lock when ``dirpath`` is a path.
+
+    Examples
+    --------
+    >>> import tempfile, pandas as pd
+    >>> from oups import write, OrderedParquetDataset
+    >>> path = tempfile.mkdtemp() + "/prices"
+    >>> write(path, ordered_on="ts", df=pd.DataFrame({"ts": [1, 2, 3], "v": [1.0, 2.0, 3.0]}),
+    ...       row_group_target_size=2)
+    >>> len(OrderedParquetDataset(path))
+    2
+    """
+    from oups.store.ordered_parquet_dataset import (
+        OrderedParquetDataset,
+        ReadOnlyOrderedParquetDataset,
+    )
+
+    ordered_on_json = ordered_on_to_json(ordered_on)
+    if ordered_on_json == "null":
+        raise InvalidParameterError("'ordered_on' parameter is required.")
+    if isinstance(dirpath, ReadOnlyOrderedParquetDataset):
+        raise ReadOnlyError("cannot call 'write' on a read-only dataset.")
+    if not isinstance(compression, str):
+        raise ParameterTypeError(f"'compression' must be a str, got {type(compression).__name__}.")
+    frame = to_frame(df)
+    field = frame.field(ordered_on, "'ordered_on'") if frame is not None else None
+    subset = _duplicates_subset(duplicates_on, ordered_on, frame)
+    max_n = _max_n(max_n_off_target_rgs)
+    kvm_json = key_value_metadata_to_json(key_value_metadata)
+    if isinstance(dirpath, OrderedParquetDataset):
+        if dirpath.ordered_on is not None and dirpath.ordered_on != ordered_on:
+            raise OrderedOnMismatchError(
+                f"'ordered_on' parameter value {ordered_on!r} does not match "
+                f"{dirpath.ordered_on!r} in record dataset."
+            )
+        _write(dirpath, frame, field, ordered_on, ordered_on_json, row_group_target_size,
+               subset, max_n, kvm_json, compression)
+        return
+    if not isinstance(dirpath, (str, Path)):
+        raise ParameterTypeError(
+            f"'dirpath' must be a str, a Path or an OrderedParquetDataset, "
+            f"got {type(dirpath).__name__}."
+        )
+    with OrderedParquetDataset(dirpath, ordered_on=ordered_on, lock_timeout=lock_timeout) as ds:
+        _write(ds, frame, field, ordered_on, ordered_on_json, row_group_target_size,
+               subset, max_n, kvm_json, compression)
+
+
+def _write(
+    ds: OrderedParquetDataset,
+    frame: Frame | None,
+    field: str | None,
+    ordered_on: Hashable,
+    ordered_on_json: str,
+    target: Any,
+    subset: list[str] | None,
+    max_n: int | None,
+    kvm_json: str,
+    compression: str,
+) -> None:
+    raw = ds._raw
+    stats = raw.stats()
+    if field is None:
+        field = raw.info().ordered_field or arrow_name(ordered_on)
+    if frame is not None:
+        ordered_type = frame.table.schema.field(field).type
+    elif stats.num_rows:
+        ordered_type = stats.schema.field("ordered_on_mins").type
+    else:
+        ordered_type = None
+    target_kw = target_kwargs(target, ordered_type, _bounds(frame, field, stats))
+    raw.write(
+        frame.table if frame is not None else None,
+        ordered_on_json,
+        field,
+        duplicates_on=subset,
+        max_n_off_target_rgs=max_n,
+        key_value_metadata_json=kvm_json,
+        compression=compression,
+        **target_kw,
+    )

@@ -1,0 +1,183 @@
+//! `oups._oups.RawDataset`: the native half of `OrderedParquetDataset`.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+use numpy::PyReadonlyArray1;
+use pyo3::prelude::*;
+use pyo3_arrow::input::AnyRecordBatch;
+use pyo3_arrow::PyTable;
+use serde_json::{Map, Value};
+
+use crate::dataset::parquet_io::parse_compression;
+use crate::dataset::{stats_batch, Dataset, TargetSpec, WriteRequest};
+use crate::error::{OupsError, Result};
+use crate::python::errors::{run, to_pyerr};
+
+fn parse_json(text: &str, what: &str) -> Result<Value> {
+    serde_json::from_str(text)
+        .map_err(|e| OupsError::InvalidArgument(format!("{what} is not valid JSON: {e}")))
+}
+
+#[pyclass(frozen, module = "oups._oups")]
+pub struct RawDataset {
+    inner: Mutex<Dataset>,
+}
+
+impl RawDataset {
+    fn lock(&self) -> MutexGuard<'_, Dataset> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A snapshot of a dataset's state for the Python layer.
+#[pyclass(frozen, get_all, module = "oups._oups")]
+pub struct RawInfo {
+    ordered_on_json: String,
+    ordered_field: Option<String>,
+    is_newly_initialized: bool,
+    key_value_metadata_json: String,
+    generation: u64,
+    n_row_groups: usize,
+    max_file_id: i64,
+    locked: bool,
+}
+
+#[pymethods]
+impl RawDataset {
+    #[new]
+    #[pyo3(signature = (dirpath, ordered_on_json, lock_timeout=None))]
+    fn new(
+        py: Python<'_>,
+        dirpath: PathBuf,
+        ordered_on_json: &str,
+        lock_timeout: Option<f64>,
+    ) -> PyResult<Self> {
+        let ordered_on = parse_json(ordered_on_json, "ordered_on").map_err(to_pyerr)?;
+        let ds = run(py, || Dataset::open(&dirpath, ordered_on, lock_timeout))?;
+        Ok(RawDataset {
+            inner: Mutex::new(ds),
+        })
+    }
+
+    /// Refreshes from disk and returns the current state.
+    fn info(&self, py: Python<'_>) -> PyResult<RawInfo> {
+        run(py, || {
+            let mut ds = self.lock();
+            ds.refresh()?;
+            let s = ds.state();
+            Ok(RawInfo {
+                ordered_on_json: s.ordered_on.to_string(),
+                ordered_field: s.ordered_field.clone(),
+                is_newly_initialized: !s.exists,
+                key_value_metadata_json: Value::Object(s.key_value_metadata.clone()).to_string(),
+                generation: s.generation,
+                n_row_groups: s.row_groups.len(),
+                max_file_id: s.row_groups.iter().map(|r| r.file_id as i64).max().unwrap_or(-1),
+                locked: ds.is_locked(),
+            })
+        })
+    }
+
+    /// Row-group stats as a pyarrow Table.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let batch = run(py, || {
+            let mut ds = self.lock();
+            ds.refresh()?;
+            stats_batch(ds.state())
+        })?;
+        let schema = batch.schema();
+        PyTable::try_new(vec![batch], schema)?.into_pyarrow(py)
+    }
+
+    /// Reads row groups (all, or those with the given file ids) as a pyarrow
+    /// Table; `None` when there is nothing to read.
+    #[pyo3(signature = (file_ids=None))]
+    fn read<'py>(
+        &self,
+        py: Python<'py>,
+        file_ids: Option<Vec<u64>>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let (batches, schema) = run(py, || self.lock().read(file_ids.as_deref()))?;
+        match schema {
+            None => Ok(None),
+            Some(schema) => Ok(Some(PyTable::try_new(batches, schema)?.into_pyarrow(py)?)),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (data, ordered_on_json, ordered_field, *, target_rows=None,
+        period_ns=None, anchors=None, duplicates_on=None, max_n_off_target_rgs=None,
+        key_value_metadata_json="{}", compression="none"))]
+    fn write(
+        &self,
+        py: Python<'_>,
+        data: Option<AnyRecordBatch>,
+        ordered_on_json: &str,
+        ordered_field: String,
+        target_rows: Option<u64>,
+        period_ns: Option<i64>,
+        anchors: Option<PyReadonlyArray1<'_, i64>>,
+        duplicates_on: Option<Vec<String>>,
+        max_n_off_target_rgs: Option<i64>,
+        key_value_metadata_json: &str,
+        compression: &str,
+    ) -> PyResult<()> {
+        let target = match (target_rows, period_ns, anchors) {
+            (Some(n), None, None) => TargetSpec::Rows(n),
+            (None, Some(ns), None) => TargetSpec::FixedPeriod(ns),
+            (None, None, Some(a)) => TargetSpec::Anchors(a.as_array().to_vec()),
+            _ => {
+                return Err(to_pyerr(OupsError::InvalidArgument(
+                    "exactly one of target_rows, period_ns, anchors must be given".into(),
+                )))
+            }
+        };
+        let data = match data {
+            None => None,
+            Some(d) => {
+                let (batches, schema) = d.into_table()?.into_inner();
+                Some(match batches.len() {
+                    1 => batches.into_iter().next().expect("one batch"),
+                    _ => arrow_select::concat::concat_batches(&schema, &batches)
+                        .map_err(|e| to_pyerr(e.into()))?,
+                })
+            }
+        };
+        let ordered_on = parse_json(ordered_on_json, "ordered_on").map_err(to_pyerr)?;
+        let kvm = match parse_json(key_value_metadata_json, "key_value_metadata").map_err(to_pyerr)? {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        let compression = parse_compression(compression).map_err(to_pyerr)?;
+        let req = WriteRequest {
+            data,
+            ordered_on,
+            ordered_field,
+            target,
+            duplicates_on,
+            max_n_off_target_rgs,
+            key_value_metadata: kvm,
+            compression,
+        };
+        run(py, || self.lock().write(req))
+    }
+
+    #[pyo3(signature = (preserve_metadata=false))]
+    fn remove_from_disk(&self, py: Python<'_>, preserve_metadata: bool) -> PyResult<()> {
+        run(py, || self.lock().remove_from_disk(preserve_metadata))
+    }
+
+    /// Drops this object's hold on the lock (it is re-taken when needed).
+    fn release(&self, py: Python<'_>) -> PyResult<()> {
+        run(py, || {
+            self.lock().release();
+            Ok(())
+        })
+    }
+
+    #[getter]
+    fn dirpath(&self) -> PathBuf {
+        self.lock().dir().to_path_buf()
+    }
+}

@@ -1,0 +1,23 @@
+//! The PyO3 module `oups._oups`: one file per native class.
+
+mod dataset;
+mod errors;
+
+use pyo3::prelude::*;
+
+/// Triggers a Rust panic inside the engine wrapper; used by the test suite to
+/// check that panics surface as `oups.exceptions.InternalError`.
+#[pyfunction]
+fn _debug_panic(py: Python<'_>) -> PyResult<()> {
+    errors::run(py, || -> crate::error::Result<()> { panic!("deliberate test panic") })
+}
+
+#[pymodule]
+fn _oups(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("DEBUG_BUILD", cfg!(debug_assertions))?;
+    m.add_class::<dataset::RawDataset>()?;
+    m.add_class::<dataset::RawInfo>()?;
+    m.add_function(wrap_pyfunction!(_debug_panic, m)?)?;
+    Ok(())
+}
