@@ -36,8 +36,9 @@ def steps(n: int = 40):
             kw = dict(row_group_target_size=16, max_n_off_target_rgs=1)
         else:  # metadata update and resize pass
             keys = None
-            kw = dict(row_group_target_size=16, max_n_off_target_rgs=2,
-                      key_value_metadata={"step": i})
+            kw = dict(
+                row_group_target_size=16, max_n_off_target_rgs=2, key_value_metadata={"step": i}
+            )
         df = None if keys is None else pd.DataFrame({"k": keys, "v": np.full(len(keys), i)})
         out.append((df, kw))
     return out

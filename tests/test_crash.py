@@ -84,8 +84,13 @@ def completed(log: Path) -> int:
     return len(log.read_text().split()) if log.exists() else 0
 
 
-FAILPOINTS = ["after_data_file:1", "after_data_file:2", "before_commit_rename",
-              "after_commit", "during_cleanup"]
+FAILPOINTS = [
+    "after_data_file:1",
+    "after_data_file:2",
+    "before_commit_rename",
+    "after_commit",
+    "during_cleanup",
+]
 
 
 @pytest.mark.slow

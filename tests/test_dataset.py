@@ -19,8 +19,13 @@ from .conftest import rg_values
 
 @pytest.fixture
 def seven(tmp_ds):
-    write(tmp_ds, ordered_on="t", df=pd.DataFrame({"t": range(1, 8), "v": range(7)}),
-          row_group_target_size=3, key_value_metadata={"k": "v"})
+    write(
+        tmp_ds,
+        ordered_on="t",
+        df=pd.DataFrame({"t": range(1, 8), "v": range(7)}),
+        row_group_target_size=3,
+        key_value_metadata={"k": "v"},
+    )
     return tmp_ds
 
 
@@ -36,8 +41,11 @@ def test_new_dataset_touches_nothing(tmp_ds):
 
 def test_written_dataset_state(seven):
     ds = OrderedParquetDataset(seven)
-    assert (ds.ordered_on, ds.key_value_metadata, ds.is_newly_initialized) == ("t", {"k": "v"},
-                                                                                 False)
+    assert (ds.ordered_on, ds.key_value_metadata, ds.is_newly_initialized) == (
+        "t",
+        {"k": "v"},
+        False,
+    )
     assert len(ds) == 3
     stats = ds.row_group_stats
     assert stats["n_rows"].tolist() == [3, 3, 1]
@@ -173,11 +181,14 @@ DTYPES = {
     "bool": pd.Series([True, False, True]),
     "dt_ns": pd.Series(pd.to_datetime(["2024-01-01", "2024-01-02", None])),
     "dt_us": pd.Series(pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"])).astype(
-        "datetime64[us]"),
+        "datetime64[us]"
+    ),
     "dt_ms": pd.Series(pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"])).astype(
-        "datetime64[ms]"),
+        "datetime64[ms]"
+    ),
     "dt_s": pd.Series(pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"])).astype(
-        "datetime64[s]"),
+        "datetime64[s]"
+    ),
     "dt_tz": pd.Series(pd.date_range("2024-01-01", periods=3, freq="h", tz="Europe/Paris")),
     "td": pd.Series(pd.to_timedelta([1, 2, 3], unit="s")),
     "obj_str": pd.Series(["a", "bb", None], dtype=object),
@@ -199,8 +210,9 @@ def test_dtypes_round_trip(tmp_ds):
     pd.testing.assert_frame_equal(out, expected)
 
 
-@pytest.mark.parametrize("col", ["i8", "i32", "u16", "u64", "f32", "dt_ns", "dt_us", "dt_s",
-                                 "dt_tz", "td"])
+@pytest.mark.parametrize(
+    "col", ["i8", "i32", "u16", "u64", "f32", "dt_ns", "dt_us", "dt_s", "dt_tz", "td"]
+)
 def test_ordered_column_types_keep_their_type_in_stats(tmp_ds, col):
     s = DTYPES[col].dropna().sort_values().reset_index(drop=True)
     df = pd.DataFrame({"k": s, "v": range(len(s))})
@@ -233,10 +245,13 @@ def test_arrow_and_polars_inputs(tmp_ds):
 
 
 def test_files_are_plain_parquet_in_order(tmp_ds):
-    write(tmp_ds, ordered_on="k", df=pd.DataFrame({"k": range(10), "v": range(10)}),
-          row_group_target_size=3)
-    write(tmp_ds, ordered_on="k", df=pd.DataFrame({"k": [4], "v": [-1]}),
-          row_group_target_size=3)
+    write(
+        tmp_ds,
+        ordered_on="k",
+        df=pd.DataFrame({"k": range(10), "v": range(10)}),
+        row_group_target_size=3,
+    )
+    write(tmp_ds, ordered_on="k", df=pd.DataFrame({"k": [4], "v": [-1]}), row_group_target_size=3)
     import pyarrow.dataset as pads
 
     table = pads.dataset(str(tmp_ds), format="parquet").to_table()
@@ -261,10 +276,19 @@ def test_unsorted_dataset_never_results(tmp_ds):
 
 def test_int_target_dedup_within_new_rows(tmp_ds):
     # Bug B3 of the reference: the new row must win, no misalignment.
-    write(tmp_ds, ordered_on="a", df=pd.DataFrame({"a": [1, 2, 3], "b": [0, 0, 0]}),
-          row_group_target_size=10)
-    write(tmp_ds, ordered_on="a", df=pd.DataFrame({"a": [2, 2, 3, 3], "b": [1, 2, 3, 4]}),
-          row_group_target_size=10, duplicates_on="a")
+    write(
+        tmp_ds,
+        ordered_on="a",
+        df=pd.DataFrame({"a": [1, 2, 3], "b": [0, 0, 0]}),
+        row_group_target_size=10,
+    )
+    write(
+        tmp_ds,
+        ordered_on="a",
+        df=pd.DataFrame({"a": [2, 2, 3, 3], "b": [1, 2, 3, 4]}),
+        row_group_target_size=10,
+        duplicates_on="a",
+    )
     out = OrderedParquetDataset(tmp_ds).to_pandas()
     assert out["a"].tolist() == [1, 2, 3] and out["b"].tolist() == [0, 2, 4]
 
@@ -273,12 +297,15 @@ def test_compression_choices(tmp_ds):
     import pyarrow.parquet as pq
 
     for i, codec in enumerate(["none", "snappy", "zstd", "zstd(3)", "lz4", "gzip"]):
-        write(tmp_ds, ordered_on="k", df=pd.DataFrame({"k": [i], "v": [float(i)]}),
-              compression=codec)
+        write(
+            tmp_ds, ordered_on="k", df=pd.DataFrame({"k": [i], "v": [float(i)]}), compression=codec
+        )
     ds = OrderedParquetDataset(tmp_ds)
     assert ds.to_pandas()["k"].tolist() == list(range(6))
-    codecs = [pq.ParquetFile(tmp_ds / p.name).metadata.row_group(0).column(0).compression
-              for p in sorted(tmp_ds.iterdir())]
+    codecs = [
+        pq.ParquetFile(tmp_ds / p.name).metadata.row_group(0).column(0).compression
+        for p in sorted(tmp_ds.iterdir())
+    ]
     assert codecs == ["UNCOMPRESSED", "SNAPPY", "ZSTD", "ZSTD", "LZ4", "GZIP"]
 
 

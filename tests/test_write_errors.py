@@ -23,42 +23,99 @@ from .conftest import dir_digest
 
 @pytest.fixture
 def existing(tmp_ds):
-    write(tmp_ds, ordered_on="a", df=pd.DataFrame({"a": [1, 2], "b": [1.0, 2.0]}),
-          row_group_target_size=3, key_value_metadata={"k": "v"})
+    write(
+        tmp_ds,
+        ordered_on="a",
+        df=pd.DataFrame({"a": [1, 2], "b": [1.0, 2.0]}),
+        row_group_target_size=3,
+        key_value_metadata={"k": "v"},
+    )
     return tmp_ds
 
 
 BAD_WRITES = [
     ("unsorted", dict(df=pd.DataFrame({"a": [5, 4], "b": [0.0, 0.0]})), UnsortedError, "sorted"),
-    ("nan_key", dict(df=pd.DataFrame({"a": [1.0, np.nan, 3.0], "b": [0.0] * 3})),
-     UnsortedError, "missing value"),
+    (
+        "nan_key",
+        dict(df=pd.DataFrame({"a": [1.0, np.nan, 3.0], "b": [0.0] * 3})),
+        UnsortedError,
+        "missing value",
+    ),
     ("missing_ordered_column", dict(df=pd.DataFrame({"z": [5, 6]})), ColumnNotFoundError, "'a'"),
-    ("extra_column", dict(df=pd.DataFrame({"a": [5], "b": [0.0], "c": [1]})),
-     SchemaMismatchError, "'c' is not in the dataset"),
+    (
+        "extra_column",
+        dict(df=pd.DataFrame({"a": [5], "b": [0.0], "c": [1]})),
+        SchemaMismatchError,
+        "'c' is not in the dataset",
+    ),
     ("missing_column", dict(df=pd.DataFrame({"a": [5]})), SchemaMismatchError, "'b' is missing"),
-    ("dtype_change", dict(df=pd.DataFrame({"a": [5], "b": ["x"]})),
-     SchemaMismatchError, "'b' has type"),
-    ("key_dtype_change", dict(df=pd.DataFrame({"a": [5.0], "b": [0.0]})),
-     SchemaMismatchError, "'a' has type"),
-    ("zero_target", dict(df=pd.DataFrame({"a": [5], "b": [0.0]}), row_group_target_size=0),
-     InvalidParameterError, "positive"),
-    ("negative_target", dict(df=pd.DataFrame({"a": [5], "b": [0.0]}), row_group_target_size=-3),
-     InvalidParameterError, "positive"),
-    ("unknown_freq", dict(df=pd.DataFrame({"a": [5], "b": [0.0]}), row_group_target_size="2zz"),
-     InvalidParameterError, "frequency"),
-    ("freq_on_int_key", dict(df=pd.DataFrame({"a": [5], "b": [0.0]}), row_group_target_size="1D"),
-     ParameterTypeError, "timestamp"),
-    ("bad_target_type", dict(df=pd.DataFrame({"a": [5], "b": [0.0]}), row_group_target_size=1.5),
-     ParameterTypeError, "row_group_target_size"),
-    ("missing_dup_column", dict(df=pd.DataFrame({"a": [5], "b": [0.0]}), duplicates_on="zz"),
-     ColumnNotFoundError, "duplicates_on"),
-    ("bad_max_n", dict(df=pd.DataFrame({"a": [5], "b": [0.0]}), max_n_off_target_rgs="2"),
-     ParameterTypeError, "max_n_off_target_rgs"),
-    ("bad_kvm", dict(df=pd.DataFrame({"a": [5], "b": [0.0]}), key_value_metadata={"k": object()}),
-     ParameterTypeError, "JSON"),
+    (
+        "dtype_change",
+        dict(df=pd.DataFrame({"a": [5], "b": ["x"]})),
+        SchemaMismatchError,
+        "'b' has type",
+    ),
+    (
+        "key_dtype_change",
+        dict(df=pd.DataFrame({"a": [5.0], "b": [0.0]})),
+        SchemaMismatchError,
+        "'a' has type",
+    ),
+    (
+        "zero_target",
+        dict(df=pd.DataFrame({"a": [5], "b": [0.0]}), row_group_target_size=0),
+        InvalidParameterError,
+        "positive",
+    ),
+    (
+        "negative_target",
+        dict(df=pd.DataFrame({"a": [5], "b": [0.0]}), row_group_target_size=-3),
+        InvalidParameterError,
+        "positive",
+    ),
+    (
+        "unknown_freq",
+        dict(df=pd.DataFrame({"a": [5], "b": [0.0]}), row_group_target_size="2zz"),
+        InvalidParameterError,
+        "frequency",
+    ),
+    (
+        "freq_on_int_key",
+        dict(df=pd.DataFrame({"a": [5], "b": [0.0]}), row_group_target_size="1D"),
+        ParameterTypeError,
+        "timestamp",
+    ),
+    (
+        "bad_target_type",
+        dict(df=pd.DataFrame({"a": [5], "b": [0.0]}), row_group_target_size=1.5),
+        ParameterTypeError,
+        "row_group_target_size",
+    ),
+    (
+        "missing_dup_column",
+        dict(df=pd.DataFrame({"a": [5], "b": [0.0]}), duplicates_on="zz"),
+        ColumnNotFoundError,
+        "duplicates_on",
+    ),
+    (
+        "bad_max_n",
+        dict(df=pd.DataFrame({"a": [5], "b": [0.0]}), max_n_off_target_rgs="2"),
+        ParameterTypeError,
+        "max_n_off_target_rgs",
+    ),
+    (
+        "bad_kvm",
+        dict(df=pd.DataFrame({"a": [5], "b": [0.0]}), key_value_metadata={"k": object()}),
+        ParameterTypeError,
+        "JSON",
+    ),
     ("bad_df", dict(df=[1, 2, 3]), ParameterTypeError, "'df'"),
-    ("bad_compression", dict(df=pd.DataFrame({"a": [5], "b": [0.0]}), compression="brotli9"),
-     InvalidParameterError, "compression"),
+    (
+        "bad_compression",
+        dict(df=pd.DataFrame({"a": [5], "b": [0.0]}), compression="brotli9"),
+        InvalidParameterError,
+        "compression",
+    ),
 ]
 
 
@@ -79,8 +136,12 @@ def test_builtin_bases_are_kept(existing):
     with pytest.raises(KeyError):
         write(existing, ordered_on="a", df=pd.DataFrame({"z": [1]}))
     with pytest.raises(TypeError):
-        write(existing, ordered_on="a", df=pd.DataFrame({"a": [5], "b": [0.0]}),
-              row_group_target_size="1D")
+        write(
+            existing,
+            ordered_on="a",
+            df=pd.DataFrame({"a": [5], "b": [0.0]}),
+            row_group_target_size="1D",
+        )
 
 
 def test_ordered_on_mismatch(existing):

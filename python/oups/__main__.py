@@ -32,26 +32,42 @@ def demo(base: Path) -> None:
     print(f"dataset: {path}")
     t0 = time.perf_counter()
     first = pd.concat([_ticks("2024-01-01", 200_000, 1), _ticks("2024-01-02", 200_000, 2)])
-    write(path, ordered_on="ts", df=first, row_group_target_size="1D",
-          key_value_metadata={"source": "demo", "version": 1})
-    print(f"1. wrote {len(first):,} ticks of 2 days, one row group per day "
-          f"({time.perf_counter() - t0:.3f} s)")
+    write(
+        path,
+        ordered_on="ts",
+        df=first,
+        row_group_target_size="1D",
+        key_value_metadata={"source": "demo", "version": 1},
+    )
+    print(
+        f"1. wrote {len(first):,} ticks of 2 days, one row group per day "
+        f"({time.perf_counter() - t0:.3f} s)"
+    )
 
     t0 = time.perf_counter()
     day3 = _ticks("2024-01-03", 200_000, 3)
     for chunk in np.array_split(day3, 10):
-        write(path, ordered_on="ts", df=chunk, row_group_target_size="1D",
-              max_n_off_target_rgs=1)
-    print(f"2. appended day 3 in 10 chunks, coalesced into one row group "
-          f"({time.perf_counter() - t0:.3f} s)")
+        write(path, ordered_on="ts", df=chunk, row_group_target_size="1D", max_n_off_target_rgs=1)
+    print(
+        f"2. appended day 3 in 10 chunks, coalesced into one row group "
+        f"({time.perf_counter() - t0:.3f} s)"
+    )
 
     t0 = time.perf_counter()
     corrected = first.iloc[1000:1010].copy()
     corrected["price"] = -1.0
-    write(path, ordered_on="ts", df=corrected, row_group_target_size="1D",
-          duplicates_on="ts", key_value_metadata={"version": 2, "corrected": True})
-    print(f"3. corrected 10 ticks of day 1 in place (upsert on 'ts'); only day 1 was "
-          f"rewritten ({time.perf_counter() - t0:.3f} s)")
+    write(
+        path,
+        ordered_on="ts",
+        df=corrected,
+        row_group_target_size="1D",
+        duplicates_on="ts",
+        key_value_metadata={"version": 2, "corrected": True},
+    )
+    print(
+        f"3. corrected 10 ticks of day 1 in place (upsert on 'ts'); only day 1 was "
+        f"rewritten ({time.perf_counter() - t0:.3f} s)"
+    )
 
     t0 = time.perf_counter()
     with OrderedParquetDataset(path) as ds:
@@ -59,13 +75,17 @@ def demo(base: Path) -> None:
         assert df is not None
         stats = ds.row_group_stats
         kvm = ds.key_value_metadata
-    print(f"4. read back {len(df):,} rows ({time.perf_counter() - t0:.3f} s); "
-          f"{int((df['price'] == -1.0).sum())} corrected rows; sorted: "
-          f"{df['ts'].is_monotonic_increasing}")
+    print(
+        f"4. read back {len(df):,} rows ({time.perf_counter() - t0:.3f} s); "
+        f"{int((df['price'] == -1.0).sum())} corrected rows; sorted: "
+        f"{df['ts'].is_monotonic_increasing}"
+    )
     print("   row groups:")
     for row in stats.itertuples():
-        print(f"     file {row.file_ids:>10}  {row.n_rows:>7,} rows  "
-              f"{row.ordered_on_mins} .. {row.ordered_on_maxs}")
+        print(
+            f"     file {row.file_ids:>10}  {row.n_rows:>7,} rows  "
+            f"{row.ordered_on_mins} .. {row.ordered_on_maxs}"
+        )
     print(f"   key-value metadata: {kvm}")
     assert len(df) == 600_000 and len(stats) == 3 and df["ts"].is_monotonic_increasing
 

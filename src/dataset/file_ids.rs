@@ -31,7 +31,10 @@ fn fill_gaps(seq: &[Option<u64>], old: &BTreeSet<u64>) -> Option<Vec<u64>> {
             i += 1;
             continue;
         }
-        let end = seq[i..].iter().position(Option::is_some).map_or(seq.len(), |p| i + p);
+        let end = seq[i..]
+            .iter()
+            .position(Option::is_some)
+            .map_or(seq.len(), |p| i + p);
         let count = (end - i) as u64;
         let lo = ids.last().copied();
         let hi = seq.get(end).copied().flatten();
@@ -65,11 +68,18 @@ fn between(lo: Option<u64>, hi: u64, count: u64, old: &BTreeSet<u64>) -> Option<
     let spaced: Vec<u64> = (1..=count).map(|k| start + k * gap - 1).collect();
     let fits = gap > 0
         && spaced.windows(2).all(|w| w[0] < w[1])
-        && spaced.iter().all(|id| !old.contains(id) && *id < hi && *id >= start);
+        && spaced
+            .iter()
+            .all(|id| !old.contains(id) && *id < hi && *id >= start);
     if fits {
         return Some(spaced);
     }
-    Some((start..hi).filter(|id| !old.contains(id)).take(count as usize).collect())
+    Some(
+        (start..hi)
+            .filter(|id| !old.contains(id))
+            .take(count as usize)
+            .collect(),
+    )
 }
 
 fn renumber(n: usize, old: &BTreeSet<u64>) -> Result<Vec<u64>> {

@@ -52,8 +52,11 @@ impl Layout {
     }
 
     pub fn meta_tmp(&self) -> PathBuf {
-        self.parent
-            .join(format!("{TMP_PREFIX}{}_opdmd-{}", self.name, std::process::id()))
+        self.parent.join(format!(
+            "{TMP_PREFIX}{}_opdmd-{}",
+            self.name,
+            std::process::id()
+        ))
     }
 
     /// Whether a file in `parent` is a metadata temp file of this dataset.

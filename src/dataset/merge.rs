@@ -70,7 +70,10 @@ fn drop_duplicates(
         let converter = RowConverter::new(fields)?;
         let mut per_side = Vec::new();
         for side in sides {
-            let cols: Vec<ArrayRef> = subset.iter().map(|&c| side.batch.column(c).clone()).collect();
+            let cols: Vec<ArrayRef> = subset
+                .iter()
+                .map(|&c| side.batch.column(c).clone())
+                .collect();
             per_side.push(converter.convert_columns(&cols)?);
         }
         Some(per_side)
@@ -235,8 +238,14 @@ mod tests {
         let n = batch(&[3, 4], &[1, 1]);
         let (ek, nk) = ([1u64, 2, 3], [3u64, 4]);
         let chunks = merge_region(
-            Some(&Side { batch: &e, keys: &ek }),
-            Some(&Side { batch: &n, keys: &nk }),
+            Some(&Side {
+                batch: &e,
+                keys: &ek,
+            }),
+            Some(&Side {
+                batch: &n,
+                keys: &nk,
+            }),
             None,
             0,
             &Target::Rows(10),
@@ -244,8 +253,14 @@ mod tests {
         .unwrap();
         assert_eq!(col(&chunks[0].batch, 1), vec![0, 0, 0, 1, 1]);
         let chunks = merge_region(
-            Some(&Side { batch: &e, keys: &ek }),
-            Some(&Side { batch: &n, keys: &nk }),
+            Some(&Side {
+                batch: &e,
+                keys: &ek,
+            }),
+            Some(&Side {
+                batch: &n,
+                keys: &nk,
+            }),
             Some(&[0]),
             0,
             &Target::Rows(10),

@@ -66,7 +66,9 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<MetadataDoc> {
     if parts.len() != 4 || parts[0] != MAGIC {
         return Err(bad("no oups metadata header (not an oups metadata file)"));
     }
-    let version: u32 = parts[1].parse().map_err(|_| bad("unreadable format version"))?;
+    let version: u32 = parts[1]
+        .parse()
+        .map_err(|_| bad("unreadable format version"))?;
     if version != FORMAT_VERSION {
         return Err(bad(&format!(
             "format version {version} is not supported by this oups (it reads version \
@@ -107,7 +109,8 @@ pub fn write_atomic(layout: &Layout, doc: &MetadataDoc) -> Result<()> {
     let tmp = layout.meta_tmp();
     let result = (|| {
         let mut f = fs::File::create(&tmp).at("cannot create metadata temp file", &tmp)?;
-        f.write_all(&bytes).at("cannot write metadata temp file", &tmp)?;
+        f.write_all(&bytes)
+            .at("cannot write metadata temp file", &tmp)?;
         f.sync_all().at("cannot sync metadata temp file", &tmp)?;
         drop(f);
         crate::failpoint::hit("before_commit_rename");

@@ -113,13 +113,14 @@ impl Dataset {
         if self.lock.is_none() {
             fs::create_dir_all(&self.layout.parent)
                 .at("cannot create parent directory", &self.layout.parent)?;
-            let lock = lock::acquire(&self.layout.lock, self.lock_timeout).map_err(|e| match e {
-                OupsError::LockTimeout { seconds, .. } => OupsError::LockTimeout {
-                    path: self.layout.dir.clone(),
-                    seconds,
-                },
-                other => other,
-            })?;
+            let lock =
+                lock::acquire(&self.layout.lock, self.lock_timeout).map_err(|e| match e {
+                    OupsError::LockTimeout { seconds, .. } => OupsError::LockTimeout {
+                        path: self.layout.dir.clone(),
+                        seconds,
+                    },
+                    other => other,
+                })?;
             let _guard = lock.writer.lock().unwrap_or_else(|p| p.into_inner());
             if Arc::strong_count(&lock) == 1 {
                 self.recover()?;
@@ -155,7 +156,10 @@ impl Dataset {
         }
         if let Ok(entries) = fs::read_dir(&self.layout.parent) {
             for entry in entries.flatten() {
-                if self.layout.is_meta_tmp(&entry.file_name().to_string_lossy()) {
+                if self
+                    .layout
+                    .is_meta_tmp(&entry.file_name().to_string_lossy())
+                {
                     let _ = fs::remove_file(entry.path());
                 }
             }
@@ -218,7 +222,10 @@ impl Dataset {
     }
 
     /// Reads the row groups with the given file ids (all when `None`).
-    pub fn read(&mut self, file_ids: Option<&[u64]>) -> Result<(Vec<RecordBatch>, Option<SchemaRef>)> {
+    pub fn read(
+        &mut self,
+        file_ids: Option<&[u64]>,
+    ) -> Result<(Vec<RecordBatch>, Option<SchemaRef>)> {
         self.with_lock(|ds| {
             let ids: Vec<u64> = match file_ids {
                 None => ds.state.row_groups.iter().map(|rg| rg.file_id).collect(),
@@ -271,7 +278,9 @@ impl Dataset {
         if self.layout.meta.exists() || self.layout.dir.exists() {
             self.ensure_locked()?;
             let lock = self.lock.clone();
-            let _guard = lock.as_ref().map(|l| l.writer.lock().unwrap_or_else(|p| p.into_inner()));
+            let _guard = lock
+                .as_ref()
+                .map(|l| l.writer.lock().unwrap_or_else(|p| p.into_inner()));
             match fs::remove_file(&self.layout.meta) {
                 Ok(()) => metadata::sync_dir(&self.layout.parent)?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -328,5 +337,8 @@ pub fn stats_batch(state: &State) -> Result<RecordBatch> {
         Field::new("ordered_on_mins", dt.clone(), true),
         Field::new("ordered_on_maxs", dt, true),
     ]);
-    Ok(RecordBatch::try_new(Arc::new(schema), vec![ids, rows, mins, maxs])?)
+    Ok(RecordBatch::try_new(
+        Arc::new(schema),
+        vec![ids, rows, mins, maxs],
+    )?)
 }

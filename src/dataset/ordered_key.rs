@@ -234,7 +234,10 @@ mod tests {
     fn float_keys_round_trip_through_json() {
         for v in [f64::INFINITY, -1.5, 0.1] {
             let k = encode_f64(v);
-            assert_eq!(key_from_json(KeyKind::Float, &key_to_json(KeyKind::Float, k)), Some(k));
+            assert_eq!(
+                key_from_json(KeyKind::Float, &key_to_json(KeyKind::Float, k)),
+                Some(k)
+            );
         }
     }
 }

@@ -71,7 +71,8 @@ pub fn write_file(path: &Path, batch: &RecordBatch, props: &WriterProperties) ->
         .create_new(true)
         .open(path)
         .at("cannot create data file", path)?;
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(with_dictionaries(batch, props)))?;
+    let mut writer =
+        ArrowWriter::try_new(file, batch.schema(), Some(with_dictionaries(batch, props)))?;
     writer.write(batch)?;
     let file = writer.into_inner()?;
     file.sync_all().at("cannot sync data file", path)?;
@@ -91,7 +92,10 @@ pub fn read_file(path: &Path) -> Result<RecordBatch> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(corrupt)?;
     let rows = builder.metadata().file_metadata().num_rows().max(0) as usize;
     let schema = builder.schema().clone();
-    let reader = builder.with_batch_size(rows.max(1)).build().map_err(corrupt)?;
+    let reader = builder
+        .with_batch_size(rows.max(1))
+        .build()
+        .map_err(corrupt)?;
     let mut batches = Vec::new();
     for b in reader {
         batches.push(b.map_err(|e| OupsError::corrupt(path, e.to_string()))?);
@@ -139,7 +143,9 @@ pub fn parallel_map<T: Sync, R: Send>(
                     break;
                 }
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&items[i])))
-                    .unwrap_or_else(|_| Err(OupsError::Internal("a worker thread panicked".into())));
+                    .unwrap_or_else(|_| {
+                        Err(OupsError::Internal("a worker thread panicked".into()))
+                    });
                 *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
             });
         }

@@ -282,20 +282,32 @@ mod tests {
             s,
             vec![
                 Step::Keep(0),
-                Step::Merge(Region { rgs: 1..2, new: 0..1 })
+                Step::Merge(Region {
+                    rgs: 1..2,
+                    new: 0..1
+                })
             ]
         );
     }
 
     #[test]
     fn append_without_coalescing_is_a_new_region() {
-        let s = plan(&rgs(&[&[0, 1, 2, 3], &[4, 5]]), &[6], &Target::Rows(4), false, None);
+        let s = plan(
+            &rgs(&[&[0, 1, 2, 3], &[4, 5]]),
+            &[6],
+            &Target::Rows(4),
+            false,
+            None,
+        );
         assert_eq!(
             s,
             vec![
                 Step::Keep(0),
                 Step::Keep(1),
-                Step::Merge(Region { rgs: 2..2, new: 0..1 })
+                Step::Merge(Region {
+                    rgs: 2..2,
+                    new: 0..1
+                })
             ]
         );
     }
@@ -303,13 +315,37 @@ mod tests {
     #[test]
     fn shared_boundary_with_dedup_takes_both_row_groups() {
         // Scenario 29: [1,5] [5,9] + [5], dedup.
-        let s = plan(&rgs(&[&[1, 5], &[5, 9]]), &[5], &Target::Rows(10), true, None);
-        assert_eq!(s, vec![Step::Merge(Region { rgs: 0..2, new: 0..1 })]);
-        // Scenario 25: without dedup only the second is rewritten.
-        let s = plan(&rgs(&[&[1, 5], &[5, 9]]), &[5], &Target::Rows(10), false, None);
+        let s = plan(
+            &rgs(&[&[1, 5], &[5, 9]]),
+            &[5],
+            &Target::Rows(10),
+            true,
+            None,
+        );
         assert_eq!(
             s,
-            vec![Step::Keep(0), Step::Merge(Region { rgs: 1..2, new: 0..1 })]
+            vec![Step::Merge(Region {
+                rgs: 0..2,
+                new: 0..1
+            })]
+        );
+        // Scenario 25: without dedup only the second is rewritten.
+        let s = plan(
+            &rgs(&[&[1, 5], &[5, 9]]),
+            &[5],
+            &Target::Rows(10),
+            false,
+            None,
+        );
+        assert_eq!(
+            s,
+            vec![
+                Step::Keep(0),
+                Step::Merge(Region {
+                    rgs: 1..2,
+                    new: 0..1
+                })
+            ]
         );
     }
 
@@ -327,7 +363,10 @@ mod tests {
             s,
             vec![
                 Step::Keep(0),
-                Step::Merge(Region { rgs: 1..3, new: 0..0 }),
+                Step::Merge(Region {
+                    rgs: 1..3,
+                    new: 0..0
+                }),
                 Step::Keep(3),
                 Step::Keep(4)
             ]
@@ -336,12 +375,21 @@ mod tests {
 
     #[test]
     fn insertion_between_row_groups_keeps_its_place() {
-        let s = plan(&rgs(&[&[0, 1, 2], &[10, 11, 12]]), &[5, 6], &Target::Rows(3), false, None);
+        let s = plan(
+            &rgs(&[&[0, 1, 2], &[10, 11, 12]]),
+            &[5, 6],
+            &Target::Rows(3),
+            false,
+            None,
+        );
         assert_eq!(
             s,
             vec![
                 Step::Keep(0),
-                Step::Merge(Region { rgs: 1..1, new: 0..2 }),
+                Step::Merge(Region {
+                    rgs: 1..1,
+                    new: 0..2
+                }),
                 Step::Keep(1)
             ]
         );

@@ -32,11 +32,17 @@ pub fn canonical(schema: &Schema) -> SchemaRef {
 }
 
 fn string_like(dt: &DataType) -> bool {
-    matches!(dt, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+    matches!(
+        dt,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
 }
 
 fn binary_like(dt: &DataType) -> bool {
-    matches!(dt, DataType::Binary | DataType::LargeBinary | DataType::BinaryView)
+    matches!(
+        dt,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+    )
 }
 
 fn compatible(from: &DataType, to: &DataType) -> bool {

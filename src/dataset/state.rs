@@ -66,7 +66,8 @@ impl State {
         };
         let mut row_groups = Vec::with_capacity(doc.row_groups.len());
         for (i, r) in doc.row_groups.iter().enumerate() {
-            let kind = kind.ok_or_else(|| bad("row groups without an ordered column type".into()))?;
+            let kind =
+                kind.ok_or_else(|| bad("row groups without an ordered column type".into()))?;
             let min = key_from_json(kind, &r.min);
             let max = key_from_json(kind, &r.max);
             let (Some(min), Some(max)) = (min, max) else {

@@ -66,7 +66,12 @@ fn validate_data(req: &WriteRequest) -> Result<Option<NewData>> {
     let idx = batch.schema().index_of(field).map_err(|_| {
         OupsError::ColumnNotFound(format!(
             "ordered column '{field}' is not among the data's columns {:?}",
-            batch.schema().fields().iter().map(|f| f.name()).collect::<Vec<_>>()
+            batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name())
+                .collect::<Vec<_>>()
         ))
     })?;
     let col = batch.column(idx);
@@ -91,9 +96,19 @@ fn validate_data(req: &WriteRequest) -> Result<Option<NewData>> {
     }))
 }
 
-fn build_target(spec: &TargetSpec, state: &State, new: Option<&NewData>, field: &str) -> Result<Target> {
+fn build_target(
+    spec: &TargetSpec,
+    state: &State,
+    new: Option<&NewData>,
+    field: &str,
+) -> Result<Target> {
     let dt = new
-        .map(|n| n.batch.schema().field_with_name(field).map(|f| f.data_type().clone()))
+        .map(|n| {
+            n.batch
+                .schema()
+                .field_with_name(field)
+                .map(|f| f.data_type().clone())
+        })
         .transpose()?
         .or_else(|| state.ordered_type.clone());
     let periods = |make: &dyn Fn(i64) -> Periods| -> Result<Target> {
@@ -139,7 +154,9 @@ impl Dataset {
         let new = validate_data(&req)?;
         self.ensure_locked()?;
         let lock = self.lock.clone();
-        let _writer = lock.as_ref().map(|l| l.writer.lock().unwrap_or_else(|p| p.into_inner()));
+        let _writer = lock
+            .as_ref()
+            .map(|l| l.writer.lock().unwrap_or_else(|p| p.into_inner()));
         self.refresh()?;
         if self.state.exists
             && !self.state.ordered_on.is_null()
@@ -156,7 +173,9 @@ impl Dataset {
                     Some(s) => s.clone(),
                     None => schema::canonical(n.batch.schema().as_ref()),
                 };
-                if stored.is_some() && self.state.ordered_field.as_deref() != Some(&req.ordered_field) {
+                if stored.is_some()
+                    && self.state.ordered_field.as_deref() != Some(&req.ordered_field)
+                {
                     return Err(OupsError::OrderedOnMismatch(format!(
                         "ordered column '{}' is not the dataset's ordered column {:?}",
                         req.ordered_field, self.state.ordered_field
@@ -177,7 +196,10 @@ impl Dataset {
         let new = match (new, &req.duplicates_on) {
             (Some(n), Some(names)) => {
                 let subset = column_indices(&n.batch, names);
-                let side = Side { batch: &n.batch, keys: &n.keys };
+                let side = Side {
+                    batch: &n.batch,
+                    keys: &n.keys,
+                };
                 match merge::dedup_batch(&side, &subset, ordered_col)? {
                     Some((batch, keys)) => Some(NewData { batch, keys }),
                     None => Some(n),
@@ -212,7 +234,10 @@ impl Dataset {
             let existing = if rgs.is_empty() {
                 None
             } else {
-                let paths: Vec<PathBuf> = rgs.iter().map(|rg| self.layout.file_path(rg.file_id)).collect();
+                let paths: Vec<PathBuf> = rgs
+                    .iter()
+                    .map(|rg| self.layout.file_path(rg.file_id))
+                    .collect();
                 let batches = parquet_io::read_files(&paths)?;
                 let schema = batches[0].schema();
                 let batch = arrow_select::concat::concat_batches(&schema, &batches)?;
@@ -222,7 +247,10 @@ impl Dataset {
             };
             let new_side = new.map(|n| {
                 let len = region.new.len();
-                (n.batch.slice(region.new.start, len), &n.keys[region.new.clone()])
+                (
+                    n.batch.slice(region.new.start, len),
+                    &n.keys[region.new.clone()],
+                )
             });
             let existing_side = existing.as_ref().map(|(b, k)| Side { batch: b, keys: k });
             let new_side = new_side.as_ref().map(|(b, k)| Side { batch: b, keys: k });
@@ -285,7 +313,12 @@ impl Dataset {
             .map(|(kept, &id)| match kept {
                 Some(old_id) => {
                     let rg = old.iter().find(|rg| rg.file_id == *old_id).copied();
-                    let rg = rg.unwrap_or(RowGroup { file_id: id, n_rows: 0, min: 0, max: 0 });
+                    let rg = rg.unwrap_or(RowGroup {
+                        file_id: id,
+                        n_rows: 0,
+                        min: 0,
+                        max: 0,
+                    });
                     RowGroup { file_id: id, ..rg }
                 }
                 None => {
@@ -304,7 +337,13 @@ impl Dataset {
         next.ordered_on = req.ordered_on.clone();
         if let Some(n) = new {
             next.ordered_field = Some(req.ordered_field.clone());
-            next.ordered_type = Some(n.batch.schema().field_with_name(&req.ordered_field)?.data_type().clone());
+            next.ordered_type = Some(
+                n.batch
+                    .schema()
+                    .field_with_name(&req.ordered_field)?
+                    .data_type()
+                    .clone(),
+            );
         }
         for (k, v) in &req.key_value_metadata {
             if v.is_null() {
@@ -351,7 +390,8 @@ impl Dataset {
         if new_ids.is_empty() && !relink {
             return Ok(());
         }
-        fs::create_dir_all(&self.layout.dir).at("cannot create dataset directory", &self.layout.dir)?;
+        fs::create_dir_all(&self.layout.dir)
+            .at("cannot create dataset directory", &self.layout.dir)?;
         if relink {
             for (kept, &id) in seq.iter().zip(ids) {
                 if let Some(old_id) = kept {

@@ -73,7 +73,12 @@ impl RawDataset {
                 key_value_metadata_json: Value::Object(s.key_value_metadata.clone()).to_string(),
                 generation: s.generation,
                 n_row_groups: s.row_groups.len(),
-                max_file_id: s.row_groups.iter().map(|r| r.file_id as i64).max().unwrap_or(-1),
+                max_file_id: s
+                    .row_groups
+                    .iter()
+                    .map(|r| r.file_id as i64)
+                    .max()
+                    .unwrap_or(-1),
                 locked: ds.is_locked(),
             })
         })
@@ -145,10 +150,11 @@ impl RawDataset {
             }
         };
         let ordered_on = parse_json(ordered_on_json, "ordered_on").map_err(to_pyerr)?;
-        let kvm = match parse_json(key_value_metadata_json, "key_value_metadata").map_err(to_pyerr)? {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        };
+        let kvm =
+            match parse_json(key_value_metadata_json, "key_value_metadata").map_err(to_pyerr)? {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            };
         let compression = parse_compression(compression).map_err(to_pyerr)?;
         let req = WriteRequest {
             data,

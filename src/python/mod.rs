@@ -9,7 +9,9 @@ use pyo3::prelude::*;
 /// check that panics surface as `oups.exceptions.InternalError`.
 #[pyfunction]
 fn _debug_panic(py: Python<'_>) -> PyResult<()> {
-    errors::run(py, || -> crate::error::Result<()> { panic!("deliberate test panic") })
+    errors::run(py, || -> crate::error::Result<()> {
+        panic!("deliberate test panic")
+    })
 }
 
 #[pymodule]

@@ -122,9 +122,7 @@ def key_value_metadata_to_json(kvm: Any) -> str:
     if kvm is None:
         return "{}"
     if not isinstance(kvm, dict):
-        raise ParameterTypeError(
-            f"'key_value_metadata' must be a dict, got {type(kvm).__name__}."
-        )
+        raise ParameterTypeError(f"'key_value_metadata' must be a dict, got {type(kvm).__name__}.")
     for key, value in kvm.items():
         if not isinstance(key, str):
             raise ParameterTypeError(

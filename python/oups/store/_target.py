@@ -52,10 +52,7 @@ def target_kwargs(target: Any, ordered_type: pa.DataType | None, bounds: Any) ->
     tz = getattr(ordered_type, "tz", None)
     fixed_ok = tz is None or _is_utc(tz)
     if isinstance(offset, pd.offsets.Tick) or (fixed_ok and isinstance(offset, pd.offsets.Day)):
-        if isinstance(offset, pd.offsets.Tick):
-            nanos = int(offset.nanos)
-        else:
-            nanos = int(offset.n) * DAY_NS
+        nanos = int(offset.nanos) if isinstance(offset, pd.offsets.Tick) else int(offset.n) * DAY_NS
         if nanos <= 0:
             raise InvalidParameterError(
                 f"'row_group_target_size' frequency {target!r} must be a positive duration."

@@ -60,9 +60,7 @@ def _max_n(value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ParameterTypeError(
-            f"'max_n_off_target_rgs' must be None or an int, got {value!r}."
-        )
+        raise ParameterTypeError(f"'max_n_off_target_rgs' must be None or an int, got {value!r}.")
     return int(value)
 
 
@@ -164,8 +162,18 @@ def write(
                 f"'ordered_on' parameter value {ordered_on!r} does not match "
                 f"{dirpath.ordered_on!r} in record dataset."
             )
-        _write(dirpath, frame, field, ordered_on, ordered_on_json, row_group_target_size,
-               subset, max_n, kvm_json, compression)
+        _write(
+            dirpath,
+            frame,
+            field,
+            ordered_on,
+            ordered_on_json,
+            row_group_target_size,
+            subset,
+            max_n,
+            kvm_json,
+            compression,
+        )
         return
     if not isinstance(dirpath, (str, Path)):
         raise ParameterTypeError(
@@ -173,8 +181,18 @@ def write(
             f"got {type(dirpath).__name__}."
         )
     with OrderedParquetDataset(dirpath, ordered_on=ordered_on, lock_timeout=lock_timeout) as ds:
-        _write(ds, frame, field, ordered_on, ordered_on_json, row_group_target_size,
-               subset, max_n, kvm_json, compression)
+        _write(
+            ds,
+            frame,
+            field,
+            ordered_on,
+            ordered_on_json,
+            row_group_target_size,
+            subset,
+            max_n,
+            kvm_json,
+            compression,
+        )
 
 
 def _write(
