@@ -72,12 +72,14 @@ def run_writer(path: Path, log: Path, start: int, end: int | None = None, env=No
     args = [sys.executable, WRITER, str(path), str(log), str(start)]
     if end is not None:
         args.append(str(end))
-    return subprocess.Popen(
-        args,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    # The writer's stderr is kept for post-mortems of a failing run.
+    with open(path.parent / "writer.err", "a") as err:
+        return subprocess.Popen(
+            args,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
 
 
 def completed(log: Path) -> int:
@@ -117,7 +119,7 @@ def test_abort_at_each_commit_step(tmp_path, model_states, failpoint):
                 "before nor after that step"
             )
             run_writer(path, log, i, i + 1).wait(timeout=300)
-        assert completed(log) == i + 1
+        assert completed(log) == i + 1, (path.parent / "writer.err").read_text()[-3000:]
     run_writer(path, log, completed(log)).wait(timeout=300)
     df, kvm = check_consistent(path)
     assert matches(df, kvm, states, kvms, N_STEPS)

@@ -202,3 +202,28 @@ def test_lock_timeout_validation(existing):
         OrderedParquetDataset(existing, lock_timeout="1")
     with pytest.raises(ParameterTypeError):
         OrderedParquetDataset(12)
+
+
+def test_data_file_deleted_behind_our_back(existing):
+    from oups.exceptions import CorruptDatasetError
+
+    for f in existing.iterdir():
+        f.unlink()
+    with pytest.raises(CorruptDatasetError, match="missing"):
+        OrderedParquetDataset(existing).to_pandas()
+    with pytest.raises(CorruptDatasetError, match="missing"):
+        write(existing, ordered_on="a", df=pd.DataFrame({"a": [5], "b": [0.0]}))
+
+
+def test_corrupt_metadata_file(existing):
+    from oups.exceptions import CorruptDatasetError
+
+    md = existing.parent / "ds_opdmd"
+    md.write_bytes(md.read_bytes()[:-5])
+    with pytest.raises(CorruptDatasetError, match="ds_opdmd"):
+        OrderedParquetDataset(existing)
+    md.write_bytes(b"PAR1 not an oups file")
+    with pytest.raises(CorruptDatasetError, match="not an oups metadata file"):
+        OrderedParquetDataset(existing)
+    # The lock is free again after the failed open.
+    assert not (existing.parent / "ds.lock").exists()

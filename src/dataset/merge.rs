@@ -124,8 +124,25 @@ pub fn dedup_batch(
     Ok(Some((gather(&[side], &kept)?, keys)))
 }
 
+/// Rows of `sides` in `order`. Sorted merges are mostly long runs from one
+/// side: those are copied as slices in one concat, which is far cheaper than
+/// gathering row by row; finely interleaved orders use `interleave`.
 fn gather(sides: &[&Side], order: &[(usize, usize)]) -> Result<RecordBatch> {
     let schema = sides[0].batch.schema();
+    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+    for &(side, row) in order {
+        match runs.last_mut() {
+            Some((s, start, len)) if *s == side && *start + *len == row => *len += 1,
+            _ => runs.push((side, row, 1)),
+        }
+    }
+    if runs.len() * 32 <= order.len() {
+        let slices: Vec<RecordBatch> = runs
+            .iter()
+            .map(|&(side, start, len)| sides[side].batch.slice(start, len))
+            .collect();
+        return Ok(arrow_select::concat::concat_batches(&schema, &slices)?);
+    }
     let mut columns = Vec::with_capacity(schema.fields().len());
     for c in 0..schema.fields().len() {
         let arrays: Vec<&dyn Array> = sides.iter().map(|s| s.batch.column(c).as_ref()).collect();

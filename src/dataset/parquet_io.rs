@@ -79,15 +79,19 @@ pub fn write_file(path: &Path, batch: &RecordBatch, props: &WriterProperties) ->
     Ok(())
 }
 
-/// Reads a whole data file as one batch.
-pub fn read_file(path: &Path) -> Result<RecordBatch> {
-    let file = File::open(path).map_err(|e| {
+fn open_data_file(path: &Path) -> Result<File> {
+    File::open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             OupsError::corrupt(path, "a data file listed in the metadata is missing")
         } else {
             OupsError::io("cannot open data file", path, e)
         }
-    })?;
+    })
+}
+
+/// Reads a whole data file as one batch.
+pub fn read_file(path: &Path) -> Result<RecordBatch> {
+    let file = open_data_file(path)?;
     let corrupt = |e: parquet::errors::ParquetError| OupsError::corrupt(path, e.to_string());
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(corrupt)?;
     let rows = builder.metadata().file_metadata().num_rows().max(0) as usize;
@@ -109,7 +113,7 @@ pub fn read_file(path: &Path) -> Result<RecordBatch> {
 
 /// The Arrow schema stored in a data file's footer.
 pub fn read_schema(path: &Path) -> Result<SchemaRef> {
-    let file = File::open(path).at("cannot open data file", path)?;
+    let file = open_data_file(path)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| OupsError::corrupt(path, e.to_string()))?;
     Ok(builder.schema().clone())

@@ -1,0 +1,259 @@
+"""Dataset benchmark: oups vs pyarrow vs ArcticDB (LMDB), same data, same run.
+
+10M rows x (timestamp + 4 float64 + 1 int64), row groups of 1,000,000 rows.
+Steps: bulk write; 100 chunked appends (max_n_off_target_rgs=2); a 10% upsert in
+the middle (duplicates_on the timestamp); full read to pandas. Each (library,
+step) runs in a fresh subprocess so that its peak RSS is its own; the median of
+``--repeat`` runs is printed, with ratios against the peers.
+
+    python bench/dataset.py [--rows 10000000] [--repeat 3] [--compression lz4]
+    python bench/dataset.py --compare-compression     # file sizes and times per codec
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+TARGET = 1_000_000
+N_APPENDS = 100
+
+
+def make_frame(n: int, start_ns: int = 1_704_067_200 * 10**9, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    ts = start_ns + np.arange(n, dtype=np.int64) * 1_000_000  # one row per ms
+    return pd.DataFrame(
+        {
+            "ts": pd.to_datetime(ts),
+            "a": rng.standard_normal(n),
+            "b": rng.standard_normal(n),
+            "c": rng.standard_normal(n),
+            "d": rng.standard_normal(n),
+            "n": rng.integers(0, 1_000_000, n),
+        }
+    )
+
+
+def upsert_frame(n: int) -> pd.DataFrame:
+    """10% of the rows, in the middle, same timestamps, new values."""
+    df = make_frame(n)
+    lo, hi = int(n * 0.45), int(n * 0.55)
+    up = df.iloc[lo:hi].copy()
+    up["a"] = -1.0
+    return up.reset_index(drop=True)
+
+
+def dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+# -- one step of one library, in a subprocess --------------------------------------
+
+
+def oups_step(step: str, work: Path, n: int, compression: str) -> float:
+    from oups import OrderedParquetDataset, write
+
+    path = work / "oups" / "ds"
+    kw = dict(ordered_on="ts", row_group_target_size=TARGET, compression=compression)
+    if step == "write":
+        df = make_frame(n)
+        t = time.perf_counter()
+        write(path, df=df, **kw)
+        return time.perf_counter() - t
+    if step == "append":
+        chunks = np.array_split(make_frame(n), N_APPENDS)
+        t = time.perf_counter()
+        for c in chunks:
+            write(path.with_name("appended"), df=c, max_n_off_target_rgs=2, **kw)
+        return time.perf_counter() - t
+    if step == "upsert":
+        up = upsert_frame(n)
+        t = time.perf_counter()
+        write(path, df=up, duplicates_on="ts", **kw)
+        return time.perf_counter() - t
+    if step == "read":
+        t = time.perf_counter()
+        with OrderedParquetDataset(path) as ds:
+            df = ds.to_pandas()
+        elapsed = time.perf_counter() - t
+        assert len(df) == n, len(df)
+        return elapsed
+    raise ValueError(step)
+
+
+def pyarrow_step(step: str, work: Path, n: int, compression: str) -> float:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = work / "pyarrow"
+    path.mkdir(parents=True, exist_ok=True)
+    codec = "none" if compression == "none" else compression.split("(")[0]
+    if step == "write":
+        df = make_frame(n)
+        t = time.perf_counter()
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path / "all.parquet",
+                       row_group_size=TARGET, compression=codec)
+        return time.perf_counter() - t
+    if step == "append":
+        # pyarrow cannot append to a file: one file per chunk is the cheapest equivalent.
+        chunks = np.array_split(make_frame(n), N_APPENDS)
+        (path / "chunks").mkdir(exist_ok=True)
+        t = time.perf_counter()
+        for i, c in enumerate(chunks):
+            pq.write_table(pa.Table.from_pandas(c, preserve_index=False),
+                           path / "chunks" / f"part_{i:04d}.parquet", compression=codec)
+        return time.perf_counter() - t
+    if step == "upsert":
+        # Without an engine: read all, merge, rewrite all.
+        up = upsert_frame(n)
+        t = time.perf_counter()
+        df = pq.read_table(path / "all.parquet").to_pandas()
+        merged = pd.concat([df, up]).drop_duplicates("ts", keep="last").sort_values(
+            "ts", kind="stable")
+        pq.write_table(pa.Table.from_pandas(merged, preserve_index=False), path / "all.parquet",
+                       row_group_size=TARGET, compression=codec)
+        return time.perf_counter() - t
+    if step == "read":
+        t = time.perf_counter()
+        df = pq.read_table(path / "all.parquet").to_pandas()
+        elapsed = time.perf_counter() - t
+        assert len(df) == n
+        return elapsed
+    raise ValueError(step)
+
+
+def arctic_step(step: str, work: Path, n: int, compression: str) -> float:
+    import arcticdb as adb
+
+    ac = adb.Arctic(f"lmdb://{work / 'arctic'}?map_size=20GB")
+    lib = ac.get_library("bench", create_if_missing=True)
+    if step == "write":
+        df = make_frame(n).set_index("ts")
+        t = time.perf_counter()
+        lib.write("ds", df)
+        return time.perf_counter() - t
+    if step == "append":
+        chunks = np.array_split(make_frame(n).set_index("ts"), N_APPENDS)
+        lib.delete("ds2") if lib.has_symbol("ds2") else None
+        t = time.perf_counter()
+        lib.write("ds2", chunks[0])
+        for c in chunks[1:]:
+            lib.append("ds2", c)
+        return time.perf_counter() - t
+    if step == "upsert":
+        up = upsert_frame(n).set_index("ts")
+        t = time.perf_counter()
+        lib.update("ds", up)
+        return time.perf_counter() - t
+    if step == "read":
+        t = time.perf_counter()
+        df = lib.read("ds").data
+        elapsed = time.perf_counter() - t
+        assert len(df) == n
+        return elapsed
+    raise ValueError(step)
+
+
+RUNNERS = {"oups": oups_step, "pyarrow": pyarrow_step, "arcticdb": arctic_step}
+STEPS = ["write", "append", "upsert", "read"]
+
+
+def child(lib: str, step: str, work: str, n: int, compression: str) -> None:
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    elapsed = RUNNERS[lib](step, Path(work), n, compression)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"seconds": elapsed, "peak_rss_mb": peak / 1024, "base_mb": base / 1024}))
+
+
+def run_child(lib: str, step: str, work: Path, n: int, compression: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", lib, step, str(work), str(n), compression],
+        capture_output=True, text=True, check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"{lib}/{step} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench(libs: list[str], n: int, repeat: int, compression: str) -> dict:
+    results: dict = {lib: {s: [] for s in STEPS} for lib in libs}
+    for _ in range(repeat):
+        for lib in libs:
+            work = Path(tempfile.mkdtemp(prefix=f"oups-bench-{lib}-"))
+            try:
+                for step in STEPS:
+                    results[lib][step].append(run_child(lib, step, work, n, compression))
+                if lib == "oups":
+                    results[lib]["size"] = dir_size(work / "oups" / "ds")
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def median(rows: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in rows)
+
+
+def report(results: dict, n: int, compression: str) -> None:
+    libs = list(results)
+    print(f"\n{n:,} rows x 6 columns, target {TARGET:,} rows/row group, oups compression "
+          f"'{compression}', medians of {len(results[libs[0]]['write'])} runs\n")
+    print(f"{'step':<8}" + "".join(f"{lib + ' s':>12}{'RSS MB':>9}" for lib in libs)
+          + "".join(f"{'oups/' + lib:>16}" for lib in libs if lib != "oups"))
+    for step in STEPS:
+        line = f"{step:<8}"
+        for lib in libs:
+            line += f"{median(results[lib][step], 'seconds'):>12.3f}"
+            line += f"{median(results[lib][step], 'peak_rss_mb'):>9.0f}"
+        for lib in libs:
+            if lib != "oups":
+                ratio = median(results["oups"][step], "seconds") / median(
+                    results[lib][step], "seconds")
+                line += f"{ratio:>16.2f}"
+        print(line)
+    if "size" in results.get("oups", {}):
+        print(f"\noups dataset size after the upsert: {results['oups']['size'] / 2**20:.0f} MiB")
+
+
+def compare_compression(n: int, repeat: int) -> None:
+    print(f"{'codec':<10}{'write s':>9}{'read s':>9}{'size MiB':>10}")
+    for codec in ["none", "lz4", "snappy", "zstd"]:
+        res = bench(["oups"], n, repeat, codec)["oups"]
+        print(f"{codec:<10}{median(res['write'], 'seconds'):>9.3f}"
+              f"{median(res['read'], 'seconds'):>9.3f}{res['size'] / 2**20:>10.0f}")
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        _, _, lib, step, work, n, compression = sys.argv
+        child(lib, step, work, int(n), compression)
+        return
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--compression", default="lz4")
+    parser.add_argument("--libs", default="oups,pyarrow,arcticdb")
+    parser.add_argument("--compare-compression", action="store_true")
+    args = parser.parse_args()
+    if args.compare_compression:
+        compare_compression(args.rows, args.repeat)
+        return
+    libs = [lib for lib in args.libs.split(",") if lib]
+    report(bench(libs, args.rows, args.repeat, args.compression), args.rows, args.compression)
+    print(f"\nmachine: {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    main()
