@@ -103,8 +103,12 @@ def pyarrow_step(step: str, work: Path, n: int, compression: str) -> float:
     if step == "write":
         df = make_frame(n)
         t = time.perf_counter()
-        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path / "all.parquet",
-                       row_group_size=TARGET, compression=codec)
+        pq.write_table(
+            pa.Table.from_pandas(df, preserve_index=False),
+            path / "all.parquet",
+            row_group_size=TARGET,
+            compression=codec,
+        )
         return time.perf_counter() - t
     if step == "append":
         # pyarrow cannot append to a file: one file per chunk is the cheapest equivalent.
@@ -112,18 +116,26 @@ def pyarrow_step(step: str, work: Path, n: int, compression: str) -> float:
         (path / "chunks").mkdir(exist_ok=True)
         t = time.perf_counter()
         for i, c in enumerate(chunks):
-            pq.write_table(pa.Table.from_pandas(c, preserve_index=False),
-                           path / "chunks" / f"part_{i:04d}.parquet", compression=codec)
+            pq.write_table(
+                pa.Table.from_pandas(c, preserve_index=False),
+                path / "chunks" / f"part_{i:04d}.parquet",
+                compression=codec,
+            )
         return time.perf_counter() - t
     if step == "upsert":
         # Without an engine: read all, merge, rewrite all.
         up = upsert_frame(n)
         t = time.perf_counter()
         df = pq.read_table(path / "all.parquet").to_pandas()
-        merged = pd.concat([df, up]).drop_duplicates("ts", keep="last").sort_values(
-            "ts", kind="stable")
-        pq.write_table(pa.Table.from_pandas(merged, preserve_index=False), path / "all.parquet",
-                       row_group_size=TARGET, compression=codec)
+        merged = (
+            pd.concat([df, up]).drop_duplicates("ts", keep="last").sort_values("ts", kind="stable")
+        )
+        pq.write_table(
+            pa.Table.from_pandas(merged, preserve_index=False),
+            path / "all.parquet",
+            row_group_size=TARGET,
+            compression=codec,
+        )
         return time.perf_counter() - t
     if step == "read":
         t = time.perf_counter()
@@ -180,7 +192,9 @@ def child(lib: str, step: str, work: str, n: int, compression: str) -> None:
 def run_child(lib: str, step: str, work: Path, n: int, compression: str) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--child", lib, step, str(work), str(n), compression],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if out.returncode != 0:
         raise RuntimeError(f"{lib}/{step} failed:\n{out.stderr[-3000:]}")
@@ -208,10 +222,15 @@ def median(rows: list[dict], key: str) -> float:
 
 def report(results: dict, n: int, compression: str) -> None:
     libs = list(results)
-    print(f"\n{n:,} rows x 6 columns, target {TARGET:,} rows/row group, oups compression "
-          f"'{compression}', medians of {len(results[libs[0]]['write'])} runs\n")
-    print(f"{'step':<8}" + "".join(f"{lib + ' s':>12}{'RSS MB':>9}" for lib in libs)
-          + "".join(f"{'oups/' + lib:>16}" for lib in libs if lib != "oups"))
+    print(
+        f"\n{n:,} rows x 6 columns, target {TARGET:,} rows/row group, oups compression "
+        f"'{compression}', medians of {len(results[libs[0]]['write'])} runs\n"
+    )
+    print(
+        f"{'step':<8}"
+        + "".join(f"{lib + ' s':>12}{'RSS MB':>9}" for lib in libs)
+        + "".join(f"{'oups/' + lib:>16}" for lib in libs if lib != "oups")
+    )
     for step in STEPS:
         line = f"{step:<8}"
         for lib in libs:
@@ -220,7 +239,8 @@ def report(results: dict, n: int, compression: str) -> None:
         for lib in libs:
             if lib != "oups":
                 ratio = median(results["oups"][step], "seconds") / median(
-                    results[lib][step], "seconds")
+                    results[lib][step], "seconds"
+                )
                 line += f"{ratio:>16.2f}"
         print(line)
     if "size" in results.get("oups", {}):
@@ -231,8 +251,10 @@ def compare_compression(n: int, repeat: int) -> None:
     print(f"{'codec':<10}{'write s':>9}{'read s':>9}{'size MiB':>10}")
     for codec in ["none", "lz4", "snappy", "zstd"]:
         res = bench(["oups"], n, repeat, codec)["oups"]
-        print(f"{codec:<10}{median(res['write'], 'seconds'):>9.3f}"
-              f"{median(res['read'], 'seconds'):>9.3f}{res['size'] / 2**20:>10.0f}")
+        print(
+            f"{codec:<10}{median(res['write'], 'seconds'):>9.3f}"
+            f"{median(res['read'], 'seconds'):>9.3f}{res['size'] / 2**20:>10.0f}"
+        )
 
 
 def main() -> None:

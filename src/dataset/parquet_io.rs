@@ -1,11 +1,13 @@
 //! Reading and writing the one-row-group Parquet files, in parallel.
 
 use std::fs::{self, File, OpenOptions};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
+use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
@@ -79,19 +81,23 @@ pub fn write_file(path: &Path, batch: &RecordBatch, props: &WriterProperties) ->
     Ok(())
 }
 
+fn missing_or_io(path: &Path, e: std::io::Error) -> OupsError {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        OupsError::corrupt(path, "a data file listed in the metadata is missing")
+    } else {
+        OupsError::io("cannot read data file", path, e)
+    }
+}
+
 fn open_data_file(path: &Path) -> Result<File> {
-    File::open(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            OupsError::corrupt(path, "a data file listed in the metadata is missing")
-        } else {
-            OupsError::io("cannot open data file", path, e)
-        }
-    })
+    File::open(path).map_err(|e| missing_or_io(path, e))
 }
 
 /// Reads a whole data file as one batch.
 pub fn read_file(path: &Path) -> Result<RecordBatch> {
-    let file = open_data_file(path)?;
+    // One read of the whole file, then zero-copy decoding from memory: far
+    // fewer system calls than reading each page from the file.
+    let file = Bytes::from(fs::read(path).map_err(|e| missing_or_io(path, e))?);
     let corrupt = |e: parquet::errors::ParquetError| OupsError::corrupt(path, e.to_string());
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(corrupt)?;
     let rows = builder.metadata().file_metadata().num_rows().max(0) as usize;
