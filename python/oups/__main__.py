@@ -46,7 +46,9 @@ def demo(base: Path) -> None:
 
     t0 = time.perf_counter()
     day3 = _ticks("2024-01-03", 200_000, 3)
-    for chunk in np.array_split(day3, 10):
+    bounds = np.linspace(0, len(day3), 11).astype(int)
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        chunk = day3.iloc[lo:hi]
         write(path, ordered_on="ts", df=chunk, row_group_target_size="1D", max_n_off_target_rgs=1)
     print(
         f"2. appended day 3 in 10 chunks, coalesced into one row group "

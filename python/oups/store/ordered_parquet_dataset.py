@@ -86,8 +86,9 @@ class OrderedParquetDataset:
     >>> ds.write(df=pd.DataFrame({"ts": [1, 2, 3], "px": [10.0, 10.5, 10.2]}))
     >>> ds.to_pandas()["px"].tolist()
     [10.0, 10.5, 10.2]
-    >>> ds.row_group_stats[["n_rows", "ordered_on_mins", "ordered_on_maxs"]].values.tolist()
-    [[3, 1, 3]]
+    >>> stats = ds.row_group_stats
+    >>> stats["n_rows"].tolist(), stats["ordered_on_mins"].tolist()
+    ([3], [1])
     """
 
     _raw: RawDataset

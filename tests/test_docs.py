@@ -1,0 +1,57 @@
+"""Every Python code block in README.md and docs/, and every docstring example, runs."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import os
+import pkgutil
+import re
+from pathlib import Path
+
+import pytest
+
+import oups
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+
+
+def blocks():
+    for path in DOCS:
+        for i, match in enumerate(BLOCK.finditer(path.read_text())):
+            yield pytest.param(match.group(1), id=f"{path.name}-{i}")
+
+
+@pytest.mark.parametrize("code", list(blocks()))
+def test_doc_block_runs(code, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = code.replace("/tmp/oups-readme", str(tmp_path / "readme"))
+    exec(compile(code, "<doc>", "exec"), {"__name__": "__doc__"})
+
+
+def modules():
+    for info in pkgutil.walk_packages(oups.__path__, "oups."):
+        if info.name != "oups.__main__":
+            yield info.name
+
+
+@pytest.mark.parametrize("name", list(modules()))
+def test_docstring_examples(name, tmp_path):
+    module = importlib.import_module(name)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    finally:
+        os.chdir(cwd)
+    assert result.failed == 0
+
+
+def test_demo_runs(tmp_path, capsys):
+    from oups.__main__ import main
+
+    assert main(["demo", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "read back 600,000 rows" in out and "sorted: True" in out
