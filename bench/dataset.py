@@ -183,6 +183,10 @@ STEPS = ["write", "append", "upsert", "read"]
 
 
 def child(lib: str, step: str, work: str, n: int, compression: str) -> None:
+    import pyarrow as pa
+
+    # One-time library initialisation (pyarrow's pandas bridge) is not the step's cost.
+    pa.table({"x": [1]}).to_pandas()
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     elapsed = RUNNERS[lib](step, Path(work), n, compression)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -68,15 +68,22 @@ fn with_dictionaries(batch: &RecordBatch, base: &WriterProperties) -> WriterProp
 
 /// Writes one batch as a new file holding a single row group, durably.
 pub fn write_file(path: &Path, batch: &RecordBatch, props: &WriterProperties) -> Result<()> {
-    let file = OpenOptions::new()
+    // Encoded in memory and written with one call: the encoder's many small
+    // writes are much slower as system calls.
+    let estimate = batch.get_array_memory_size() + 64 * 1024;
+    let mut writer = ArrowWriter::try_new(
+        Vec::with_capacity(estimate),
+        batch.schema(),
+        Some(with_dictionaries(batch, props)),
+    )?;
+    writer.write(batch)?;
+    let bytes = writer.into_inner()?;
+    let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(path)
         .at("cannot create data file", path)?;
-    let mut writer =
-        ArrowWriter::try_new(file, batch.schema(), Some(with_dictionaries(batch, props)))?;
-    writer.write(batch)?;
-    let file = writer.into_inner()?;
+    file.write_all(&bytes).at("cannot write data file", path)?;
     file.sync_all().at("cannot sync data file", path)?;
     Ok(())
 }
