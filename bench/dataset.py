@@ -66,7 +66,7 @@ def oups_step(step: str, work: Path, n: int, compression: str) -> float:
     from oups import OrderedParquetDataset, write
 
     path = work / "oups" / "ds"
-    kw = dict(ordered_on="ts", row_group_target_size=TARGET, compression=compression)
+    kw: dict = dict(ordered_on="ts", row_group_target_size=TARGET, compression=compression)
     if step == "write":
         df = make_frame(n)
         t = time.perf_counter()
@@ -178,7 +178,13 @@ def arctic_step(step: str, work: Path, n: int, compression: str) -> float:
     raise ValueError(step)
 
 
-RUNNERS = {"oups": oups_step, "pyarrow": pyarrow_step, "arcticdb": arctic_step}
+# "oups-nofsync" is oups with OUPS_FSYNC=0: still atomic, not durable on power loss.
+RUNNERS = {
+    "oups": oups_step,
+    "oups-nofsync": oups_step,
+    "pyarrow": pyarrow_step,
+    "arcticdb": arctic_step,
+}
 STEPS = ["write", "append", "upsert", "read"]
 
 
@@ -194,8 +200,10 @@ def child(lib: str, step: str, work: str, n: int, compression: str) -> None:
 
 
 def run_child(lib: str, step: str, work: Path, n: int, compression: str) -> dict:
+    env = {**os.environ, "OUPS_FSYNC": "0" if lib == "oups-nofsync" else "1"}
     out = subprocess.run(
         [sys.executable, __file__, "--child", lib, step, str(work), str(n), compression],
+        env=env,
         capture_output=True,
         text=True,
         check=False,
@@ -213,7 +221,7 @@ def bench(libs: list[str], n: int, repeat: int, compression: str) -> dict:
             try:
                 for step in STEPS:
                     results[lib][step].append(run_child(lib, step, work, n, compression))
-                if lib == "oups":
+                if lib.startswith("oups"):
                     results[lib]["size"] = dir_size(work / "oups" / "ds")
             finally:
                 shutil.rmtree(work, ignore_errors=True)
@@ -241,14 +249,15 @@ def report(results: dict, n: int, compression: str) -> None:
             line += f"{median(results[lib][step], 'seconds'):>12.3f}"
             line += f"{median(results[lib][step], 'peak_rss_mb'):>9.0f}"
         for lib in libs:
-            if lib != "oups":
+            if lib not in ("oups", "oups-nofsync"):
                 ratio = median(results["oups"][step], "seconds") / median(
                     results[lib][step], "seconds"
                 )
                 line += f"{ratio:>16.2f}"
         print(line)
-    if "size" in results.get("oups", {}):
-        print(f"\noups dataset size after the upsert: {results['oups']['size'] / 2**20:.0f} MiB")
+    for lib in libs:
+        if "size" in results[lib]:
+            print(f"\n{lib} dataset size after the upsert: {results[lib]['size'] / 2**20:.0f} MiB")
 
 
 def compare_compression(n: int, repeat: int) -> None:
@@ -270,7 +279,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--compression", default="lz4")
-    parser.add_argument("--libs", default="oups,pyarrow,arcticdb")
+    parser.add_argument("--libs", default="oups,oups-nofsync,pyarrow,arcticdb")
     parser.add_argument("--compare-compression", action="store_true")
     args = parser.parse_args()
     if args.compare_compression:

@@ -84,7 +84,7 @@ pub fn write_file(path: &Path, batch: &RecordBatch, props: &WriterProperties) ->
         .open(path)
         .at("cannot create data file", path)?;
     file.write_all(&bytes).at("cannot write data file", path)?;
-    file.sync_all().at("cannot sync data file", path)?;
+    crate::dataset::metadata::sync_file(&file, path)?;
     Ok(())
 }
 

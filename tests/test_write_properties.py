@@ -1,0 +1,118 @@
+"""Property tests: random write sequences against a pandas model of the semantics."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from oups import OrderedParquetDataset, write
+
+keys = st.lists(st.integers(0, 60), min_size=0, max_size=25).map(sorted)
+write_params = st.fixed_dictionaries(
+    {
+        "row_group_target_size": st.integers(1, 12),
+        "max_n_off_target_rgs": st.one_of(st.none(), st.integers(0, 4)),
+    }
+)
+steps = st.lists(st.tuples(keys, write_params), min_size=1, max_size=8)
+
+
+def check_layout(ds: OrderedParquetDataset, df: pd.DataFrame | None) -> None:
+    stats = ds.row_group_stats
+    if df is None:
+        assert len(stats) == 0
+        return
+    assert stats["n_rows"].sum() == len(df)
+    mins, maxs = stats["ordered_on_mins"].tolist(), stats["ordered_on_maxs"].tolist()
+    assert all(lo <= hi for lo, hi in zip(mins, maxs, strict=True))
+    assert all(a <= b for a, b in zip(maxs[:-1], mins[1:], strict=True))
+    ids = stats["file_ids"].tolist()
+    assert ids == sorted(set(ids))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps)
+def test_without_dedup_all_rows_are_kept_in_write_order(seq):
+    tmp = Path(tempfile.mkdtemp())
+    try:
+        written = []
+        for i, (k, params) in enumerate(seq):
+            df = pd.DataFrame({"k": np.array(k, dtype="int64"), "w": np.full(len(k), i)})
+            df["r"] = np.arange(len(k))
+            write(tmp / "ds", ordered_on="k", df=df, **params)
+            written.append(df)
+        expected = pd.concat(written).sort_values("k", kind="stable").reset_index(drop=True)
+        with OrderedParquetDataset(tmp / "ds") as ds:
+            out = ds.to_pandas()
+            check_layout(ds, out)
+        if len(expected) == 0:
+            assert out is None
+        else:
+            pd.testing.assert_frame_equal(out, expected)
+    finally:
+        shutil.rmtree(tmp)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps)
+def test_dedup_on_key_keeps_the_last_written_row(seq):
+    tmp = Path(tempfile.mkdtemp())
+    try:
+        model: dict[int, int] = {}
+        for i, (k, params) in enumerate(seq):
+            # Duplicates inside one frame too: the last one of the frame must win.
+            df = pd.DataFrame({"k": np.array(k, dtype="int64"), "w": np.arange(len(k)) + 100 * i})
+            write(tmp / "ds", ordered_on="k", df=df, duplicates_on="k", **params)
+            model.update(zip(df["k"].tolist(), df["w"].tolist(), strict=True))
+        with OrderedParquetDataset(tmp / "ds") as ds:
+            out = ds.to_pandas()
+            check_layout(ds, out)
+        if not model:
+            assert out is None
+            return
+        expected = pd.DataFrame({"k": sorted(model), "w": [model[k] for k in sorted(model)]})
+        pd.testing.assert_frame_equal(out, expected.astype({"k": "int64", "w": "int64"}))
+    finally:
+        shutil.rmtree(tmp)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.lists(st.integers(0, 96), min_size=1, max_size=20).map(sorted), min_size=1, max_size=6
+    ),
+    st.sampled_from(["1h", "3h", "1D", "W"]),
+    st.sampled_from([None, 1, 3]),
+)
+def test_period_targets_keep_one_period_per_new_row_group(frames, freq, max_n):
+    tmp = Path(tempfile.mkdtemp())
+    try:
+        written = []
+        for i, hours in enumerate(frames):
+            ts = pd.Timestamp("2024-01-01") + pd.to_timedelta(hours, unit="h")
+            df = pd.DataFrame({"t": ts.astype("datetime64[ns]"), "w": i})
+            write(
+                tmp / "ds",
+                ordered_on="t",
+                df=df,
+                row_group_target_size=freq,
+                max_n_off_target_rgs=max_n,
+            )
+            written.append(df)
+        expected = pd.concat(written).sort_values("t", kind="stable").reset_index(drop=True)
+        with OrderedParquetDataset(tmp / "ds") as ds:
+            out = ds.to_pandas()
+            check_layout(ds, out)
+            if len(frames) == 1:
+                # A fresh dataset holds exactly one row group per non-empty period.
+                periods = expected["t"].dt.to_period(freq if freq != "W" else "W-SAT")
+                assert len(ds) == periods.nunique()
+        pd.testing.assert_frame_equal(out, expected)
+    finally:
+        shutil.rmtree(tmp)
