@@ -173,20 +173,17 @@ pub fn merge_region(
             (gather(&sides, &order)?, keys)
         }
         (Some(only), None) | (None, Some(only)) => {
+            let Some(subset) = subset else {
+                // The common bulk write: no copy at all, row groups are slices.
+                return Ok(split(only.batch, only.keys, target));
+            };
             let order: Vec<(usize, usize)> = (0..only.keys.len()).map(|r| (0, r)).collect();
-            match subset {
-                Some(subset) => {
-                    let kept =
-                        drop_duplicates(order, &[only], |o| only.keys[o.1], subset, ordered_col)?;
-                    let keys: Vec<u64> = kept.iter().map(|o| only.keys[o.1]).collect();
-                    if keys.len() == only.keys.len() {
-                        (only.batch.clone(), keys)
-                    } else {
-                        (gather(&[only], &kept)?, keys)
-                    }
-                }
-                None => (only.batch.clone(), only.keys.to_vec()),
+            let kept = drop_duplicates(order, &[only], |o| only.keys[o.1], subset, ordered_col)?;
+            if kept.len() == only.keys.len() {
+                return Ok(split(only.batch, only.keys, target));
             }
+            let keys: Vec<u64> = kept.iter().map(|o| only.keys[o.1]).collect();
+            (gather(&[only], &kept)?, keys)
         }
         (None, None) => return Ok(Vec::new()),
     };
