@@ -1,5 +1,6 @@
 //! One ordered Parquet dataset: open, write (merge), read, remove.
 
+pub mod contiguous;
 pub mod file_ids;
 pub mod layout;
 pub mod lock;
@@ -246,24 +247,19 @@ impl Dataset {
                 return Ok((Vec::new(), None));
             }
             let paths: Vec<PathBuf> = ids.iter().map(|&id| ds.layout.file_path(id)).collect();
-            let batches = parquet_io::read_files(&paths)?;
             let schema = ds.schema()?;
             if let Some(s) = &schema {
-                for (b, p) in batches.iter().zip(&paths) {
-                    if b.schema().fields() != s.fields() {
-                        return Err(OupsError::corrupt(
-                            p,
-                            "its schema differs from the dataset's first data file",
-                        ));
-                    }
-                }
-                let batches = batches
-                    .into_iter()
-                    .map(|b| b.with_schema(Arc::clone(s)).map_err(OupsError::from))
-                    .collect::<Result<Vec<_>>>()?;
-                return Ok((batches, schema));
+                let rows: Vec<usize> = ids
+                    .iter()
+                    .map(|id| {
+                        let rg = ds.state.row_groups.iter().find(|rg| rg.file_id == *id);
+                        rg.map_or(0, |rg| rg.n_rows as usize)
+                    })
+                    .collect();
+                let joined = contiguous::read_joined(&paths, &rows, s)?;
+                return Ok((vec![joined], schema));
             }
-            Ok((batches, schema))
+            Ok((Vec::new(), schema))
         })
     }
 

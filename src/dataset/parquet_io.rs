@@ -1,7 +1,6 @@
 //! Reading and writing the one-row-group Parquet files, in parallel.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -68,22 +67,23 @@ fn with_dictionaries(batch: &RecordBatch, base: &WriterProperties) -> WriterProp
 
 /// Writes one batch as a new file holding a single row group, durably.
 pub fn write_file(path: &Path, batch: &RecordBatch, props: &WriterProperties) -> Result<()> {
-    // Encoded in memory and written with one call: the encoder's many small
-    // writes are much slower as system calls.
-    let estimate = batch.get_array_memory_size() + 64 * 1024;
-    let mut writer = ArrowWriter::try_new(
-        Vec::with_capacity(estimate),
-        batch.schema(),
-        Some(with_dictionaries(batch, props)),
-    )?;
-    writer.write(batch)?;
-    let bytes = writer.into_inner()?;
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(path)
         .at("cannot create data file", path)?;
-    file.write_all(&bytes).at("cannot write data file", path)?;
+    // Buffered: the encoder's many small writes are slow as system calls.
+    let buffered = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut writer = ArrowWriter::try_new(
+        buffered,
+        batch.schema(),
+        Some(with_dictionaries(batch, props)),
+    )?;
+    writer.write(batch)?;
+    let file = writer
+        .into_inner()?
+        .into_inner()
+        .map_err(|e| OupsError::io("cannot write data file", path, e.into_error()))?;
     crate::dataset::metadata::sync_file(&file, path)?;
     Ok(())
 }
@@ -100,11 +100,26 @@ fn open_data_file(path: &Path) -> Result<File> {
     File::open(path).map_err(|e| missing_or_io(path, e))
 }
 
+/// The whole file as bytes, memory-mapped from the page cache. Copying it
+/// into fresh memory costs far more (page faults on the new buffer) than
+/// mapping it. Safe because data files are immutable: oups never modifies a
+/// data file in place, it only creates new names and unlinks old ones (an
+/// unlinked file stays mapped until it is dropped).
+fn map_file(path: &Path) -> Result<Bytes> {
+    let file = open_data_file(path)?;
+    let len = file.metadata().at("cannot stat data file", path)?.len();
+    if len == 0 {
+        return Err(OupsError::corrupt(path, "the data file is empty"));
+    }
+    // SAFETY: see above; the mapping is read-only and owned by the Bytes.
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
+        .at("cannot map data file", path)?;
+    Ok(Bytes::from_owner(map))
+}
+
 /// Reads a whole data file as one batch.
 pub fn read_file(path: &Path) -> Result<RecordBatch> {
-    // One read of the whole file, then zero-copy decoding from memory: far
-    // fewer system calls than reading each page from the file.
-    let file = Bytes::from(fs::read(path).map_err(|e| missing_or_io(path, e))?);
+    let file = map_file(path)?;
     let corrupt = |e: parquet::errors::ParquetError| OupsError::corrupt(path, e.to_string());
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(corrupt)?;
     let rows = builder.metadata().file_metadata().num_rows().max(0) as usize;
