@@ -240,16 +240,16 @@ def report(results: dict, n: int, compression: str) -> None:
     )
     print(
         f"{'step':<8}"
-        + "".join(f"{lib + ' s':>12}{'RSS MB':>9}" for lib in libs)
-        + "".join(f"{'oups/' + lib:>16}" for lib in libs if lib != "oups")
+        + "".join(f"{lib + ' s':>16}{'RSS MB':>8}" for lib in libs)
+        + "".join(f"{'oups/' + lib:>16}" for lib in libs if not lib.startswith("oups"))
     )
     for step in STEPS:
         line = f"{step:<8}"
         for lib in libs:
-            line += f"{median(results[lib][step], 'seconds'):>12.3f}"
-            line += f"{median(results[lib][step], 'peak_rss_mb'):>9.0f}"
+            line += f"{median(results[lib][step], 'seconds'):>16.3f}"
+            line += f"{median(results[lib][step], 'peak_rss_mb'):>8.0f}"
         for lib in libs:
-            if lib not in ("oups", "oups-nofsync"):
+            if not lib.startswith("oups"):
                 ratio = median(results["oups"][step], "seconds") / median(
                     results[lib][step], "seconds"
                 )
@@ -278,7 +278,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--compression", default="lz4")
+    parser.add_argument("--compression", default="none")
     parser.add_argument("--libs", default="oups,oups-nofsync,pyarrow,arcticdb")
     parser.add_argument("--compare-compression", action="store_true")
     args = parser.parse_args()

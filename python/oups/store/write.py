@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 #: Default number of rows per row group (as in the pure-Python oups).
 ROW_GROUP_TARGET_SIZE = 6_345_000
 #: Default Parquet compression of data files (see docs/dataset.md for the measurements).
-DEFAULT_COMPRESSION = "lz4"
+DEFAULT_COMPRESSION = "none"
 
 
 def _duplicates_subset(
