@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Hashable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -156,31 +157,23 @@ def write(
     subset = _duplicates_subset(duplicates_on, ordered_on, frame)
     max_n = _max_n(max_n_off_target_rgs)
     kvm_json = key_value_metadata_to_json(key_value_metadata)
+    dataset: contextlib.AbstractContextManager[OrderedParquetDataset]
     if isinstance(dirpath, OrderedParquetDataset):
         if dirpath.ordered_on is not None and dirpath.ordered_on != ordered_on:
             raise OrderedOnMismatchError(
                 f"'ordered_on' parameter value {ordered_on!r} does not match "
                 f"{dirpath.ordered_on!r} in record dataset."
             )
-        _write(
-            dirpath,
-            frame,
-            field,
-            ordered_on,
-            ordered_on_json,
-            row_group_target_size,
-            subset,
-            max_n,
-            kvm_json,
-            compression,
-        )
-        return
-    if not isinstance(dirpath, (str, Path)):
+        # The caller's dataset keeps its lock after the write.
+        dataset = contextlib.nullcontext(dirpath)
+    elif isinstance(dirpath, (str, Path)):
+        dataset = OrderedParquetDataset(dirpath, ordered_on=ordered_on, lock_timeout=lock_timeout)
+    else:
         raise ParameterTypeError(
             f"'dirpath' must be a str, a Path or an OrderedParquetDataset, "
             f"got {type(dirpath).__name__}."
         )
-    with OrderedParquetDataset(dirpath, ordered_on=ordered_on, lock_timeout=lock_timeout) as ds:
+    with dataset as ds:
         _write(
             ds,
             frame,
