@@ -6,6 +6,7 @@
 pub mod dataset;
 pub mod error;
 pub mod failpoint;
+pub mod store;
 
 #[cfg(feature = "python")]
 mod python;

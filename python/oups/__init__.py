@@ -6,8 +6,12 @@ from oups._oups import __version__
 from oups.store import (
     OrderedParquetDataset,
     ReadOnlyOrderedParquetDataset,
+    Store,
     check_cmidx,
     conform_cmidx,
+    is_toplevel,
+    sublevel,
+    toplevel,
     write,
 )
 
@@ -24,9 +28,13 @@ if _DEBUG_BUILD:
 __all__ = [
     "OrderedParquetDataset",
     "ReadOnlyOrderedParquetDataset",
+    "Store",
     "__version__",
     "check_cmidx",
     "conform_cmidx",
     "exceptions",
+    "is_toplevel",
+    "sublevel",
+    "toplevel",
     "write",
 ]

@@ -10,6 +10,7 @@ pub mod ordered_key;
 pub mod parquet_io;
 pub mod period;
 pub mod plan;
+pub mod range_read;
 pub mod schema;
 pub mod state;
 mod write;

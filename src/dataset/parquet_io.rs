@@ -7,9 +7,12 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use bytes::Bytes;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+};
+use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
+use parquet::file::metadata::PageIndexPolicy;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::error::{IoContext, OupsError, Result};
@@ -119,13 +122,55 @@ fn map_file(path: &Path) -> Result<Bytes> {
 
 /// Reads a whole data file as one batch.
 pub fn read_file(path: &Path) -> Result<RecordBatch> {
+    read_file_part(path, None, None)
+}
+
+/// Reads some columns (`None`: all) of some rows (`None`: all) of a data file.
+/// A row range skips the pages outside it, thanks to the offset index.
+pub fn read_file_part(
+    path: &Path,
+    columns: Option<&[usize]>,
+    rows: Option<std::ops::Range<usize>>,
+) -> Result<RecordBatch> {
     let file = map_file(path)?;
     let corrupt = |e: parquet::errors::ParquetError| OupsError::corrupt(path, e.to_string());
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(corrupt)?;
-    let rows = builder.metadata().file_metadata().num_rows().max(0) as usize;
+    // Only the offset index is needed to skip pages (there is no column index).
+    let policy = if rows.is_some() {
+        PageIndexPolicy::Optional
+    } else {
+        PageIndexPolicy::Skip
+    };
+    let options = ArrowReaderOptions::new().with_offset_index_policy(policy);
+    let mut builder =
+        ParquetRecordBatchReaderBuilder::try_new_with_options(file, options).map_err(corrupt)?;
+    let total = builder.metadata().file_metadata().num_rows().max(0) as usize;
+    if let Some(cols) = columns {
+        let mask = ProjectionMask::roots(builder.parquet_schema(), cols.iter().copied());
+        builder = builder.with_projection(mask);
+    }
+    let mut wanted = total;
+    if let Some(r) = rows {
+        if r.end > total || r.start > r.end {
+            return Err(OupsError::corrupt(
+                path,
+                "it holds fewer rows than the metadata says",
+            ));
+        }
+        wanted = r.end - r.start;
+        let selection = RowSelection::from(vec![
+            RowSelector::skip(r.start),
+            RowSelector::select(wanted),
+            RowSelector::skip(total - r.end),
+        ]);
+        builder = builder.with_row_selection(selection);
+    }
     let schema = builder.schema().clone();
+    let projected = match columns {
+        Some(cols) => Arc::new(schema.project(cols)?),
+        None => schema,
+    };
     let reader = builder
-        .with_batch_size(rows.max(1))
+        .with_batch_size(wanted.max(1))
         .build()
         .map_err(corrupt)?;
     let mut batches = Vec::new();
@@ -133,9 +178,9 @@ pub fn read_file(path: &Path) -> Result<RecordBatch> {
         batches.push(b.map_err(|e| OupsError::corrupt(path, e.to_string()))?);
     }
     match batches.len() {
-        0 => Ok(RecordBatch::new_empty(schema)),
+        0 => Ok(RecordBatch::new_empty(projected)),
         1 => Ok(batches.pop().expect("one batch")),
-        _ => Ok(arrow_select::concat::concat_batches(&schema, &batches)?),
+        _ => Ok(arrow_select::concat::concat_batches(&projected, &batches)?),
     }
 }
 

@@ -10,9 +10,11 @@ use pyo3_arrow::PyTable;
 use serde_json::{Map, Value};
 
 use crate::dataset::parquet_io::parse_compression;
+use crate::dataset::range_read::Snapshot;
 use crate::dataset::{stats_batch, Dataset, TargetSpec, WriteRequest};
 use crate::error::{OupsError, Result};
 use crate::python::errors::{run, to_pyerr};
+use crate::python::intersections::{key_range, PhysicalBound};
 
 fn parse_json(text: &str, what: &str) -> Result<Value> {
     serde_json::from_str(text)
@@ -25,6 +27,10 @@ pub struct RawDataset {
 }
 
 impl RawDataset {
+    pub(crate) fn snapshot(&self) -> Result<Option<Snapshot>> {
+        self.lock().snapshot()
+    }
+
     fn lock(&self) -> MutexGuard<'_, Dataset> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -104,6 +110,33 @@ impl RawDataset {
         file_ids: Option<Vec<u64>>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let (batches, schema) = run(py, || self.lock().read(file_ids.as_deref()))?;
+        match schema {
+            None => Ok(None),
+            Some(schema) => Ok(Some(PyTable::try_new(batches, schema)?.into_pyarrow(py)?)),
+        }
+    }
+
+    /// Rows with `start <= ordered_on < end_excl` of some row groups (all when
+    /// `file_ids` is None), some columns (all when None), as a pyarrow Table;
+    /// `None` when the dataset has no row group.
+    #[pyo3(signature = (file_ids=None, start=None, end_excl=None, columns=None))]
+    fn read_range<'py>(
+        &self,
+        py: Python<'py>,
+        file_ids: Option<Vec<u64>>,
+        start: Option<PhysicalBound>,
+        end_excl: Option<PhysicalBound>,
+        columns: Option<Vec<String>>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let (batches, schema) = run(py, || {
+            let mut ds = self.lock();
+            ds.refresh()?;
+            let range = match ds.state().ordered_type.clone() {
+                Some(dt) => key_range(&dt, start, end_excl)?,
+                None => Default::default(),
+            };
+            ds.read_range(file_ids.as_deref(), range, columns.as_deref())
+        })?;
         match schema {
             None => Ok(None),
             Some(schema) => Ok(Some(PyTable::try_new(batches, schema)?.into_pyarrow(py)?)),

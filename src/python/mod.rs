@@ -2,6 +2,8 @@
 
 mod dataset;
 mod errors;
+mod intersections;
+mod key_schema;
 
 use pyo3::prelude::*;
 
@@ -20,6 +22,8 @@ fn _oups(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEBUG_BUILD", cfg!(debug_assertions))?;
     m.add_class::<dataset::RawDataset>()?;
     m.add_class::<dataset::RawInfo>()?;
+    m.add_class::<key_schema::RawKeySchema>()?;
+    m.add_class::<intersections::RawIntersections>()?;
     m.add_function(wrap_pyfunction!(_debug_panic, m)?)?;
     Ok(())
 }

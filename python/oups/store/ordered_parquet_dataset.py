@@ -19,7 +19,8 @@ from oups.exceptions import (
     ParameterTypeError,
     ReadOnlyError,
 )
-from oups.store._convert import ordered_on_from_json, ordered_on_to_json
+from oups.store._bounds import physical_range
+from oups.store._convert import arrow_name, ordered_on_from_json, ordered_on_to_json
 
 _STATS_COLUMNS = ["file_ids", "n_rows", "ordered_on_mins", "ordered_on_maxs"]
 
@@ -40,6 +41,23 @@ def _check_timeout(name: str, value: Any) -> float | None:
 def _table_to_pandas(table: pa.Table) -> pd.DataFrame:
     # split_blocks avoids consolidating columns into 2-D blocks (a full copy).
     return table.to_pandas(split_blocks=True, self_destruct=True)
+
+
+def chunk_to_pandas(batch: pa.RecordBatch) -> pd.DataFrame:
+    """A slice of a group read by the engine, as a DataFrame (zero-copy where
+    pyarrow can; the slice shares its buffers with other chunks)."""
+    return batch.to_pandas(split_blocks=True)
+
+
+def _column_names(columns: Any) -> list[str] | None:
+    if columns is None:
+        return None
+    if isinstance(columns, str) or not isinstance(columns, (list, tuple, pd.Index)):
+        raise ParameterTypeError(
+            f"'columns' must be a list of column names, got {columns!r}; "
+            "for one column write columns=[name]."
+        )
+    return [arrow_name(c) for c in columns]
 
 
 def _stats_frame(table: pa.Table) -> pd.DataFrame:
@@ -153,18 +171,65 @@ class OrderedParquetDataset:
             f"row_groups={info.n_row_groups})"
         )
 
+    @property
+    def ordered_type(self) -> pa.DataType | None:
+        """The Arrow type of the ordered column, or None before the first row group."""
+        t = self._raw.stats().schema.field("ordered_on_mins").type
+        return None if pa.types.is_null(t) else t
+
     # -- reading -----------------------------------------------------------
     def _file_ids(self) -> list[int] | None:
         return None
 
-    def to_arrow(self) -> pa.Table | None:
-        """All rows as a pyarrow Table, or None when there is no row group."""
-        table: pa.Table | None = self._raw.read(self._file_ids())
+    def to_arrow(
+        self, start: Any = None, end_excl: Any = None, columns: list[Any] | None = None
+    ) -> pa.Table | None:
+        """Rows as a pyarrow Table, or None when there is no row group.
+
+        Parameters
+        ----------
+        start, end_excl : optional
+            Keep rows with ``start <= ordered_on < end_excl``; only the row
+            groups intersecting the range are opened. For datetime columns
+            the bounds may be strings such as ``"2024-01-31"``.
+        columns : list, optional
+            Columns to read, in this order (all by default).
+        """
+        ids = self._file_ids()
+        if ids is not None and not ids:
+            return None
+        names = _column_names(columns)
+        if start is None and end_excl is None and names is None:
+            table: pa.Table | None = self._raw.read(ids)
+            return table
+        prange = physical_range(start, end_excl, self.ordered_type)
+        table = self._raw.read_range(ids, prange.start, prange.end_excl, names)
+        if table is None:
+            return None
+        if prange.empty:
+            table = table.slice(0, 0)
+        if names is not None:
+            table = table.select(names)
         return table
 
-    def to_pandas(self) -> pd.DataFrame | None:
-        """All rows as a DataFrame (default index), or None when there is no row group."""
-        table = self.to_arrow()
+    def to_pandas(
+        self, start: Any = None, end_excl: Any = None, columns: list[Any] | None = None
+    ) -> pd.DataFrame | None:
+        """Rows as a DataFrame (default index), or None when there is no row group.
+
+        ``start``, ``end_excl`` and ``columns`` select as in :meth:`to_arrow`.
+
+        Examples
+        --------
+        >>> import tempfile, pandas as pd
+        >>> from oups import OrderedParquetDataset
+        >>> ds = OrderedParquetDataset(tempfile.mkdtemp() + "/ds", ordered_on="t")
+        >>> ds.write(df=pd.DataFrame({"t": range(10), "v": range(10, 20)}),
+        ...          row_group_target_size=4)
+        >>> ds.to_pandas(start=3, end_excl=6, columns=["v"])["v"].tolist()
+        [13, 14, 15]
+        """
+        table = self.to_arrow(start, end_excl, columns)
         return None if table is None else _table_to_pandas(table)
 
     def __getitem__(self, item: int | slice | list[int]) -> ReadOnlyOrderedParquetDataset:
@@ -290,13 +355,6 @@ class ReadOnlyOrderedParquetDataset(OrderedParquetDataset):
 
     def _file_ids(self) -> list[int] | None:
         return [int(i) for i in self._stats["file_ids"]]  # type: ignore[attr-defined]
-
-    def to_arrow(self) -> pa.Table | None:
-        ids = self._file_ids()
-        if not ids:
-            return None
-        table: pa.Table | None = self._raw.read(ids)
-        return table
 
     def write(self, **kwargs: Any) -> None:
         raise ReadOnlyError("cannot call 'write' on a read-only dataset.")

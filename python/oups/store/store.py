@@ -1,0 +1,278 @@
+"""``Store``: a sorted, dict-like collection of ordered datasets named by keys."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from oups._oups import RawIntersections
+from oups.exceptions import InvalidParameterError, OrderedOnMismatchError, ParameterTypeError
+from oups.store._bounds import physical_range
+from oups.store.indexer import check_key_class, is_toplevel, key_class, key_parts, keys_from_values
+from oups.store.ordered_parquet_dataset import OrderedParquetDataset, chunk_to_pandas
+
+__all__ = ["Store"]
+
+_META_SUFFIX = "_opdmd"
+
+
+class Store:
+    """A collection of :class:`OrderedParquetDataset`, one per key, under one directory.
+
+    Keys are instances of a ``@toplevel`` class (the *indexer*); a key's
+    dataset lives in ``basepath / key.to_path()``. The store reads the disk
+    each time it is asked which keys exist, so datasets written by another
+    ``Store``, by :func:`oups.write` or by another process are seen at once.
+    Looking (``in``, ``len``, iteration, reading unknown keys) never creates
+    files or directories.
+
+    Parameters
+    ----------
+    basepath : str or Path
+        The store's directory (created by the first write).
+    indexer : @toplevel class (or instance)
+        The key class.
+
+    Examples
+    --------
+    >>> import tempfile, pandas as pd
+    >>> from oups import Store, toplevel
+    >>> @toplevel
+    ... class Ticker:
+    ...     symbol: str
+    ...     year: int
+    >>> store = Store(tempfile.mkdtemp(), Ticker)
+    >>> store[Ticker("AAPL", 2024)].write(
+    ...     ordered_on="ts", df=pd.DataFrame({"ts": [1, 2], "px": [1.0, 2.0]})
+    ... )
+    >>> list(store), Ticker("AAPL", 2024) in store, len(store)
+    ([Ticker(symbol='AAPL', year=2024)], True, 1)
+    """
+
+    def __init__(self, basepath: str | os.PathLike[str], indexer: Any) -> None:
+        if not is_toplevel(indexer):
+            name = getattr(indexer, "__name__", None) or type(indexer).__name__
+            raise ParameterTypeError(f"{name} has to be '@toplevel' decorated.")
+        if not isinstance(basepath, (str, os.PathLike)):
+            raise ParameterTypeError(
+                f"'basepath' must be a str or a Path, got {type(basepath).__name__}."
+            )
+        self._basepath = Path(basepath).expanduser().resolve()
+        self._indexer = key_class(indexer)
+
+    @property
+    def basepath(self) -> Path:
+        """The store's directory (absolute)."""
+        return self._basepath
+
+    @property
+    def indexer(self) -> Any:
+        """The ``@toplevel`` key class."""
+        return self._indexer
+
+    @property
+    def keys(self) -> list[Any]:
+        """The keys of all datasets on disk, sorted (a fresh list on each access)."""
+        rows = self._indexer._oups_schema.discover(str(self._basepath))
+        return keys_from_values(self._indexer, rows)
+
+    def __len__(self) -> int:
+        return len(self._indexer._oups_schema.discover(str(self._basepath)))
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.keys)
+
+    def __contains__(self, key: object) -> bool:
+        if type(key) is not self._indexer:
+            return False
+        return self._meta_path(key).is_file()
+
+    def __repr__(self) -> str:
+        return "\n".join(str(k) for k in self.keys)
+
+    def _dirpath(self, key: Any) -> Path:
+        check_key_class(key, self._indexer)
+        return self._basepath.joinpath(*key_parts(key))
+
+    def _meta_path(self, key: Any) -> Path:
+        path = self._dirpath(key)
+        return path.with_name(path.name + _META_SUFFIX)
+
+    def get(self, key: Any, **kwargs: Any) -> OrderedParquetDataset:
+        """The dataset of ``key``; ``kwargs`` go to :class:`OrderedParquetDataset`
+        (``ordered_on``, ``lock_timeout``, ``lock_lifetime``).
+
+        A key without a dataset gives an empty dataset that its first write creates.
+        """
+        return OrderedParquetDataset(self._dirpath(key), **kwargs)
+
+    def __getitem__(self, key: Any) -> OrderedParquetDataset:
+        return self.get(key)
+
+    def __delitem__(self, key: Any) -> None:
+        """Removes the dataset's files, then its empty parent directories (never the base)."""
+        if key not in self:
+            raise KeyError(f"key '{key}' not found in store.")
+        dirpath = self._dirpath(key)
+        ds = OrderedParquetDataset(dirpath)
+        ds.remove_from_disk(release_lock=True)
+        parent = dirpath.parent
+        while parent != self._basepath and self._basepath in parent.parents:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
+
+    def iter_intersections(
+        self,
+        keys: Iterable[Any],
+        start: Any = None,
+        n_prev: int | Iterable[int] = 0,
+        end_excl: Any = None,
+        *,
+        lock_timeout: float | None = None,
+    ) -> Iterator[dict[Any, pd.DataFrame]]:
+        """Iterate synchronised chunks of several datasets over ``[start, end_excl)``.
+
+        Each chunk is a dict ``{key: DataFrame}`` holding the rows of each
+        participating dataset between two consecutive chunk edges; chunk edges
+        are where the row groups of any dataset begin (row groups sharing a
+        bound value count as one). A dataset participates when its row groups
+        intersect the range; it then appears in every chunk, possibly with an
+        empty frame. Keys without data in the range are absent.
+
+        Parameters
+        ----------
+        keys : iterable of keys
+            The datasets to read, in the order used for each chunk's dict.
+        start, end_excl : optional
+            Bounds on the ordered column. For datetime columns they may be
+            strings such as ``"2024-01-31 09:30"``.
+        n_prev : int or list of int, default 0
+            Rows just before ``start`` to prepend to the first chunk of each
+            dataset (a list aligns with ``keys``); used only with ``start``.
+        lock_timeout : float, optional
+            Seconds to wait for each dataset's lock.
+
+        Notes
+        -----
+        Nothing is read or locked until the first chunk is requested. The
+        datasets stay locked until the iteration ends, or the generator is
+        closed or garbage-collected. One group of row groups per dataset is in
+        memory at a time; the next one is read ahead on another thread.
+
+        Examples
+        --------
+        >>> import tempfile, pandas as pd
+        >>> from oups import Store, toplevel
+        >>> @toplevel
+        ... class K:
+        ...     name: str
+        >>> store = Store(tempfile.mkdtemp(), K)
+        >>> store[K("a")].write(ordered_on="t", df=pd.DataFrame({"t": [1, 2, 3, 4, 5, 6]}),
+        ...                     row_group_target_size=2)
+        >>> store[K("b")].write(ordered_on="t", df=pd.DataFrame({"t": [2, 3, 4, 7]}),
+        ...                     row_group_target_size=2)
+        >>> for chunk in store.iter_intersections([K("a"), K("b")]):
+        ...     print({str(k): df["t"].tolist() for k, df in chunk.items()})
+        {'a': [1, 2], 'b': [2]}
+        {'a': [3], 'b': [3]}
+        {'a': [4], 'b': [4]}
+        {'a': [5, 6], 'b': [7]}
+        """
+        key_list = list(keys) if not isinstance(keys, (str, bytes)) else None
+        return self._iter_intersections(key_list, keys, start, n_prev, end_excl, lock_timeout)
+
+    def _iter_intersections(
+        self,
+        key_list: list[Any] | None,
+        keys_arg: Any,
+        start: Any,
+        n_prev: Any,
+        end_excl: Any,
+        lock_timeout: float | None,
+    ) -> Iterator[dict[Any, pd.DataFrame]]:
+        if key_list is None:
+            raise ParameterTypeError(
+                f"'keys' must be an iterable of keys, got {type(keys_arg).__name__}."
+            )
+        for key in key_list:
+            check_key_class(key, self._indexer, "'keys' item")
+        if len(set(key_list)) != len(key_list):
+            dup = next(k for i, k in enumerate(key_list) if k in key_list[:i])
+            raise InvalidParameterError(f"'keys' holds key '{dup}' more than once.")
+        n_prevs = _n_prev_list(n_prev, len(key_list))
+        if not key_list:
+            return
+        datasets: list[OrderedParquetDataset | None] = []
+        try:
+            for key in key_list:
+                datasets.append(
+                    OrderedParquetDataset(self._dirpath(key), lock_timeout=lock_timeout)
+                    if key in self
+                    else None
+                )
+            arrow_type = _check_ordered_on(key_list, datasets)
+            prange = physical_range(start, end_excl, arrow_type)
+            if prange.empty:
+                return
+            raw = RawIntersections(
+                [None if ds is None else ds._raw for ds in datasets],
+                [str(k) for k in key_list],
+                n_prevs if start is not None else [0] * len(key_list),
+                prange.start,
+                prange.end_excl,
+            )
+            while (chunk := raw.next_chunk()) is not None:
+                yield {key_list[i]: chunk_to_pandas(batch) for i, batch in chunk}
+        finally:
+            for ds in datasets:
+                if ds is not None:
+                    ds.close()
+
+
+def _n_prev_list(n_prev: Any, n_keys: int) -> list[int]:
+    def one(v: Any) -> int:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise ParameterTypeError(
+                f"'n_prev' must be an int or a list of ints, got {v!r} ({type(v).__name__})."
+            )
+        if v < 0:
+            raise InvalidParameterError("'n_prev' values must be greater than or equal to 0.")
+        return int(v)
+
+    if isinstance(n_prev, (list, tuple, np.ndarray)):
+        values = [one(v) for v in n_prev]
+        if len(values) != n_keys:
+            raise InvalidParameterError(
+                f"'n_prev' has {len(values)} values but 'keys' has {n_keys}; give one value "
+                "per key, or a single int for all."
+            )
+        return values
+    return [one(n_prev)] * n_keys
+
+
+def _check_ordered_on(keys: list[Any], datasets: list[OrderedParquetDataset | None]) -> Any:
+    """Checks that datasets share their ordered column; returns its Arrow type."""
+    first: tuple[Any, Any] | None = None
+    arrow_type = None
+    for key, ds in zip(keys, datasets, strict=True):
+        if ds is None or ds.is_newly_initialized:
+            continue
+        ordered_on = ds.ordered_on
+        if first is None:
+            first = (key, ordered_on)
+        elif ordered_on != first[1]:
+            raise OrderedOnMismatchError(
+                f"inconsistent 'ordered_on' columns. '{first[0]}' has '{first[1]}', but "
+                f"'{key}' has '{ordered_on}'."
+            )
+        if arrow_type is None:
+            arrow_type = ds.ordered_type
+    return arrow_type

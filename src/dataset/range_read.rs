@@ -1,0 +1,187 @@
+//! Reading part of a dataset: a range of the ordered column, some columns.
+//!
+//! Only the row groups whose stats intersect the range are opened; in the
+//! ones straddling a bound, the ordered column alone is decoded to find the
+//! rows, then the other columns are read for those rows only (the offset
+//! index lets the reader skip the pages outside them).
+
+use std::ops::Range;
+use std::path::PathBuf;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, SchemaRef};
+
+use crate::dataset::layout::Layout;
+use crate::dataset::ordered_key::encode_column;
+use crate::dataset::parquet_io::{parallel_map, read_file_part};
+use crate::dataset::state::RowGroup;
+use crate::dataset::Dataset;
+use crate::error::{OupsError, Result};
+
+/// What the readers of a dataset need, taken under its lock.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub layout: Layout,
+    pub row_groups: Vec<RowGroup>,
+    pub schema: SchemaRef,
+    pub ordered_field: String,
+    pub ordered_index: usize,
+    pub ordered_type: DataType,
+}
+
+impl Snapshot {
+    pub fn paths(&self, rgs: &[RowGroup]) -> Vec<PathBuf> {
+        rgs.iter()
+            .map(|rg| self.layout.file_path(rg.file_id))
+            .collect()
+    }
+}
+
+/// Half-open bounds on the ordered column, as order-preserving keys.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeyRange {
+    pub start: Option<u64>,
+    pub end_excl: Option<u64>,
+}
+
+impl KeyRange {
+    pub fn overlaps(&self, min: u64, max: u64) -> bool {
+        self.start.is_none_or(|s| max >= s) && self.end_excl.is_none_or(|e| min < e)
+    }
+
+    fn covers(&self, min: u64, max: u64) -> bool {
+        self.start.is_none_or(|s| min >= s) && self.end_excl.is_none_or(|e| max < e)
+    }
+
+    /// Rows of sorted `keys` inside the range.
+    pub fn rows(&self, keys: &[u64]) -> Range<usize> {
+        let lo = self.start.map_or(0, |s| keys.partition_point(|&k| k < s));
+        let hi = self
+            .end_excl
+            .map_or(keys.len(), |e| keys.partition_point(|&k| k < e));
+        lo..hi.max(lo)
+    }
+}
+
+impl Dataset {
+    /// The committed row groups and schema; `None` when there is no row group.
+    pub fn snapshot(&mut self) -> Result<Option<Snapshot>> {
+        self.with_lock(|ds| {
+            let Some(schema) = ds.schema()? else {
+                return Ok(None);
+            };
+            let (Some(field), Some(dt)) = (
+                ds.state.ordered_field.clone(),
+                ds.state.ordered_type.clone(),
+            ) else {
+                return Ok(None);
+            };
+            let ordered_index = schema.index_of(&field).map_err(|_| {
+                OupsError::corrupt(
+                    &ds.layout.meta,
+                    format!("the ordered column '{field}' is not in the data files"),
+                )
+            })?;
+            Ok(Some(Snapshot {
+                layout: ds.layout.clone(),
+                row_groups: ds.state.row_groups.clone(),
+                schema,
+                ordered_field: field,
+                ordered_index,
+                ordered_type: dt,
+            }))
+        })
+    }
+
+    /// Rows in `range` of the row groups `file_ids` (all when `None`), with
+    /// the given columns (by name, all when `None`) in schema order.
+    pub fn read_range(
+        &mut self,
+        file_ids: Option<&[u64]>,
+        range: KeyRange,
+        columns: Option<&[String]>,
+    ) -> Result<(Vec<RecordBatch>, Option<SchemaRef>)> {
+        let Some(snap) = self.snapshot()? else {
+            return Ok((Vec::new(), None));
+        };
+        let projection: Option<Vec<usize>> = match columns {
+            None => None,
+            Some(names) => {
+                let mut idx = Vec::with_capacity(names.len());
+                for name in names {
+                    let i = snap.schema.index_of(name).map_err(|_| {
+                        OupsError::ColumnNotFound(format!(
+                            "column {name:?} is not in dataset '{}' (columns: {:?})",
+                            snap.layout.dir.display(),
+                            snap.schema
+                                .fields()
+                                .iter()
+                                .map(|f| f.name())
+                                .collect::<Vec<_>>()
+                        ))
+                    })?;
+                    idx.push(i);
+                }
+                idx.sort_unstable();
+                idx.dedup();
+                Some(idx)
+            }
+        };
+        let out_schema: SchemaRef = match &projection {
+            Some(p) => std::sync::Arc::new(snap.schema.project(p)?),
+            None => snap.schema.clone(),
+        };
+        let selected: Vec<RowGroup> = snap
+            .row_groups
+            .iter()
+            .filter(|rg| file_ids.is_none_or(|ids| ids.contains(&rg.file_id)))
+            .filter(|rg| range.overlaps(rg.min, rg.max))
+            .copied()
+            .collect();
+        let batches = parallel_map(&selected, |rg| {
+            let path = snap.layout.file_path(rg.file_id);
+            let rows = if range.covers(rg.min, rg.max) {
+                None
+            } else {
+                let ordered = read_file_part(&path, Some(&[snap.ordered_index]), None)?;
+                let keys = encode_column(ordered.column(0).as_ref(), &snap.ordered_field)?;
+                if keys.len() as u64 != rg.n_rows {
+                    return Err(OupsError::corrupt(
+                        &path,
+                        "its content disagrees with the metadata",
+                    ));
+                }
+                Some(range.rows(&keys))
+            };
+            let batch = read_file_part(&path, projection.as_deref(), rows)?;
+            if batch.schema().fields() != out_schema.fields() {
+                return Err(OupsError::corrupt(
+                    &path,
+                    "its schema differs from the dataset's first data file",
+                ));
+            }
+            Ok(batch.with_schema(out_schema.clone())?)
+        })?;
+        Ok((batches, Some(out_schema)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_in_range() {
+        let keys = [1, 2, 2, 3, 5, 8];
+        let r = |s, e| KeyRange {
+            start: s,
+            end_excl: e,
+        };
+        assert_eq!(r(None, None).rows(&keys), 0..6);
+        assert_eq!(r(Some(2), Some(5)).rows(&keys), 1..4);
+        assert_eq!(r(Some(9), None).rows(&keys), 6..6);
+        assert_eq!(r(Some(5), Some(3)).rows(&keys), 4..4);
+        assert!(r(Some(3), Some(4)).overlaps(2, 3));
+        assert!(!r(Some(3), Some(4)).overlaps(4, 9));
+    }
+}

@@ -1,0 +1,365 @@
+//! Synchronised chunked reads across datasets (`Store.iter_intersections`).
+//!
+//! Row groups of each dataset are collapsed into groups (consecutive row
+//! groups sharing a bound value). Chunk edges are the starts of the in-range
+//! groups of every participating dataset but their first. Each dataset keeps
+//! one group in memory, and the next group needed by the whole iteration is
+//! read ahead on another thread while the caller works on the current chunk.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use arrow_array::RecordBatch;
+use arrow_select::concat::concat_batches;
+
+use crate::dataset::contiguous::read_joined;
+use crate::dataset::ordered_key::encode_column;
+use crate::dataset::range_read::{KeyRange, Snapshot};
+use crate::dataset::state::RowGroup;
+use crate::error::{OupsError, Result};
+
+/// Consecutive row groups `rgs` with `min_i == max_{i-1}`, spanning `[min, max]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub rgs: std::ops::Range<usize>,
+    pub min: u64,
+    pub max: u64,
+}
+
+pub fn collapse(rgs: &[RowGroup]) -> Vec<Group> {
+    let mut groups: Vec<Group> = Vec::new();
+    for (i, rg) in rgs.iter().enumerate() {
+        match groups.last_mut() {
+            Some(g) if g.max == rg.min => {
+                g.rgs.end = i + 1;
+                g.max = rg.max;
+            }
+            _ => groups.push(Group {
+                rgs: i..i + 1,
+                min: rg.min,
+                max: rg.max,
+            }),
+        }
+    }
+    groups
+}
+
+/// The in-range groups `first..stop` of one participating dataset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    pub source: usize,
+    pub groups: Vec<Group>,
+    pub first: usize,
+    pub stop: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub participants: Vec<Participant>,
+    /// Sorted, distinct inner chunk edges; there are `edges.len() + 1` chunks.
+    pub edges: Vec<u64>,
+}
+
+/// Plans the chunks from row-group stats alone.
+pub fn plan(datasets: &[&[RowGroup]], range: KeyRange) -> Plan {
+    let mut participants = Vec::new();
+    let mut edges = Vec::new();
+    for (source, rgs) in datasets.iter().enumerate() {
+        let groups = collapse(rgs);
+        let first = range
+            .start
+            .map_or(0, |s| groups.partition_point(|g| g.max < s));
+        let stop = range
+            .end_excl
+            .map_or(groups.len(), |e| groups.partition_point(|g| g.min < e));
+        if first < stop {
+            edges.extend(groups[first + 1..stop].iter().map(|g| g.min));
+            participants.push(Participant {
+                source,
+                groups,
+                first,
+                stop,
+            });
+        }
+    }
+    edges.sort_unstable();
+    edges.dedup();
+    Plan {
+        participants,
+        edges,
+    }
+}
+
+impl Plan {
+    pub fn n_chunks(&self) -> usize {
+        if self.participants.is_empty() {
+            0
+        } else {
+            self.edges.len() + 1
+        }
+    }
+
+    /// The chunk at which group `g` of a participant is first needed.
+    fn chunk_of_group(&self, p: &Participant, g: usize) -> usize {
+        if g == p.first {
+            0
+        } else {
+            self.edges.partition_point(|&e| e < p.groups[g].min) + 1
+        }
+    }
+
+    /// Group loads in the order the iteration needs them.
+    fn schedule(&self) -> Vec<(usize, usize, usize)> {
+        let mut loads: Vec<(usize, usize, usize)> = self
+            .participants
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| (p.first..p.stop).map(move |g| (i, g)))
+            .map(|(i, g)| (self.chunk_of_group(&self.participants[i], g), i, g))
+            .collect();
+        loads.sort_unstable();
+        loads
+    }
+}
+
+/// A group in memory: its rows (plus warm-up rows before them) and their keys.
+struct Loaded {
+    group: usize,
+    batch: RecordBatch,
+    keys: Vec<u64>,
+}
+
+type Pending = (usize, usize, JoinHandle<Result<Loaded>>);
+
+pub struct Intersections {
+    sources: Vec<Option<Arc<Snapshot>>>,
+    plan: Plan,
+    range: KeyRange,
+    n_prev: Vec<usize>,
+    schedule: Vec<(usize, usize, usize)>,
+    next_load: usize,
+    loaded: Vec<Option<Loaded>>,
+    prefetch: Option<Pending>,
+    chunk: usize,
+}
+
+fn load_group(snap: &Snapshot, group: usize, rgs: &[RowGroup]) -> Result<Loaded> {
+    let paths = snap.paths(rgs);
+    let rows: Vec<usize> = rgs.iter().map(|rg| rg.n_rows as usize).collect();
+    let batch = read_joined(&paths, &rows, &snap.schema)?;
+    let keys = encode_column(
+        batch.column(snap.ordered_index).as_ref(),
+        &snap.ordered_field,
+    )?;
+    Ok(Loaded { group, batch, keys })
+}
+
+impl Intersections {
+    /// `sources[i]` is `None` for a dataset without row groups; `n_prev[i]`
+    /// warm-up rows are prepended to dataset i's first chunk when `start` is set.
+    pub fn new(sources: Vec<Option<Snapshot>>, range: KeyRange, n_prev: Vec<usize>) -> Self {
+        let empty: Vec<RowGroup> = Vec::new();
+        let rgs: Vec<&[RowGroup]> = sources
+            .iter()
+            .map(|s| {
+                s.as_ref()
+                    .map_or(empty.as_slice(), |s| s.row_groups.as_slice())
+            })
+            .collect();
+        let plan = plan(&rgs, range);
+        let schedule = plan.schedule();
+        let n = plan.participants.len();
+        Intersections {
+            sources: sources.into_iter().map(|s| s.map(Arc::new)).collect(),
+            plan,
+            range,
+            n_prev,
+            schedule,
+            next_load: 0,
+            loaded: (0..n).map(|_| None).collect(),
+            prefetch: None,
+            chunk: 0,
+        }
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    fn snapshot(&self, source: usize) -> Arc<Snapshot> {
+        // Participants always have row groups, hence a snapshot.
+        Arc::clone(
+            self.sources[source]
+                .as_ref()
+                .expect("participant without snapshot"),
+        )
+    }
+
+    fn group_rgs(&self, p: usize, g: usize) -> (Arc<Snapshot>, Vec<RowGroup>) {
+        let part = &self.plan.participants[p];
+        let snap = self.snapshot(part.source);
+        let rgs = snap.row_groups[part.groups[g].rgs.clone()].to_vec();
+        (snap, rgs)
+    }
+
+    /// Starts reading the next scheduled group on another thread.
+    fn start_prefetch(&mut self) {
+        if self.prefetch.is_some() {
+            return;
+        }
+        if let Some(&(_, p, g)) = self.schedule.get(self.next_load) {
+            let (snap, rgs) = self.group_rgs(p, g);
+            let handle = std::thread::spawn(move || load_group(&snap, g, &rgs));
+            self.prefetch = Some((p, g, handle));
+        }
+    }
+
+    fn take_load(&mut self, p: usize, g: usize) -> Result<Loaded> {
+        if let Some((pp, pg, _)) = &self.prefetch {
+            if (*pp, *pg) == (p, g) {
+                let (_, _, handle) = self.prefetch.take().expect("checked");
+                return handle.join().unwrap_or_else(|_| {
+                    Err(OupsError::Internal("a read-ahead thread panicked".into()))
+                });
+            }
+        }
+        let (snap, rgs) = self.group_rgs(p, g);
+        load_group(&snap, g, &rgs)
+    }
+
+    /// Prepends the rows just before `start` from earlier row groups when the
+    /// first group has fewer than `n_prev` of them.
+    fn with_warm_up(&self, p: usize, mut loaded: Loaded) -> Result<Loaded> {
+        let part = &self.plan.participants[p];
+        let n = self.n_prev.get(part.source).copied().unwrap_or(0);
+        let Some(start) = self.range.start else {
+            return Ok(loaded);
+        };
+        let before = loaded.keys.partition_point(|&k| k < start);
+        if n <= before {
+            return Ok(loaded);
+        }
+        let missing = n - before;
+        let snap = &self.snapshot(part.source);
+        let first_rg = part.groups[loaded.group].rgs.start;
+        let mut from = first_rg;
+        let mut got = 0usize;
+        while from > 0 && got < missing {
+            from -= 1;
+            got += snap.row_groups[from].n_rows as usize;
+        }
+        if from == first_rg {
+            return Ok(loaded);
+        }
+        let earlier = load_group(snap, loaded.group, &snap.row_groups[from..first_rg])?;
+        let skip = got.saturating_sub(missing);
+        let tail = earlier.batch.slice(skip, got - skip);
+        loaded.batch = concat_batches(&snap.schema, [&tail, &loaded.batch])?;
+        let mut keys = earlier.keys[skip..].to_vec();
+        keys.extend_from_slice(&loaded.keys);
+        loaded.keys = keys;
+        Ok(loaded)
+    }
+
+    /// The next chunk: `(source index, rows)` for every participating dataset.
+    pub fn next_chunk(&mut self) -> Result<Option<Vec<(usize, RecordBatch)>>> {
+        let chunk = self.chunk;
+        if chunk >= self.plan.n_chunks() {
+            self.prefetch = None;
+            return Ok(None);
+        }
+        while let Some(&(c, p, g)) = self.schedule.get(self.next_load) {
+            if c != chunk {
+                break;
+            }
+            self.next_load += 1;
+            // Drop the previous group before reading the next one.
+            self.loaded[p] = None;
+            let mut loaded = self.take_load(p, g)?;
+            if chunk == 0 {
+                loaded = self.with_warm_up(p, loaded)?;
+            }
+            self.loaded[p] = Some(loaded);
+        }
+        self.start_prefetch();
+        let lo = if chunk == 0 {
+            self.range.start
+        } else {
+            Some(self.plan.edges[chunk - 1])
+        };
+        let hi = if chunk == self.plan.edges.len() {
+            self.range.end_excl
+        } else {
+            Some(self.plan.edges[chunk])
+        };
+        let bounds = KeyRange {
+            start: lo,
+            end_excl: hi,
+        };
+        let mut out = Vec::with_capacity(self.plan.participants.len());
+        for (p, part) in self.plan.participants.iter().enumerate() {
+            let loaded = self.loaded[p]
+                .as_ref()
+                .ok_or_else(|| OupsError::Internal("a dataset group was not loaded".into()))?;
+            let mut rows = bounds.rows(&loaded.keys);
+            if chunk == 0 && lo.is_some() {
+                let n = self.n_prev.get(part.source).copied().unwrap_or(0);
+                rows.start = rows.start.saturating_sub(n);
+            }
+            out.push((part.source, loaded.batch.slice(rows.start, rows.len())));
+        }
+        self.chunk += 1;
+        Ok(Some(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rgs(bounds: &[(u64, u64)]) -> Vec<RowGroup> {
+        bounds
+            .iter()
+            .enumerate()
+            .map(|(i, &(min, max))| RowGroup {
+                file_id: i as u64,
+                n_rows: 2,
+                min,
+                max,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn collapses_chains_on_equal_bounds() {
+        let g = collapse(&rgs(&[(1, 2), (2, 2), (2, 3), (4, 5)]));
+        assert_eq!(g.len(), 2);
+        assert_eq!((g[0].rgs.clone(), g[0].min, g[0].max), (0..3, 1, 3));
+    }
+
+    #[test]
+    fn edges_pool_group_starts_within_the_range() {
+        let a = rgs(&[(1, 2), (3, 4), (5, 6)]);
+        let b = rgs(&[(2, 3), (4, 7)]);
+        let p = plan(&[&a, &b], KeyRange::default());
+        assert_eq!(p.edges, [3, 4, 5]);
+        let p = plan(
+            &[&a, &b],
+            KeyRange {
+                start: Some(7),
+                end_excl: None,
+            },
+        );
+        assert_eq!(p.participants.len(), 1);
+        assert_eq!(p.participants[0].source, 1);
+        assert_eq!(p.n_chunks(), 1);
+        let none = plan(
+            &[&a],
+            KeyRange {
+                start: Some(100),
+                end_excl: None,
+            },
+        );
+        assert_eq!(none.n_chunks(), 0);
+    }
+}

@@ -1,0 +1,5 @@
+//! Collections of datasets: key schemas, discovery, synchronised reads.
+
+pub mod discover;
+pub mod intersections;
+pub mod key_schema;
