@@ -7,6 +7,8 @@ import importlib
 import os
 import pkgutil
 import re
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -18,17 +20,22 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
-def blocks():
+def pages():
     for path in DOCS:
-        for i, match in enumerate(BLOCK.finditer(path.read_text())):
-            yield pytest.param(match.group(1), id=f"{path.name}-{i}")
+        if BLOCK.search(path.read_text()):
+            yield pytest.param(path, id=path.name)
 
 
-@pytest.mark.parametrize("code", list(blocks()))
-def test_doc_block_runs(code, tmp_path, monkeypatch):
+@pytest.mark.parametrize("path", list(pages()))
+def test_doc_blocks_run(path, tmp_path, monkeypatch):
+    """The blocks of a page run in order in one namespace, as a reader would."""
     monkeypatch.chdir(tmp_path)
-    code = code.replace("/tmp/oups-readme", str(tmp_path / "readme"))
-    exec(compile(code, "<doc>", "exec"), {"__name__": "__doc__"})
+    # A real module, so that dataclasses defined in the page can find it.
+    module = types.ModuleType("oups_doc_page")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    for i, match in enumerate(BLOCK.finditer(path.read_text())):
+        code = match.group(1).replace("/tmp/oups-readme", str(tmp_path / "readme"))
+        exec(compile(code, f"<{path.name} block {i}>", "exec"), module.__dict__)
 
 
 def modules():

@@ -156,6 +156,44 @@ pub fn encode_column(array: &dyn Array, column: &str) -> Result<Vec<u64>> {
     Ok(keys)
 }
 
+/// The number of leading values of a sorted column whose key is below `key`
+/// (a binary search on the values: no key vector is built).
+pub fn count_below(array: &dyn Array, key: u64) -> usize {
+    macro_rules! search {
+        ($t:ty, $enc:expr) => {
+            array
+                .as_primitive::<$t>()
+                .values()
+                .partition_point(|&v| $enc(v) < key)
+        };
+    }
+    use DataType::*;
+    match array.data_type() {
+        Int8 => search!(Int8Type, |v: i8| encode_i64(v as i64)),
+        Int16 => search!(Int16Type, |v: i16| encode_i64(v as i64)),
+        Int32 => search!(Int32Type, |v: i32| encode_i64(v as i64)),
+        Int64 => search!(Int64Type, encode_i64),
+        Date32 => search!(Date32Type, |v: i32| encode_i64(v as i64)),
+        Date64 => search!(Date64Type, encode_i64),
+        Timestamp(TimeUnit::Second, _) => search!(TimestampSecondType, encode_i64),
+        Timestamp(TimeUnit::Millisecond, _) => search!(TimestampMillisecondType, encode_i64),
+        Timestamp(TimeUnit::Microsecond, _) => search!(TimestampMicrosecondType, encode_i64),
+        Timestamp(TimeUnit::Nanosecond, _) => search!(TimestampNanosecondType, encode_i64),
+        Duration(TimeUnit::Second) => search!(DurationSecondType, encode_i64),
+        Duration(TimeUnit::Millisecond) => search!(DurationMillisecondType, encode_i64),
+        Duration(TimeUnit::Microsecond) => search!(DurationMicrosecondType, encode_i64),
+        Duration(TimeUnit::Nanosecond) => search!(DurationNanosecondType, encode_i64),
+        UInt8 => search!(UInt8Type, |v: u8| v as u64),
+        UInt16 => search!(UInt16Type, |v: u16| v as u64),
+        UInt32 => search!(UInt32Type, |v: u32| v as u64),
+        UInt64 => search!(UInt64Type, |v: u64| v),
+        Float32 => search!(Float32Type, |v: f32| encode_f64(v as f64)),
+        Float64 => search!(Float64Type, encode_f64),
+        // Unsupported ordered types never reach a dataset (writes refuse them).
+        _ => 0,
+    }
+}
+
 /// Fails with a message naming the first out-of-order row.
 pub fn check_sorted(keys: &[u64], kind: KeyKind, column: &str) -> Result<()> {
     if let Some(i) = keys.windows(2).position(|w| w[0] > w[1]) {
@@ -214,6 +252,20 @@ pub fn keys_to_array(keys: &[u64], kind: KeyKind, dt: &DataType) -> Result<Array
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow_array::{Float32Array, TimestampMicrosecondArray, UInt8Array};
+
+    #[test]
+    fn count_below_searches_values_of_every_kind() {
+        let f = Float32Array::from(vec![-2.5, -0.0, 1.5, 1.5, 3.0]);
+        assert_eq!(count_below(&f, encode_f64(0.0)), 1);
+        assert_eq!(count_below(&f, encode_f64(1.5)), 2);
+        assert_eq!(count_below(&f, encode_f64(10.0)), 5);
+        let u = UInt8Array::from(vec![1, 200, 255]);
+        assert_eq!(count_below(&u, 200), 1);
+        let t = TimestampMicrosecondArray::from(vec![-10, 0, 10]).with_timezone("UTC");
+        assert_eq!(count_below(&t, encode_i64(0)), 1);
+        assert_eq!(count_below(&t, encode_i64(11)), 3);
+    }
 
     #[test]
     fn encodings_preserve_order() {

@@ -8,7 +8,8 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+    RowSelector,
 };
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
@@ -132,6 +133,20 @@ pub fn read_file_part(
     columns: Option<&[usize]>,
     rows: Option<std::ops::Range<usize>>,
 ) -> Result<RecordBatch> {
+    read_file_split(path, columns, rows, 1)
+}
+
+/// Below this many bytes of column data, one thread decodes a file.
+const MIN_SPLIT_BYTES: i64 = 4 << 20;
+
+/// Like [`read_file_part`], decoding the columns on up to `ways` threads
+/// (the Parquet reader decodes one column after the other).
+pub fn read_file_split(
+    path: &Path,
+    columns: Option<&[usize]>,
+    rows: Option<std::ops::Range<usize>>,
+    ways: usize,
+) -> Result<RecordBatch> {
     let file = map_file(path)?;
     let corrupt = |e: parquet::errors::ParquetError| OupsError::corrupt(path, e.to_string());
     // Only the offset index is needed to skip pages (there is no column index).
@@ -141,47 +156,114 @@ pub fn read_file_part(
         PageIndexPolicy::Skip
     };
     let options = ArrowReaderOptions::new().with_offset_index_policy(policy);
-    let mut builder =
-        ParquetRecordBatchReaderBuilder::try_new_with_options(file, options).map_err(corrupt)?;
-    let total = builder.metadata().file_metadata().num_rows().max(0) as usize;
-    if let Some(cols) = columns {
-        let mask = ProjectionMask::roots(builder.parquet_schema(), cols.iter().copied());
-        builder = builder.with_projection(mask);
-    }
-    let mut wanted = total;
-    if let Some(r) = rows {
-        if r.end > total || r.start > r.end {
+    let meta = ArrowReaderMetadata::load(&file, options).map_err(corrupt)?;
+    let total = meta.metadata().file_metadata().num_rows().max(0) as usize;
+    let n_fields = meta.schema().fields().len();
+    let cols: Vec<usize> = match columns {
+        Some(c) => c.to_vec(),
+        None => (0..n_fields).collect(),
+    };
+    let projected = Arc::new(meta.schema().project(&cols)?);
+    let wanted = match &rows {
+        Some(r) if r.end > total || r.start > r.end => {
             return Err(OupsError::corrupt(
                 path,
                 "it holds fewer rows than the metadata says",
-            ));
+            ))
         }
-        wanted = r.end - r.start;
-        let selection = RowSelection::from(vec![
-            RowSelector::skip(r.start),
-            RowSelector::select(wanted),
-            RowSelector::skip(total - r.end),
-        ]);
-        builder = builder.with_row_selection(selection);
-    }
-    let schema = builder.schema().clone();
-    let projected = match columns {
-        Some(cols) => Arc::new(schema.project(cols)?),
-        None => schema,
+        Some(r) => r.end - r.start,
+        None => total,
     };
-    let reader = builder
-        .with_batch_size(wanted.max(1))
-        .build()
-        .map_err(corrupt)?;
-    let mut batches = Vec::new();
-    for b in reader {
-        batches.push(b.map_err(|e| OupsError::corrupt(path, e.to_string()))?);
+    let parts = split_columns(&meta, &cols, ways);
+    let read_part = |part: &Vec<usize>| -> Result<RecordBatch> {
+        let mut builder =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(file.clone(), meta.clone());
+        let mask = ProjectionMask::roots(builder.parquet_schema(), part.iter().copied());
+        builder = builder.with_projection(mask);
+        if let Some(r) = &rows {
+            builder = builder.with_row_selection(RowSelection::from(vec![
+                RowSelector::skip(r.start),
+                RowSelector::select(wanted),
+                RowSelector::skip(total - r.end),
+            ]));
+        }
+        let part_schema = Arc::new(meta.schema().project(part)?);
+        let reader = builder
+            .with_batch_size(wanted.max(1))
+            .build()
+            .map_err(corrupt)?;
+        let mut batches = Vec::new();
+        for b in reader {
+            batches.push(b.map_err(|e| OupsError::corrupt(path, e.to_string()))?);
+        }
+        match batches.len() {
+            0 => Ok(RecordBatch::new_empty(part_schema)),
+            1 => Ok(batches.pop().expect("one batch")),
+            _ => Ok(arrow_select::concat::concat_batches(
+                &part_schema,
+                &batches,
+            )?),
+        }
+    };
+    let decoded = if parts.len() == 1 {
+        vec![read_part(&parts[0])?]
+    } else {
+        parallel_map(&parts, read_part)?
+    };
+    // Put the columns of the parts back in the requested (sorted) order.
+    let mut arrays = Vec::with_capacity(cols.len());
+    for c in &cols {
+        let (p, i) = parts
+            .iter()
+            .enumerate()
+            .find_map(|(p, part)| part.iter().position(|x| x == c).map(|i| (p, i)))
+            .ok_or_else(|| OupsError::Internal("a projected column was lost".into()))?;
+        arrays.push(decoded[p].column(i).clone());
     }
-    match batches.len() {
-        0 => Ok(RecordBatch::new_empty(projected)),
-        1 => Ok(batches.pop().expect("one batch")),
-        _ => Ok(arrow_select::concat::concat_batches(&projected, &batches)?),
+    if arrays.is_empty() {
+        return Ok(RecordBatch::try_new_with_options(
+            projected,
+            arrays,
+            &arrow_array::RecordBatchOptions::new().with_row_count(Some(wanted)),
+        )?);
     }
+    Ok(RecordBatch::try_new(projected, arrays)?)
+}
+
+/// Splits sorted root columns into up to `ways` runs of similar byte size.
+fn split_columns(meta: &ArrowReaderMetadata, cols: &[usize], ways: usize) -> Vec<Vec<usize>> {
+    let md = meta.metadata();
+    let schema = md.file_metadata().schema_descr();
+    let mut sizes = vec![0i64; meta.schema().fields().len()];
+    for rg in md.row_groups() {
+        for (leaf, chunk) in rg.columns().iter().enumerate() {
+            let root = schema.get_column_root_idx(leaf);
+            if let Some(s) = sizes.get_mut(root) {
+                *s += chunk.uncompressed_size();
+            }
+        }
+    }
+    let total: i64 = cols
+        .iter()
+        .map(|&c| sizes.get(c).copied().unwrap_or(0))
+        .sum();
+    let ways = ways.min(cols.len()).max(1);
+    if ways == 1 || total < MIN_SPLIT_BYTES {
+        return vec![cols.to_vec()];
+    }
+    let share = total / ways as i64;
+    let mut parts: Vec<Vec<usize>> = vec![Vec::new()];
+    let mut acc = 0i64;
+    for &c in cols {
+        let last = parts.last_mut().expect("non-empty");
+        if acc >= share && !last.is_empty() && parts.len() < ways {
+            parts.push(Vec::new());
+            acc = 0;
+        }
+        parts.last_mut().expect("non-empty").push(c);
+        acc += sizes.get(c).copied().unwrap_or(0);
+    }
+    parts
 }
 
 /// The Arrow schema stored in a data file's footer.

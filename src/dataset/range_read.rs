@@ -12,8 +12,8 @@ use arrow_array::RecordBatch;
 use arrow_schema::{DataType, SchemaRef};
 
 use crate::dataset::layout::Layout;
-use crate::dataset::ordered_key::encode_column;
-use crate::dataset::parquet_io::{parallel_map, read_file_part};
+use crate::dataset::ordered_key::count_below;
+use crate::dataset::parquet_io::{parallel_map, read_file_part, read_file_split};
 use crate::dataset::state::RowGroup;
 use crate::dataset::Dataset;
 use crate::error::{OupsError, Result};
@@ -53,12 +53,11 @@ impl KeyRange {
         self.start.is_none_or(|s| min >= s) && self.end_excl.is_none_or(|e| max < e)
     }
 
-    /// Rows of sorted `keys` inside the range.
-    pub fn rows(&self, keys: &[u64]) -> Range<usize> {
-        let lo = self.start.map_or(0, |s| keys.partition_point(|&k| k < s));
-        let hi = self
-            .end_excl
-            .map_or(keys.len(), |e| keys.partition_point(|&k| k < e));
+    /// Rows of a sorted column of `n` values inside the range, given how many
+    /// values are below a key.
+    pub fn rows_in(&self, n: usize, below: impl Fn(u64) -> usize) -> Range<usize> {
+        let lo = self.start.map_or(0, &below);
+        let hi = self.end_excl.map_or(n, &below);
         lo..hi.max(lo)
     }
 }
@@ -138,22 +137,27 @@ impl Dataset {
             .filter(|rg| range.overlaps(rg.min, rg.max))
             .copied()
             .collect();
+        // Files are read in parallel; a lone file has its columns split instead.
+        let ways = match selected.len() {
+            1 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            _ => 1,
+        };
         let batches = parallel_map(&selected, |rg| {
             let path = snap.layout.file_path(rg.file_id);
             let rows = if range.covers(rg.min, rg.max) {
                 None
             } else {
                 let ordered = read_file_part(&path, Some(&[snap.ordered_index]), None)?;
-                let keys = encode_column(ordered.column(0).as_ref(), &snap.ordered_field)?;
-                if keys.len() as u64 != rg.n_rows {
+                let col = ordered.column(0).as_ref();
+                if col.len() as u64 != rg.n_rows {
                     return Err(OupsError::corrupt(
                         &path,
                         "its content disagrees with the metadata",
                     ));
                 }
-                Some(range.rows(&keys))
+                Some(range.rows_in(col.len(), |k| count_below(col, k)))
             };
-            let batch = read_file_part(&path, projection.as_deref(), rows)?;
+            let batch = read_file_split(&path, projection.as_deref(), rows, ways)?;
             if batch.schema().fields() != out_schema.fields() {
                 return Err(OupsError::corrupt(
                     &path,
@@ -172,15 +176,16 @@ mod tests {
 
     #[test]
     fn rows_in_range() {
-        let keys = [1, 2, 2, 3, 5, 8];
+        let keys = [1u64, 2, 2, 3, 5, 8];
+        let below = |k: u64| keys.partition_point(|&v| v < k);
         let r = |s, e| KeyRange {
             start: s,
             end_excl: e,
         };
-        assert_eq!(r(None, None).rows(&keys), 0..6);
-        assert_eq!(r(Some(2), Some(5)).rows(&keys), 1..4);
-        assert_eq!(r(Some(9), None).rows(&keys), 6..6);
-        assert_eq!(r(Some(5), Some(3)).rows(&keys), 4..4);
+        assert_eq!(r(None, None).rows_in(keys.len(), below), 0..6);
+        assert_eq!(r(Some(2), Some(5)).rows_in(keys.len(), below), 1..4);
+        assert_eq!(r(Some(9), None).rows_in(keys.len(), below), 6..6);
+        assert_eq!(r(Some(5), Some(3)).rows_in(keys.len(), below), 4..4);
         assert!(r(Some(3), Some(4)).overlaps(2, 3));
         assert!(!r(Some(3), Some(4)).overlaps(4, 9));
     }

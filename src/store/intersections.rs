@@ -13,7 +13,7 @@ use arrow_array::RecordBatch;
 use arrow_select::concat::concat_batches;
 
 use crate::dataset::contiguous::read_joined;
-use crate::dataset::ordered_key::encode_column;
+use crate::dataset::ordered_key::count_below;
 use crate::dataset::range_read::{KeyRange, Snapshot};
 use crate::dataset::state::RowGroup;
 use crate::error::{OupsError, Result};
@@ -122,11 +122,22 @@ impl Plan {
     }
 }
 
-/// A group in memory: its rows (plus warm-up rows before them) and their keys.
+/// A group in memory: its rows (plus warm-up rows before them).
 struct Loaded {
     group: usize,
     batch: RecordBatch,
-    keys: Vec<u64>,
+    ordered: usize,
+}
+
+impl Loaded {
+    fn below(&self, key: u64) -> usize {
+        count_below(self.batch.column(self.ordered).as_ref(), key)
+    }
+
+    /// Rows with keys in `range`.
+    fn rows(&self, range: &KeyRange) -> std::ops::Range<usize> {
+        range.rows_in(self.batch.num_rows(), |k| self.below(k))
+    }
 }
 
 type Pending = (usize, usize, JoinHandle<Result<Loaded>>);
@@ -147,11 +158,11 @@ fn load_group(snap: &Snapshot, group: usize, rgs: &[RowGroup]) -> Result<Loaded>
     let paths = snap.paths(rgs);
     let rows: Vec<usize> = rgs.iter().map(|rg| rg.n_rows as usize).collect();
     let batch = read_joined(&paths, &rows, &snap.schema)?;
-    let keys = encode_column(
-        batch.column(snap.ordered_index).as_ref(),
-        &snap.ordered_field,
-    )?;
-    Ok(Loaded { group, batch, keys })
+    Ok(Loaded {
+        group,
+        batch,
+        ordered: snap.ordered_index,
+    })
 }
 
 impl Intersections {
@@ -235,7 +246,7 @@ impl Intersections {
         let Some(start) = self.range.start else {
             return Ok(loaded);
         };
-        let before = loaded.keys.partition_point(|&k| k < start);
+        let before = loaded.below(start);
         if n <= before {
             return Ok(loaded);
         }
@@ -255,9 +266,6 @@ impl Intersections {
         let skip = got.saturating_sub(missing);
         let tail = earlier.batch.slice(skip, got - skip);
         loaded.batch = concat_batches(&snap.schema, [&tail, &loaded.batch])?;
-        let mut keys = earlier.keys[skip..].to_vec();
-        keys.extend_from_slice(&loaded.keys);
-        loaded.keys = keys;
         Ok(loaded)
     }
 
@@ -301,7 +309,7 @@ impl Intersections {
             let loaded = self.loaded[p]
                 .as_ref()
                 .ok_or_else(|| OupsError::Internal("a dataset group was not loaded".into()))?;
-            let mut rows = bounds.rows(&loaded.keys);
+            let mut rows = loaded.rows(&bounds);
             if chunk == 0 && lo.is_some() {
                 let n = self.n_prev.get(part.source).copied().unwrap_or(0);
                 rows.start = rows.start.saturating_sub(n);
