@@ -249,3 +249,21 @@ def test_dataset_from_store_matches_direct(tmp_path):
     store[Pair("x", 1)].write(ordered_on="t", df=_df(range(10)), row_group_target_size=4)
     direct = OrderedParquetDataset(tmp_path / "x-1")
     pd.testing.assert_frame_equal(store[Pair("x", 1)].to_pandas(), direct.to_pandas())
+
+
+@toplevel
+class Checked:
+    name: str
+
+    def __post_init__(self) -> None:
+        if self.name == "forbidden":
+            raise ValueError("forbidden name")
+
+
+def test_discovery_applies_user_post_init(tmp_path):
+    _touch(tmp_path / "ok_opdmd")
+    _touch(tmp_path / "forbidden_opdmd")
+    # A name the class refuses is skipped, like any name that does not parse.
+    assert Store(tmp_path, Checked).keys == [Checked("ok")]
+    assert len(Store(tmp_path, Checked)) == 1
+    assert Checked.from_str("forbidden") is None

@@ -13,7 +13,7 @@ import pandas as pd
 from oups._oups import RawIntersections
 from oups.exceptions import InvalidParameterError, OrderedOnMismatchError, ParameterTypeError
 from oups.store._bounds import physical_range
-from oups.store.indexer import check_key_class, is_toplevel, key_class, key_parts, keys_from_values
+from oups.store.indexer import check_key_class, is_toplevel, key_class, key_parts, keys_from_columns
 from oups.store.ordered_parquet_dataset import OrderedParquetDataset, chunk_to_pandas
 
 __all__ = ["Store"]
@@ -78,11 +78,13 @@ class Store:
     @property
     def keys(self) -> list[Any]:
         """The keys of all datasets on disk, sorted (a fresh list on each access)."""
-        rows = self._indexer._oups_schema.discover(str(self._basepath))
-        return keys_from_values(self._indexer, rows)
+        columns = self._indexer._oups_schema.discover(str(self._basepath))
+        return keys_from_columns(self._indexer, columns)
 
     def __len__(self) -> int:
-        return len(self._indexer._oups_schema.discover(str(self._basepath)))
+        if any(hasattr(level.cls, "__post_init__") for level in self._indexer._oups_levels):
+            return len(self.keys)  # the class may refuse some names
+        return int(self._indexer._oups_schema.count(str(self._basepath)))
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.keys)
