@@ -19,30 +19,19 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from timing import timed
 
 from dataset import make_frame  # same columns as the dataset benchmark
 
 RG = 250_000
 START_NS = 1_704_067_200 * 10**9
 STEP_NS = 1_000_000  # one row per ms
-
-
-def timed(fn, repeat: int) -> float:
-    fn()  # warm-up: page cache, imports, first-call costs
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -26,6 +26,9 @@ pub enum OupsError {
     /// Files on disk are unreadable or disagree with each other.
     #[error("dataset file '{path}' is corrupt: {reason}")]
     Corrupt { path: PathBuf, reason: String },
+    /// A stateful-loop state file is damaged, truncated or not an oups file.
+    #[error("state file '{path}' cannot be loaded: {reason}")]
+    CorruptState { path: PathBuf, reason: String },
     /// The dataset lock was not acquired within the timeout.
     #[error("failed to acquire lock for dataset '{path}' within {seconds} seconds; another process or object may be using this dataset")]
     LockTimeout { path: PathBuf, seconds: f64 },
@@ -53,6 +56,13 @@ impl OupsError {
             op,
             path: path.to_path_buf(),
             source,
+        }
+    }
+
+    pub fn corrupt_state(path: &Path, reason: impl Into<String>) -> Self {
+        OupsError::CorruptState {
+            path: path.to_path_buf(),
+            reason: reason.into(),
         }
     }
 

@@ -4,8 +4,10 @@
 //! feature) is the thin PyO3 layer that converts at the boundary.
 
 pub mod dataset;
+pub mod durable;
 pub mod error;
 pub mod failpoint;
+pub mod stateful_loop;
 pub mod store;
 
 #[cfg(feature = "python")]

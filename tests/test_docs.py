@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import linecache
 import os
 import pkgutil
 import re
@@ -35,7 +36,11 @@ def test_doc_blocks_run(path, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, module.__name__, module)
     for i, match in enumerate(BLOCK.finditer(path.read_text())):
         code = match.group(1).replace("/tmp/oups-readme", str(tmp_path / "readme"))
-        exec(compile(code, f"<{path.name} block {i}>", "exec"), module.__dict__)
+        filename = f"<{path.name} block {i}>"
+        # As a notebook does, so that StatefulLoop's loop validation finds the source.
+        lines = code.splitlines(keepends=True)
+        monkeypatch.setitem(linecache.cache, filename, (len(code), None, lines, filename))
+        exec(compile(code, filename, "exec"), module.__dict__)
 
 
 def modules():

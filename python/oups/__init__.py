@@ -3,6 +3,7 @@
 from oups import exceptions
 from oups._oups import DEBUG_BUILD as _DEBUG_BUILD
 from oups._oups import __version__
+from oups.stateful_loop import StatefulLoop
 from oups.store import (
     OrderedParquetDataset,
     ReadOnlyOrderedParquetDataset,
@@ -28,6 +29,7 @@ if _DEBUG_BUILD:
 __all__ = [
     "OrderedParquetDataset",
     "ReadOnlyOrderedParquetDataset",
+    "StatefulLoop",
     "Store",
     "__version__",
     "check_cmidx",

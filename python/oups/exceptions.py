@@ -17,6 +17,7 @@ __all__ = [
     "ColumnNotFoundError",
     "OrderedOnMismatchError",
     "CorruptDatasetError",
+    "CorruptStateError",
     "LockTimeoutError",
     "ReadOnlyError",
     "DatasetIOError",
@@ -59,6 +60,10 @@ class OrderedOnMismatchError(OupsError, ValueError):
 
 class CorruptDatasetError(OupsError, OSError):
     """Files of a dataset are damaged, missing or inconsistent."""
+
+
+class CorruptStateError(OupsError, ValueError):
+    """A StatefulLoop state file is truncated, damaged or was not written by oups."""
 
 
 class LockTimeoutError(OupsError, TimeoutError):

@@ -279,7 +279,7 @@ impl Dataset {
                 .as_ref()
                 .map(|l| l.writer.lock().unwrap_or_else(|p| p.into_inner()));
             match fs::remove_file(&self.layout.meta) {
-                Ok(()) => metadata::sync_dir(&self.layout.parent)?,
+                Ok(()) => crate::durable::sync_dir(&self.layout.parent)?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(OupsError::io("cannot remove", &self.layout.meta, e)),
             }

@@ -88,7 +88,7 @@ pub fn write_file(path: &Path, batch: &RecordBatch, props: &WriterProperties) ->
         .into_inner()?
         .into_inner()
         .map_err(|e| OupsError::io("cannot write data file", path, e.into_error()))?;
-    crate::dataset::metadata::sync_file(&file, path)?;
+    crate::durable::sync_file(&file, path)?;
     Ok(())
 }
 

@@ -416,6 +416,6 @@ impl Dataset {
             failpoint::hit("after_data_file");
             Ok(())
         })?;
-        metadata::sync_dir(&self.layout.dir)
+        crate::durable::sync_dir(&self.layout.dir)
     }
 }

@@ -20,6 +20,7 @@ fn class_name(e: &OupsError) -> &'static str {
         OupsError::ColumnNotFound(_) => "ColumnNotFoundError",
         OupsError::OrderedOnMismatch(_) => "OrderedOnMismatchError",
         OupsError::Corrupt { .. } => "CorruptDatasetError",
+        OupsError::CorruptState { .. } => "CorruptStateError",
         OupsError::LockTimeout { .. } => "LockTimeoutError",
         OupsError::Io { source, .. } => match source.kind() {
             std::io::ErrorKind::NotFound => "DatasetFileNotFoundError",

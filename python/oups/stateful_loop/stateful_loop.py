@@ -1,0 +1,386 @@
+"""``StatefulLoop``: an iteration context with state binding, resumable
+persistence and memory-capped buffering of frames."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from oups._oups import RawBufferLedger
+from oups.exceptions import InvalidParameterError, ParameterTypeError
+from oups.stateful_loop import _codec
+from oups.stateful_loop._frames import DEFAULT_CONCAT, frame_bytes, frame_kind
+from oups.stateful_loop._validation import validate_loop_usage
+
+__all__ = ["StatefulLoop", "Skip", "IterationContext"]
+
+_MB = 1024 * 1024
+_T = TypeVar("_T")
+
+
+class Skip(Exception):
+    """Raised by :meth:`StatefulLoop.buffer` while data is still accumulating.
+
+    Inside ``with item_ctx as item:`` it silently ends the rest of the block
+    for the current item; the loop goes on with the next one.
+    """
+
+
+class IterationContext:
+    """The per-item context manager yielded by :meth:`StatefulLoop.iterate`."""
+
+    __slots__ = ("item",)
+
+    def __init__(self, item: Any) -> None:
+        self.item = item
+
+    def __enter__(self) -> Any:
+        return self.item
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        # Only Skip itself ends the block quietly; subclasses are user errors.
+        return exc_type is Skip
+
+    def __repr__(self) -> str:
+        return f"IterationContext(item={self.item!r})"
+
+
+def _limit_bytes(value: Any, argument: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParameterTypeError(
+            f"{argument} must be a number of megabytes (int or float), got "
+            f"{type(value).__name__} {value!r}"
+        )
+    if math.isnan(value):
+        raise InvalidParameterError(f"{argument} must be a number of megabytes, got NaN")
+    if math.isinf(value):
+        return sys.maxsize if value > 0 else 0
+    return int(value * _MB)
+
+
+class StatefulLoop:
+    """Drive an ordered, chunked computation whose state survives restarts.
+
+    Parameters
+    ----------
+    filepath : str or os.PathLike
+        State file. When it exists, its state is loaded at construction and
+        wins over the initial values given in code to the ``bind_*`` methods.
+        It is (re)written atomically when a run completes its last item.
+    default_memory_limit_mb : float, default 300.0
+        Limit used by :meth:`buffer` when no ``memory_limit_mb`` is given.
+        ``0`` flushes at every call.
+    """
+
+    def __init__(self, filepath: str | os.PathLike, *, default_memory_limit_mb: float = 300.0):
+        if not isinstance(filepath, (str, os.PathLike)):
+            raise ParameterTypeError(
+                f"filepath must be a str or a path-like object, got {type(filepath).__name__}"
+            )
+        self._filepath = filepath
+        self._default_limit = max(
+            _limit_bytes(default_memory_limit_mb, "default_memory_limit_mb"), 0
+        )
+        self._iteration_count = -1
+        self._is_last_iteration = False
+        self._states: dict[str, dict[str, Any]] = {}
+        self._object_bindings: dict[str, tuple[Any, list[str]]] = {}
+        self._key_counters: dict[str, int] = {}
+        self._ledger = RawBufferLedger()
+        self._buffers: list[dict[Any, list]] = []
+        self._buffer_iteration: int | None = None
+        self._buffer_position = 0
+        path = Path(filepath)
+        if path.is_dir():
+            raise IsADirectoryError(
+                21, "StatefulLoop filepath is a directory; pass the path of a file", str(path)
+            )
+        self._loaded = path.exists()
+        if self._loaded:
+            self._states = _codec.load(path)
+
+    # -- read-only attributes -------------------------------------------------
+
+    @property
+    def filepath(self) -> str | os.PathLike:
+        """The state file path, as given."""
+        return self._filepath
+
+    @property
+    def default_memory_limit_bytes(self) -> int:
+        """Default :meth:`buffer` limit, in bytes."""
+        return self._default_limit
+
+    @property
+    def default_memory_limit_mb(self) -> float:
+        """Default :meth:`buffer` limit, in megabytes (derived from the byte value)."""
+        return self._default_limit / _MB
+
+    @property
+    def iteration_count(self) -> int:
+        """0-based index of the current item; -1 before the first item."""
+        return self._iteration_count
+
+    @property
+    def is_last_iteration(self) -> bool:
+        """True from the start of the last item's body (found by one-item lookahead)."""
+        return self._is_last_iteration
+
+    def __repr__(self) -> str:
+        return (
+            f"StatefulLoop(filepath={self._filepath!s}, "
+            f"default_memory_limit_mb={self.default_memory_limit_mb})"
+        )
+
+    # -- iteration ------------------------------------------------------------
+
+    def iterate(
+        self, iterable: Iterable[_T], *, check_loop_usage: Any = None
+    ) -> Iterator[IterationContext]:
+        """Yield one :class:`IterationContext` per item of ``iterable``.
+
+        Use as ``for item_ctx in loop.iterate(source): with item_ctx as item: ...``.
+        The state is saved once the last item's body has completed without an
+        exception; ``break`` or an exception leave the state file untouched.
+
+        ``check_loop_usage``: None validates the loop's shape (see the docs)
+        unless a state file was loaded; otherwise its truth value decides.
+        """
+        # Nothing below runs until the for statement first advances the generator.
+        validate = (not self._loaded) if check_loop_usage is None else bool(check_loop_usage)
+        if validate:
+            validate_loop_usage(sys._getframe(1))
+        self._start_run()
+        iterator = iter(iterable)
+        try:
+            upcoming = next(iterator)
+        except StopIteration:
+            return
+        count = -1
+        last = False
+        while not last:
+            item = upcoming
+            try:
+                upcoming = next(iterator)
+            except StopIteration:
+                last = True
+                self._is_last_iteration = True
+            count += 1
+            self._iteration_count = count
+            yield IterationContext(item)
+        # Reached only when the for statement asks for an item after the last
+        # body completed: break and exceptions close the generator at `yield`.
+        self._save()
+
+    def _start_run(self) -> None:
+        self._iteration_count = -1
+        self._is_last_iteration = False
+        self._ledger.clear()
+        self._buffers = []
+        self._buffer_iteration = None
+        self._buffer_position = 0
+
+    def _save(self) -> None:
+        for key, (obj, names) in self._object_bindings.items():
+            self._states[key] = {name: getattr(obj, name) for name in names}
+        _codec.save(self._filepath, self._states)
+
+    # -- buffering ------------------------------------------------------------
+
+    def buffer(
+        self,
+        data: Mapping[Any, Any],
+        memory_limit_mb: float | None = None,
+        concat_func: Callable[[list], Any] | None = None,
+    ) -> dict[Any, Any]:
+        """Accumulate frames; return them concatenated when this buffer flushes.
+
+        A buffer is identified by the position of the call among the
+        ``buffer()`` calls of the current item. It flushes when its frames
+        reach the memory limit, and always on the last item; otherwise
+        :class:`Skip` ends the current item's ``with`` block.
+
+        Parameters
+        ----------
+        data : dict
+            ``{key: frame}``; frames are pandas DataFrames, pyarrow Tables or
+            RecordBatches, or polars DataFrames.
+        memory_limit_mb : float, optional
+            Limit for this buffer; defaults to the loop's default limit.
+        concat_func : callable, optional
+            Called with the list of frames of one key. Defaults to
+            ``pandas.concat``, ``pyarrow.concat_tables`` or ``polars.concat``
+            according to the frames' type.
+
+        Returns
+        -------
+        dict
+            ``{key: concatenated frame}`` for the keys that received frames
+            since the last flush, in first-seen order.
+        """
+        if not isinstance(data, Mapping):
+            raise ParameterTypeError(
+                f"buffer(): data must be a dict of {{key: frame}}, got {type(data).__name__}"
+            )
+        nbytes = 0
+        for key, frame in data.items():
+            kind = frame_kind(frame)
+            if kind is None:
+                raise ParameterTypeError(
+                    f"buffer(): the value for key {key!r} is a {type(frame).__name__}; expected "
+                    "a pandas DataFrame, a pyarrow Table or RecordBatch, or a polars DataFrame"
+                )
+            nbytes += frame_bytes(kind, frame)
+        if memory_limit_mb is None:
+            limit = self._default_limit
+        else:
+            limit = _limit_bytes(memory_limit_mb, "memory_limit_mb")
+        if concat_func is not None and not callable(concat_func):
+            raise ParameterTypeError(
+                f"buffer(): concat_func must be callable, got {type(concat_func).__name__}"
+            )
+        if self._buffer_iteration != self._iteration_count:
+            self._buffer_iteration = self._iteration_count
+            self._buffer_position = 0
+        position = self._buffer_position
+        self._buffer_position = position + 1
+        buffers = self._buffers
+        while len(buffers) <= position:
+            buffers.append({})
+        store = buffers[position]
+        for key, frame in data.items():
+            frames = store.get(key)
+            if frames is None:
+                store[key] = [frame]
+            else:
+                frames.append(frame)
+        if not self._ledger.add(position, nbytes, len(data), limit, self._is_last_iteration):
+            raise Skip
+        out = {}
+        for key, frames in store.items():
+            if frames:
+                concat = concat_func or DEFAULT_CONCAT[frame_kind(frames[0])]
+                out[key] = concat(frames)
+        # Only forget the frames once every concat succeeded.
+        for key in store:
+            store[key] = []
+        self._ledger.flushed(position)
+        return out
+
+    # -- state binding --------------------------------------------------------
+
+    def _next_key(self, namespace: str, base: str) -> str:
+        prefix = f"{namespace}:{base}"
+        n = self._key_counters.get(prefix, 0) + 1
+        self._key_counters[prefix] = n
+        return f"{prefix}#{n}"
+
+    def bind_function_state(
+        self, func: Callable[..., Any], *, state: dict[str, Any], name: str | None = None
+    ) -> functools.partial:
+        """Bind persistent keyword arguments to ``func``.
+
+        Returns a ``functools.partial`` whose signature no longer shows the
+        bound parameters. State persists through in-place mutation of the
+        bound objects (a list, a dict, an array...). On a rerun with an
+        existing state file, stored values win over ``state``; parameters
+        absent from the file start from ``state``.
+
+        The state key is ``func:<name>#<n>``: ``name`` defaults to
+        ``func.__name__`` and ``n`` counts the bindings of that name, so bind
+        in the same order on every run.
+        """
+        if not callable(func):
+            raise ParameterTypeError(
+                f"bind_function_state(): func must be callable, got {type(func).__name__}"
+            )
+        if not isinstance(state, dict):
+            raise ParameterTypeError(
+                "bind_function_state(): state must be a dict mapping parameter names to "
+                f"initial values, got {type(state).__name__}"
+            )
+        base = name or getattr(func, "__name__", None)
+        if not base or not isinstance(base, str):
+            raise InvalidParameterError(
+                "function has no name. Pass name='...' to bind_function_state()."
+            )
+        try:
+            signature = inspect.signature(func)
+        except (TypeError, ValueError) as exc:
+            raise ParameterTypeError(
+                f"bind_function_state(): cannot read the signature of {base!r} ({exc})"
+            ) from exc
+        params = signature.parameters
+        unknown = sorted(str(k) for k in state if k not in params)
+        if unknown:
+            raise InvalidParameterError(
+                "state contains keys not present in stateful function/object: " + ", ".join(unknown)
+            )
+        positional = [
+            k
+            for k in state
+            if params[k].kind
+            in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.VAR_POSITIONAL)
+        ]
+        if positional:
+            raise InvalidParameterError(
+                f"state names positional-only parameters of {base!r}: {', '.join(positional)}; "
+                "only parameters that can be passed by keyword can hold state"
+            )
+        key = self._next_key("func", base)
+        values = dict(state)
+        stored = self._states.get(key)
+        if stored is not None:
+            values.update((k, stored[k]) for k in state if k in stored)
+        bound = functools.partial(func, **values)
+        bound.__signature__ = signature.replace(
+            parameters=[p for p in params.values() if p.name not in state]
+        )
+        # Persist the very dict the partial holds, so what is saved is what is bound.
+        self._states[key] = bound.keywords
+        return bound
+
+    def bind_object_state(self, obj: _T, *, state: list[str], name: str | None = None) -> _T:
+        """Persist attributes ``state`` of ``obj`` across runs; returns ``obj``.
+
+        Listed attributes are read when the state is saved, so both in-place
+        mutation and reassignment persist. On a rerun with an existing state
+        file, stored values are set on ``obj`` now; attributes absent from the
+        file keep their current value. The key is ``obj:<name>#<n>`` where
+        ``name`` defaults to ``obj.__name__`` or the class name.
+        """
+        if isinstance(state, (str, bytes)) or not isinstance(state, Iterable):
+            raise ParameterTypeError(
+                "bind_object_state(): state must be a list of attribute names, got "
+                f"{type(state).__name__}"
+            )
+        names = list(dict.fromkeys(state))
+        not_str = [n for n in names if not isinstance(n, str)]
+        if not_str:
+            raise ParameterTypeError(
+                f"bind_object_state(): attribute names must be str, got {not_str!r}"
+            )
+        missing = sorted(n for n in names if not hasattr(obj, n))
+        if missing:
+            raise InvalidParameterError(
+                "state contains keys not present in stateful function/object: " + ", ".join(missing)
+            )
+        base = name
+        if not base:
+            own = getattr(obj, "__name__", None)
+            base = own if isinstance(own, str) and own else type(obj).__name__
+        key = self._next_key("obj", base)
+        stored = self._states.get(key)
+        if stored is not None:
+            for attr in names:
+                if attr in stored:
+                    setattr(obj, attr, stored[attr])
+        self._states[key] = {attr: getattr(obj, attr) for attr in names}
+        self._object_bindings[key] = (obj, names)
+        return obj
