@@ -9,6 +9,8 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from oups import StatefulLoop
 from oups.exceptions import CorruptStateError, InvalidParameterError, ParameterTypeError
@@ -838,3 +840,125 @@ def test_fast_frame_conversion_matches_from_pandas(df):
     assert fast.schema.equals(reference.schema, check_metadata=True)
     pd.testing.assert_frame_equal(fast.to_pandas(), reference.to_pandas())
     pd.testing.assert_frame_equal(fast.to_pandas(), df)
+
+
+def _frames_variants():
+    def consecutive(n, make):
+        out, start = [], 0
+        for i in range(n):
+            f = make(i)
+            f.index = pd.RangeIndex(start, start + len(f))
+            start += len(f)
+            out.append(f)
+        return out
+
+    ts = pd.Timestamp("2024-01-01")
+    yield "one_row", [pd.DataFrame({"v": [i]}, index=pd.RangeIndex(i, i + 1)) for i in range(5)]
+    yield (
+        "mixed_blocks",
+        consecutive(
+            4,
+            lambda i: pd.DataFrame(
+                {
+                    "a": [i, i + 1],
+                    "t": [ts + pd.Timedelta(i, "s")] * 2,
+                    "b": [0.5 * i, np.nan],
+                    "s": ["x", None],
+                    "c": [True, False],
+                    "d": pd.to_timedelta([i, 2], unit="s"),
+                }
+            ),
+        ),
+    )
+    yield (
+        "gaps",
+        [pd.DataFrame({"v": [i]}, index=pd.RangeIndex(2 * i, 2 * i + 1)) for i in range(4)],
+    )
+    yield (
+        "named_index",
+        [pd.DataFrame({"v": [i]}, index=pd.RangeIndex(i, i + 1, name="n")) for i in range(3)],
+    )
+    yield (
+        "names_differ",
+        [pd.DataFrame({"v": [i]}, index=pd.RangeIndex(i, i + 1, name=str(i))) for i in range(3)],
+    )
+    yield "fresh_indexes", [pd.DataFrame({"v": [i, i], "w": [0.5, i]}) for i in range(4)]
+    yield (
+        "descending",
+        [pd.DataFrame({"v": [i]}, index=pd.RangeIndex(9 - i, 10 - i)) for i in range(3)],
+    )
+    yield "same_start", [pd.DataFrame({"v": [i]}, index=pd.RangeIndex(5, 6)) for i in range(3)]
+    yield (
+        "step_two",
+        [pd.DataFrame({"v": [i, i]}, index=pd.RangeIndex(4 * i, 4 * i + 4, 2)) for i in range(3)],
+    )
+    yield (
+        "numeric_datetime",
+        [pd.DataFrame({"t": [ts] * 2, "x": [1.0, 2.0], "n": [i, i]}) for i in range(3)],
+    )
+    yield "int_index", [pd.DataFrame({"v": [i]}, index=[10 - i]) for i in range(3)]
+    yield "columns_differ", [pd.DataFrame({"v": [1]}), pd.DataFrame({"w": [2]})]
+    yield "dtypes_differ", [pd.DataFrame({"v": [1]}), pd.DataFrame({"v": [2.5]})]
+    yield "order_differs", [pd.DataFrame({"v": [1], "w": [2]}), pd.DataFrame({"w": [3], "v": [4]})]
+    yield "categorical", [pd.DataFrame({"c": pd.Categorical(["a"])}) for _ in range(3)]
+    yield (
+        "with_empty",
+        [pd.DataFrame({"v": [1]}), pd.DataFrame({"v": pd.Series([], dtype="int64")})],
+    )
+    yield "tz", [pd.DataFrame({"t": pd.to_datetime(["2024"], utc=True)}) for _ in range(2)]
+    named = pd.Index(["p", "q"], name="cols")
+    yield (
+        "column_index_name",
+        [pd.DataFrame([[i, i]], columns=named, index=pd.RangeIndex(i, i + 1)) for i in range(3)],
+    )
+
+
+@pytest.mark.parametrize(
+    "frames", [f for _, f in _frames_variants()], ids=[n for n, _ in _frames_variants()]
+)
+def test_default_pandas_concat_equals_pd_concat(frames):
+    from oups.stateful_loop._frames import DEFAULT_CONCAT
+
+    before = [f.copy() for f in frames]
+    got = DEFAULT_CONCAT["pandas"](frames)
+    expected = pd.concat(frames)
+    pd.testing.assert_frame_equal(got, expected, check_index_type=True, check_column_type=True)
+    assert type(got.index) is type(expected.index)
+    got.iloc[0, 0] = got.iloc[-1, 0]  # a fresh, writable frame
+    for frame, copy in zip(frames, before, strict=True):
+        pd.testing.assert_frame_equal(frame, copy)
+
+
+def test_default_pandas_concat_takes_the_fast_path_for_uniform_frames():
+    from oups.stateful_loop._frames import _concat_pandas_fast
+
+    variants = dict(_frames_variants())
+    for name in ("one_row", "fresh_indexes", "gaps", "step_two", "numeric_datetime"):
+        assert _concat_pandas_fast(variants[name]) is not None, name
+    for name in ("int_index", "columns_differ", "dtypes_differ", "categorical", "tz"):
+        assert _concat_pandas_fast(variants[name]) is None, name
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(-3, 8), st.integers(1, 3), st.sampled_from([-2, -1, 1, 2, 3])),
+        min_size=2,
+        max_size=6,
+    )
+)
+def test_fast_concat_index_rules_match_pandas(specs):
+    from oups.stateful_loop._frames import _concat_pandas
+
+    step = specs[0][2]
+    frames = [
+        pd.DataFrame(
+            {"v": np.arange(n, dtype="int64"), "f": np.full(n, 0.5)},
+            index=pd.RangeIndex(start, start + n * step, step),
+        )
+        for start, n, _ in specs
+    ]
+    got = _concat_pandas(frames)
+    expected = pd.concat(frames)
+    pd.testing.assert_frame_equal(got, expected, check_index_type=True)
+    assert type(got.index) is type(expected.index)
