@@ -3,6 +3,7 @@
 //! The engine (`dataset`) is free of Python; `python` (behind the `python`
 //! feature) is the thin PyO3 layer that converts at the boundary.
 
+pub mod asof;
 pub mod dataset;
 pub mod durable;
 pub mod error;

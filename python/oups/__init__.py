@@ -4,6 +4,7 @@ from oups import exceptions
 from oups._oups import DEBUG_BUILD as _DEBUG_BUILD
 from oups._oups import __version__
 from oups.stateful_loop import StatefulLoop
+from oups.stateful_ops import AsofMerger
 from oups.store import (
     OrderedParquetDataset,
     ReadOnlyOrderedParquetDataset,
@@ -27,6 +28,7 @@ if _DEBUG_BUILD:
     )
 
 __all__ = [
+    "AsofMerger",
     "OrderedParquetDataset",
     "ReadOnlyOrderedParquetDataset",
     "StatefulLoop",

@@ -82,7 +82,7 @@ pub fn unit_nanos(dt: &DataType) -> Option<i64> {
 fn null_error(column: &str, row: usize) -> OupsError {
     OupsError::Unsorted(format!(
         "ordered column '{column}' holds a missing value (NaN, NaT or null) at row {row}; \
-         drop or fill those rows before writing"
+         drop or fill those rows first"
     ))
 }
 

@@ -1,5 +1,6 @@
 //! The PyO3 module `oups._oups`: one file per native class.
 
+mod asof;
 mod dataset;
 mod errors;
 mod intersections;
@@ -28,6 +29,7 @@ fn _oups(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stateful_loop::RawBufferLedger>()?;
     m.add_function(wrap_pyfunction!(stateful_loop::save_state, m)?)?;
     m.add_function(wrap_pyfunction!(stateful_loop::load_state, m)?)?;
+    m.add_function(wrap_pyfunction!(asof::asof_merge, m)?)?;
     m.add_function(wrap_pyfunction!(_debug_panic, m)?)?;
     Ok(())
 }

@@ -1,0 +1,5 @@
+"""Vectorised operations designed for repeated calls on consecutive chunks."""
+
+from oups.stateful_ops.asof_merger import AsofMerger
+
+__all__ = ["AsofMerger"]

@@ -1,0 +1,319 @@
+//! One `AsofMerger.merge` call: key checks, row selection, parallel gathers
+//! and the next carry windows.
+
+use arrow_array::{Array, ArrayRef};
+
+use crate::asof::gather::{gather, window_tail, ColumnSources};
+use crate::asof::select::select_rows;
+use crate::dataset::ordered_key::{encode_column, key_kind, key_to_json};
+use crate::error::{OupsError, Result};
+
+/// One frame of one group for this call: its `on` column and value columns.
+pub struct FrameChunk {
+    pub on: ArrayRef,
+    pub columns: Vec<ArrayRef>,
+}
+
+pub struct AsofInput<'a> {
+    /// The `main` keys, same Arrow type as every `on` column.
+    pub main: ArrayRef,
+    /// Per join position, the group of every output row.
+    pub positions: &'a [Vec<u32>],
+    /// `chunks[g][d]`.
+    pub chunks: &'a [Vec<FrameChunk>],
+    /// `carry[g][d][c]`: `n_prev[d] + 1` rows per column.
+    pub carry: &'a [Vec<Vec<ArrayRef>>],
+    pub n_prev: &'a [usize],
+    pub exact: &'a [bool],
+}
+
+pub struct AsofOutput {
+    /// For each position, frame, value column and `k = n_prev..=0`.
+    pub columns: Vec<ArrayRef>,
+    /// The carry windows for the next call, `[g][d][c]`.
+    pub carry: Vec<Vec<Vec<ArrayRef>>>,
+}
+
+fn sorted_keys(array: &dyn Array, what: &str) -> Result<Vec<u64>> {
+    let kind = key_kind(array.data_type(), what)?;
+    let keys = encode_column(array, what).map_err(|e| match e {
+        OupsError::Unsorted(msg) => OupsError::Unsorted(format!("{what}: {msg}")),
+        other => other,
+    })?;
+    if let Some(i) = keys.windows(2).position(|w| w[0] > w[1]) {
+        return Err(OupsError::Unsorted(format!(
+            "{what} must be sorted in ascending order (ties allowed), but row {} ({}) is \
+             smaller than row {} ({}); sort it first",
+            i + 1,
+            key_to_json(kind, keys[i + 1]),
+            i,
+            key_to_json(kind, keys[i]),
+        )));
+    }
+    Ok(keys)
+}
+
+fn check_shapes(input: &AsofInput) -> Result<()> {
+    let n_groups = input.chunks.len();
+    let n_frames = input.n_prev.len();
+    let bad = |msg: String| Err(OupsError::Internal(msg));
+    if input.carry.len() != n_groups || input.exact.len() != n_frames {
+        return bad("carry or configuration does not match the groups".into());
+    }
+    for (g, (frames, windows)) in input.chunks.iter().zip(input.carry).enumerate() {
+        if frames.len() != n_frames || windows.len() != n_frames {
+            return bad(format!("group {g} does not have {n_frames} frames"));
+        }
+        for (d, (frame, window)) in frames.iter().zip(windows).enumerate() {
+            if frame.columns.len() != window.len() {
+                return bad(format!(
+                    "group {g}, frame {d}: carry and chunk columns differ"
+                ));
+            }
+            for (c, (column, carried)) in frame.columns.iter().zip(window).enumerate() {
+                if column.len() != frame.on.len() || carried.len() != input.n_prev[d] + 1 {
+                    return bad(format!("group {g}, frame {d}, column {c}: wrong length"));
+                }
+                if column.data_type() != carried.data_type() {
+                    return Err(OupsError::SchemaMismatch(format!(
+                        "group {g}, frame {d}: column {c} has type {} but the carry window \
+                         holds {}",
+                        column.data_type(),
+                        carried.data_type()
+                    )));
+                }
+            }
+        }
+    }
+    for (j, groups) in input.positions.iter().enumerate() {
+        if groups.len() != input.main.len() {
+            return bad(format!("position {j}: wrong number of rows"));
+        }
+        if let Some(r) = groups.iter().position(|&g| g as usize >= n_groups) {
+            return Err(OupsError::InvalidArgument(format!(
+                "'combinations' row {r}, column {j} names group {} but there are only \
+                 {n_groups} groups",
+                groups[r]
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Runs one merge call.
+pub fn merge(input: &AsofInput) -> Result<AsofOutput> {
+    check_shapes(input)?;
+    let main = sorted_keys(input.main.as_ref(), "'main'")?;
+    let mut keys: Vec<Vec<Vec<u64>>> = Vec::with_capacity(input.chunks.len());
+    for (g, frames) in input.chunks.iter().enumerate() {
+        let mut per_frame = Vec::with_capacity(frames.len());
+        for (d, frame) in frames.iter().enumerate() {
+            if frame.on.data_type() != input.main.data_type() {
+                return Err(OupsError::InvalidType(format!(
+                    "the 'on' column of frame {d} in group {g} has type {} but 'main' has \
+                     type {}",
+                    frame.on.data_type(),
+                    input.main.data_type()
+                )));
+            }
+            let what = format!("the 'on' column of frame {d} in group {g}");
+            per_frame.push(sorted_keys(frame.on.as_ref(), &what)?);
+        }
+        keys.push(per_frame);
+    }
+
+    // Selections per (position, frame), then one task per output column.
+    let n_frames = input.n_prev.len();
+    let mut selections: Vec<Vec<Vec<u32>>> = Vec::with_capacity(input.positions.len());
+    for groups in input.positions {
+        let mut per_frame = Vec::with_capacity(n_frames);
+        for d in 0..n_frames {
+            let chunk_keys: Vec<&[u64]> = keys.iter().map(|k| k[d].as_slice()).collect();
+            per_frame.push(select_rows(
+                &main,
+                groups.iter().map(|&g| g as usize),
+                &chunk_keys,
+                input.n_prev[d] + 1,
+                input.exact[d],
+            ));
+        }
+        selections.push(per_frame);
+    }
+    let n_columns: Vec<usize> = (0..n_frames)
+        .map(|d| input.chunks.first().map_or(0, |f| f[d].columns.len()))
+        .collect();
+    let mut tasks = Vec::new();
+    for j in 0..input.positions.len() {
+        for (d, &n_cols) in n_columns.iter().enumerate() {
+            for c in 0..n_cols {
+                for k in (0..=input.n_prev[d]).rev() {
+                    tasks.push((j, d, c, k as u32));
+                }
+            }
+        }
+    }
+    let run = |&(j, d, c, k): &(usize, usize, usize, u32)| -> Result<ArrayRef> {
+        let sources = ColumnSources {
+            carry: input.carry.iter().map(|w| &w[d][c]).collect(),
+            chunk: input.chunks.iter().map(|f| &f[d].columns[c]).collect(),
+            carry_len: input.n_prev[d] + 1,
+        };
+        Ok(gather(&sources, &input.positions[j], &selections[j][d], k)?)
+    };
+    let columns = run_parallel(&tasks, run)?;
+
+    let mut carry = Vec::with_capacity(input.chunks.len());
+    for (frames, windows) in input.chunks.iter().zip(input.carry) {
+        let mut per_frame = Vec::with_capacity(frames.len());
+        for (d, (frame, window)) in frames.iter().zip(windows).enumerate() {
+            let tails = frame
+                .columns
+                .iter()
+                .zip(window)
+                .map(|(chunk, carried)| window_tail(carried, chunk, input.n_prev[d] + 1))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            per_frame.push(tails);
+        }
+        carry.push(per_frame);
+    }
+    Ok(AsofOutput { columns, carry })
+}
+
+/// Runs `f` over `tasks` on up to all cores, keeping the task order.
+fn run_parallel<T: Sync, R: Send>(
+    tasks: &[T],
+    f: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(tasks.len().max(1));
+    if workers <= 1 {
+        return tasks.iter().map(&f).collect();
+    }
+    let f = &f;
+    let mut slots: Vec<Option<Result<R>>> = (0..tasks.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let chunks: Vec<_> = slots
+            .chunks_mut(tasks.len().div_ceil(workers))
+            .zip(tasks.chunks(tasks.len().div_ceil(workers)))
+            .map(|(out, todo)| {
+                scope.spawn(move || {
+                    for (slot, task) in out.iter_mut().zip(todo) {
+                        *slot = Some(f(task));
+                    }
+                })
+            })
+            .collect();
+        for handle in chunks {
+            if let Err(payload) = handle.join() {
+                std::panic::resume_unwind(payload);
+            }
+        }
+    });
+    slots
+        .into_iter()
+        .map(|s| s.expect("every task ran"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float64Type, Int64Type};
+    use arrow_array::{Float64Array, Int64Array};
+    use std::sync::Arc;
+
+    fn ints(v: &[i64]) -> ArrayRef {
+        Arc::new(Int64Array::from(v.to_vec()))
+    }
+
+    #[test]
+    fn streaming_with_n_prev_matches_the_spec() {
+        // Scenario A3, call 1 then call 2 (exact matches, n_prev = 2).
+        let chunk = vec![vec![FrameChunk {
+            on: ints(&[10, 20, 30]),
+            columns: vec![
+                ints(&[1, 2, 3]),
+                Arc::new(Float64Array::from(vec![1.5, 2.5, 3.5])),
+            ],
+        }]];
+        let carry = vec![vec![vec![
+            ints(&[0, 0, 0]),
+            Arc::new(Float64Array::from(vec![0.0; 3])) as ArrayRef,
+        ]]];
+        let positions = vec![vec![0u32; 5]];
+        let out = merge(&AsofInput {
+            main: ints(&[5, 10, 15, 30, 40]),
+            positions: &positions,
+            chunks: &chunk,
+            carry: &carry,
+            n_prev: &[2],
+            exact: &[true],
+        })
+        .unwrap();
+        let col = |i: usize| out.columns[i].as_primitive::<Int64Type>().values().to_vec();
+        assert_eq!(col(0), vec![0, 0, 0, 1, 1]); // a_2
+        assert_eq!(col(1), vec![0, 0, 0, 2, 2]); // a_1
+        assert_eq!(col(2), vec![0, 1, 1, 3, 3]); // a_0
+        let b0 = out.columns[5]
+            .as_primitive::<Float64Type>()
+            .values()
+            .to_vec();
+        assert_eq!(b0, vec![0.0, 1.5, 1.5, 3.5, 3.5]);
+
+        let chunk2 = vec![vec![FrameChunk {
+            on: ints(&[45, 46]),
+            columns: vec![ints(&[4, 5]), Arc::new(Float64Array::from(vec![4.5, 5.5]))],
+        }]];
+        let positions = vec![vec![0u32; 3]];
+        let out2 = merge(&AsofInput {
+            main: ints(&[41, 45, 50]),
+            positions: &positions,
+            chunks: &chunk2,
+            carry: &out.carry,
+            n_prev: &[2],
+            exact: &[true],
+        })
+        .unwrap();
+        let col = |i: usize| {
+            out2.columns[i]
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec()
+        };
+        assert_eq!(
+            (col(0), col(1), col(2)),
+            (vec![1, 2, 3], vec![2, 3, 4], vec![3, 4, 5])
+        );
+    }
+
+    #[test]
+    fn unsorted_inputs_and_bad_groups_are_errors() {
+        let chunk = vec![vec![FrameChunk {
+            on: ints(&[20, 10]),
+            columns: vec![],
+        }]];
+        let carry = vec![vec![vec![]]];
+        let error = |main: &[i64], groups: Vec<u32>| {
+            let positions = vec![groups];
+            merge(&AsofInput {
+                main: ints(main),
+                positions: &positions,
+                chunks: &chunk,
+                carry: &carry,
+                n_prev: &[0],
+                exact: &[false],
+            })
+            .err()
+            .unwrap()
+            .to_string()
+        };
+        let err = error(&[1, 2], vec![0, 0]);
+        assert!(err.contains("frame 0 in group 0"), "{err}");
+        let err = error(&[2, 1], vec![0, 0]);
+        assert!(err.contains("'main' must be sorted"), "{err}");
+        let err = error(&[1, 2], vec![0, 3]);
+        assert!(err.contains("row 1, column 0"), "{err}");
+    }
+}

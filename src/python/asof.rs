@@ -1,0 +1,94 @@
+//! `oups._oups.asof_merge`: the binding of the as-of engine. Arrays cross as
+//! Arrow (pyarrow arrays in, pyarrow arrays out); the work runs without the GIL.
+
+use arrow_array::{Array, ArrayRef, UInt32Array};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3_arrow::PyArray;
+
+use crate::asof::{merge, AsofInput, FrameChunk};
+use crate::python::errors::run;
+
+/// `[g][d]`: the frame's `on` array and its value arrays.
+type ChunksIn = Vec<Vec<(PyArray, Vec<PyArray>)>>;
+/// `[g][d][c]` arrays.
+type Nested<T> = Vec<Vec<Vec<T>>>;
+/// Output columns and next carry windows, as pyarrow arrays.
+type MergeOut = (Vec<Py<PyAny>>, Nested<Py<PyAny>>);
+
+fn array(a: PyArray) -> ArrayRef {
+    a.into_inner().0
+}
+
+fn to_py(py: Python<'_>, a: ArrayRef) -> PyResult<Py<PyAny>> {
+    Ok(PyArray::from_array_ref(a).to_pyarrow(py)?.unbind())
+}
+
+/// Runs one merge call; returns the output columns (position, frame, column,
+/// k = n_prev..0 order) and the next carry windows `[g][d][c]`.
+#[pyfunction]
+pub fn asof_merge(
+    py: Python<'_>,
+    main: PyArray,
+    positions: Vec<PyArray>,
+    chunks: ChunksIn,
+    carry: Nested<PyArray>,
+    n_prev: Vec<usize>,
+    exact: Vec<bool>,
+) -> PyResult<MergeOut> {
+    let mut groups = Vec::with_capacity(positions.len());
+    for p in positions {
+        let a = array(p);
+        let ids = a
+            .as_any()
+            .downcast_ref::<UInt32Array>()
+            .ok_or_else(|| PyTypeError::new_err("positions must be uint32 arrays"))?;
+        groups.push(ids.values().to_vec());
+    }
+    let chunks: Vec<Vec<FrameChunk>> = chunks
+        .into_iter()
+        .map(|frames| {
+            frames
+                .into_iter()
+                .map(|(on, columns)| FrameChunk {
+                    on: array(on),
+                    columns: columns.into_iter().map(array).collect(),
+                })
+                .collect()
+        })
+        .collect();
+    let carry: Nested<ArrayRef> = carry
+        .into_iter()
+        .map(|g| {
+            g.into_iter()
+                .map(|d| d.into_iter().map(array).collect())
+                .collect()
+        })
+        .collect();
+    let main = array(main);
+    let out = run(py, || {
+        merge(&AsofInput {
+            main,
+            positions: &groups,
+            chunks: &chunks,
+            carry: &carry,
+            n_prev: &n_prev,
+            exact: &exact,
+        })
+    })?;
+    let columns = out
+        .columns
+        .into_iter()
+        .map(|a| to_py(py, a))
+        .collect::<PyResult<Vec<_>>>()?;
+    let carry = out
+        .carry
+        .into_iter()
+        .map(|g| {
+            g.into_iter()
+                .map(|d| d.into_iter().map(|a| to_py(py, a)).collect())
+                .collect()
+        })
+        .collect::<PyResult<Nested<_>>>()?;
+    Ok((columns, carry))
+}
