@@ -409,3 +409,21 @@ def test_carry_survives_a_restart_through_stateful_loop(tmp_path):
 
     manifest, _ = load_state(path)
     assert '"pickle"' not in manifest
+
+
+def test_nat_and_nan_keys_are_rejected_and_nat_values_kept():
+    t = pd.to_datetime(["2024-01-01", "2024-01-02"]).values
+    m = AsofMerger("t", n_dfs_per_group=1)
+    bad = pd.DataFrame({"t": np.array(["NaT", "2024-01-01"], dtype="datetime64[ns]"), "v": [1, 2]})
+    with pytest.raises(UnsortedError, match="NaT"):
+        m.merge(t, df_groups=[bad])
+    with pytest.raises(UnsortedError, match="missing value"):
+        AsofMerger("t", n_dfs_per_group=1).merge(
+            np.array([1.0, 2.0]), df_groups=[frame(t=[np.nan, 1.0], v=[1, 2])]
+        )
+    values = pd.DataFrame({"t": t, "d": np.array(["NaT", "2024-05-05"], dtype="datetime64[ns]")})
+    out = AsofMerger("t", n_dfs_per_group=1, allow_exact_matches=[True]).merge(
+        t, df_groups=[values]
+    )
+    assert out["d"].dtype == "datetime64[ns]"
+    assert pd.isna(out["d"][0]) and out["d"][1] == pd.Timestamp("2024-05-05")

@@ -71,18 +71,7 @@ fn gather_primitive<T: ArrowPrimitiveType>(
         }
     }
     let n = rows.len();
-    let carry_len = sources.carry_len;
-    let mut out: Vec<T::Native> = Vec::with_capacity(n);
-    for (&g, &row) in groups.iter().zip(rows) {
-        let idx = (row - back) as usize;
-        let g = g as usize;
-        let v = if idx < carry_len {
-            values[2 * g][idx]
-        } else {
-            values[2 * g + 1][idx - carry_len]
-        };
-        out.push(v);
-    }
+    let out: Vec<T::Native> = picked(&values, sources.carry_len, groups, rows, back).collect();
     let nulls = if has_nulls {
         let arrays = sources.arrays();
         let mut bits = BooleanBufferBuilder::new(n);
@@ -97,6 +86,93 @@ fn gather_primitive<T: ArrowPrimitiveType>(
     let array = PrimitiveArray::<T>::try_new(ScalarBuffer::from(out), nulls)?
         .with_data_type(first.data_type().clone());
     Ok(Arc::new(array))
+}
+
+/// A caller-owned output buffer for one column (a row of a numpy block).
+///
+/// The binding creates it from a borrowed, writable numpy array that stays
+/// alive and exclusively borrowed for the whole call; distinct slots never
+/// overlap.
+#[derive(Clone, Copy)]
+pub struct OutSlot {
+    pub ptr: *mut u8,
+    pub len: usize,
+}
+
+// SAFETY: see the type's documentation; each slot is written by one task only.
+unsafe impl Send for OutSlot {}
+unsafe impl Sync for OutSlot {}
+
+/// Like [`gather`], but writes a primitive, null-free column straight into
+/// `slot` (native values, `rows.len()` of them).
+pub fn gather_into(
+    sources: &ColumnSources,
+    groups: &[u32],
+    rows: &[u32],
+    back: u32,
+    slot: OutSlot,
+) -> Result<(), ArrowError> {
+    let first = sources.chunk[0];
+    downcast_primitive_array!(
+        first => write_primitive(first, sources, groups, rows, back, slot),
+        other => Err(ArrowError::InvalidArgumentError(format!(
+            "cannot write a {other} column into a numpy block"
+        )))
+    )
+}
+
+fn write_primitive<T: ArrowPrimitiveType>(
+    _first: &PrimitiveArray<T>,
+    sources: &ColumnSources,
+    groups: &[u32],
+    rows: &[u32],
+    back: u32,
+    slot: OutSlot,
+) -> Result<(), ArrowError> {
+    let mut values: Vec<&[T::Native]> = Vec::with_capacity(2 * sources.chunk.len());
+    for array in sources.arrays() {
+        if array.null_count() > 0 {
+            return Err(ArrowError::InvalidArgumentError(
+                "a column with missing values cannot go into a numpy block".into(),
+            ));
+        }
+        values.push(array.as_primitive::<T>().values());
+    }
+    // SAFETY: the slot is a live, exclusively borrowed buffer of `len` bytes.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(slot.ptr, slot.len) };
+    // SAFETY: every bit pattern is a valid primitive native value.
+    let (head, out, tail) = unsafe { bytes.align_to_mut::<T::Native>() };
+    if !head.is_empty() || !tail.is_empty() || out.len() != rows.len() {
+        return Err(ArrowError::InvalidArgumentError(
+            "output buffer has the wrong size or alignment".into(),
+        ));
+    }
+    let picks = picked(&values, sources.carry_len, groups, rows, back);
+    for (dst, v) in out.iter_mut().zip(picks) {
+        *dst = v;
+    }
+    Ok(())
+}
+
+/// The value of every output row: row `rows[r] - back` of the virtual
+/// sequence carry ++ chunk of group `groups[r]`; `values` holds each group's
+/// carry then chunk values.
+fn picked<'a, N: Copy>(
+    values: &'a [&'a [N]],
+    carry_len: usize,
+    groups: &'a [u32],
+    rows: &'a [u32],
+    back: u32,
+) -> impl Iterator<Item = N> + 'a {
+    groups.iter().zip(rows).map(move |(&g, &row)| {
+        let idx = (row - back) as usize;
+        let g = g as usize;
+        if idx < carry_len {
+            values[2 * g][idx]
+        } else {
+            values[2 * g + 1][idx - carry_len]
+        }
+    })
 }
 
 fn gather_any(
@@ -156,6 +232,36 @@ mod tests {
         let back = gather(&sources, &groups, &rows, 1).unwrap();
         let expected = Int64Array::from(vec![Some(0), Some(1), Some(-2), None, Some(-1)]);
         assert_eq!(back.as_primitive::<Int64Type>(), &expected);
+    }
+
+    #[test]
+    fn gather_into_writes_native_values() {
+        let carry: ArrayRef = Arc::new(Int64Array::from(vec![0, 0]));
+        let chunk: ArrayRef = Arc::new(Int64Array::from(vec![5, 6]));
+        let sources = ColumnSources {
+            carry: vec![&carry],
+            chunk: vec![&chunk],
+            carry_len: 2,
+        };
+        let mut out = vec![0i64; 3];
+        let slot = OutSlot {
+            ptr: out.as_mut_ptr() as *mut u8,
+            len: 3 * 8,
+        };
+        gather_into(&sources, &[0, 0, 0], &[1, 2, 3], 0, slot).unwrap();
+        assert_eq!(out, vec![0, 5, 6]);
+        let short = OutSlot {
+            ptr: out.as_mut_ptr() as *mut u8,
+            len: 16,
+        };
+        assert!(gather_into(&sources, &[0, 0, 0], &[1, 2, 3], 0, short).is_err());
+        let with_null: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), None]));
+        let sources = ColumnSources {
+            carry: vec![&carry],
+            chunk: vec![&with_null],
+            carry_len: 2,
+        };
+        assert!(gather_into(&sources, &[0, 0, 0], &[1, 2, 3], 0, slot).is_err());
     }
 
     #[test]

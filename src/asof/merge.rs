@@ -3,9 +3,9 @@
 
 use arrow_array::{Array, ArrayRef};
 
-use crate::asof::gather::{gather, window_tail, ColumnSources};
+use crate::asof::gather::{gather, gather_into, window_tail, ColumnSources, OutSlot};
+use crate::asof::keys::{sorted_keys, Keys};
 use crate::asof::select::select_rows;
-use crate::dataset::ordered_key::{encode_column, key_kind, key_to_json};
 use crate::error::{OupsError, Result};
 
 /// One frame of one group for this call: its `on` column and value columns.
@@ -25,32 +25,17 @@ pub struct AsofInput<'a> {
     pub carry: &'a [Vec<Vec<ArrayRef>>],
     pub n_prev: &'a [usize],
     pub exact: &'a [bool],
+    /// Optional caller buffers, one per output column (same order as
+    /// [`AsofOutput::columns`]); empty for none.
+    pub slots: &'a [Option<OutSlot>],
 }
 
 pub struct AsofOutput {
-    /// For each position, frame, value column and `k = n_prev..=0`.
-    pub columns: Vec<ArrayRef>,
+    /// For each position, frame, value column and `k = n_prev..=0`; `None`
+    /// for the columns written into a caller slot.
+    pub columns: Vec<Option<ArrayRef>>,
     /// The carry windows for the next call, `[g][d][c]`.
     pub carry: Vec<Vec<Vec<ArrayRef>>>,
-}
-
-fn sorted_keys(array: &dyn Array, what: &str) -> Result<Vec<u64>> {
-    let kind = key_kind(array.data_type(), what)?;
-    let keys = encode_column(array, what).map_err(|e| match e {
-        OupsError::Unsorted(msg) => OupsError::Unsorted(format!("{what}: {msg}")),
-        other => other,
-    })?;
-    if let Some(i) = keys.windows(2).position(|w| w[0] > w[1]) {
-        return Err(OupsError::Unsorted(format!(
-            "{what} must be sorted in ascending order (ties allowed), but row {} ({}) is \
-             smaller than row {} ({}); sort it first",
-            i + 1,
-            key_to_json(kind, keys[i + 1]),
-            i,
-            key_to_json(kind, keys[i]),
-        )));
-    }
-    Ok(keys)
 }
 
 fn check_shapes(input: &AsofInput) -> Result<()> {
@@ -103,10 +88,10 @@ fn check_shapes(input: &AsofInput) -> Result<()> {
 /// Runs one merge call.
 pub fn merge(input: &AsofInput) -> Result<AsofOutput> {
     check_shapes(input)?;
-    let main = sorted_keys(input.main.as_ref(), "'main'")?;
-    let mut keys: Vec<Vec<Vec<u64>>> = Vec::with_capacity(input.chunks.len());
+    // Key checks and selections are independent per frame: run them on all
+    // cores, as the gathers below.
+    let mut key_tasks: Vec<(&dyn Array, String)> = vec![(input.main.as_ref(), "'main'".into())];
     for (g, frames) in input.chunks.iter().enumerate() {
-        let mut per_frame = Vec::with_capacity(frames.len());
         for (d, frame) in frames.iter().enumerate() {
             if frame.on.data_type() != input.main.data_type() {
                 return Err(OupsError::InvalidType(format!(
@@ -116,29 +101,50 @@ pub fn merge(input: &AsofInput) -> Result<AsofOutput> {
                     input.main.data_type()
                 )));
             }
-            let what = format!("the 'on' column of frame {d} in group {g}");
-            per_frame.push(sorted_keys(frame.on.as_ref(), &what)?);
-        }
-        keys.push(per_frame);
-    }
-
-    // Selections per (position, frame), then one task per output column.
-    let n_frames = input.n_prev.len();
-    let mut selections: Vec<Vec<Vec<u32>>> = Vec::with_capacity(input.positions.len());
-    for groups in input.positions {
-        let mut per_frame = Vec::with_capacity(n_frames);
-        for d in 0..n_frames {
-            let chunk_keys: Vec<&[u64]> = keys.iter().map(|k| k[d].as_slice()).collect();
-            per_frame.push(select_rows(
-                &main,
-                groups.iter().map(|&g| g as usize),
-                &chunk_keys,
-                input.n_prev[d] + 1,
-                input.exact[d],
+            key_tasks.push((
+                frame.on.as_ref(),
+                format!("the 'on' column of frame {d} in group {g}"),
             ));
         }
-        selections.push(per_frame);
     }
+    let mut keys = run_parallel(&key_tasks, |(array, what)| sorted_keys(*array, what))?;
+    let frame_keys = keys.split_off(1);
+    let main = keys.pop().unwrap_or(Keys::Encoded(Vec::new()));
+    let n_frames = input.n_prev.len();
+    // `frame_keys` is group-major: group g, frame d is at g * n_frames + d.
+    let select_tasks: Vec<(usize, usize)> = (0..input.positions.len())
+        .flat_map(|j| (0..n_frames).map(move |d| (j, d)))
+        .collect();
+    let flat = run_parallel(&select_tasks, |&(j, d)| {
+        let groups = input.positions[j].iter().map(|&g| g as usize);
+        let frames = (0..input.chunks.len()).map(|g| &frame_keys[g * n_frames + d]);
+        let (carry_len, exact) = (input.n_prev[d] + 1, input.exact[d]);
+        // Every key column has main's type (checked above), hence its variant.
+        Ok(match &main {
+            Keys::Native(main) => {
+                let chunks: Vec<&[i64]> = frames
+                    .map(|k| match k {
+                        Keys::Native(v) => *v,
+                        Keys::Encoded(_) => &[],
+                    })
+                    .collect();
+                select_rows(main, groups, &chunks, carry_len, exact)
+            }
+            Keys::Encoded(main) => {
+                let chunks: Vec<&[u64]> = frames
+                    .map(|k| match k {
+                        Keys::Encoded(v) => v.as_slice(),
+                        Keys::Native(_) => &[],
+                    })
+                    .collect();
+                select_rows(main, groups, &chunks, carry_len, exact)
+            }
+        })
+    })?;
+    let mut flat = flat.into_iter();
+    let selections: Vec<Vec<Vec<u32>>> = (0..input.positions.len())
+        .map(|_| flat.by_ref().take(n_frames).collect())
+        .collect();
     let n_columns: Vec<usize> = (0..n_frames)
         .map(|d| input.chunks.first().map_or(0, |f| f[d].columns.len()))
         .collect();
@@ -152,13 +158,26 @@ pub fn merge(input: &AsofInput) -> Result<AsofOutput> {
             }
         }
     }
-    let run = |&(j, d, c, k): &(usize, usize, usize, u32)| -> Result<ArrayRef> {
+    if !input.slots.is_empty() && input.slots.len() != tasks.len() {
+        return Err(OupsError::Internal(
+            "one output slot per column expected".into(),
+        ));
+    }
+    let tasks: Vec<_> = tasks.into_iter().enumerate().collect();
+    let run = |&(i, (j, d, c, k)): &(usize, (usize, usize, usize, u32))| {
         let sources = ColumnSources {
             carry: input.carry.iter().map(|w| &w[d][c]).collect(),
             chunk: input.chunks.iter().map(|f| &f[d].columns[c]).collect(),
             carry_len: input.n_prev[d] + 1,
         };
-        Ok(gather(&sources, &input.positions[j], &selections[j][d], k)?)
+        let (groups, rows) = (&input.positions[j], &selections[j][d]);
+        match input.slots.get(i).copied().flatten() {
+            Some(slot) => {
+                gather_into(&sources, groups, rows, k, slot)?;
+                Ok(None)
+            }
+            None => Ok(Some(gather(&sources, groups, rows, k)?)),
+        }
     };
     let columns = run_parallel(&tasks, run)?;
 
@@ -250,13 +269,23 @@ mod tests {
             carry: &carry,
             n_prev: &[2],
             exact: &[true],
+            slots: &[],
         })
         .unwrap();
-        let col = |i: usize| out.columns[i].as_primitive::<Int64Type>().values().to_vec();
+        let col = |i: usize| {
+            out.columns[i]
+                .as_ref()
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec()
+        };
         assert_eq!(col(0), vec![0, 0, 0, 1, 1]); // a_2
         assert_eq!(col(1), vec![0, 0, 0, 2, 2]); // a_1
         assert_eq!(col(2), vec![0, 1, 1, 3, 3]); // a_0
         let b0 = out.columns[5]
+            .as_ref()
+            .unwrap()
             .as_primitive::<Float64Type>()
             .values()
             .to_vec();
@@ -274,10 +303,13 @@ mod tests {
             carry: &out.carry,
             n_prev: &[2],
             exact: &[true],
+            slots: &[],
         })
         .unwrap();
         let col = |i: usize| {
             out2.columns[i]
+                .as_ref()
+                .unwrap()
                 .as_primitive::<Int64Type>()
                 .values()
                 .to_vec()
@@ -304,6 +336,7 @@ mod tests {
                 carry: &carry,
                 n_prev: &[0],
                 exact: &[false],
+                slots: &[],
             })
             .err()
             .unwrap()

@@ -13,7 +13,9 @@
 //! types and Arrow's `interleave` for the others, on both cores.
 
 pub mod gather;
+pub mod keys;
 pub mod merge;
 pub mod select;
 
+pub use gather::OutSlot;
 pub use merge::{merge, AsofInput, AsofOutput, FrameChunk};

@@ -8,10 +8,10 @@
 /// `main` must be sorted: every group then sees a sorted subsequence of it,
 /// so one cursor per group only moves forward and the pass is linear in the
 /// number of rows plus the chunk lengths.
-pub fn select_rows(
-    main: &[u64],
+pub fn select_rows<K: Copy + PartialOrd>(
+    main: &[K],
     groups: impl Iterator<Item = usize>,
-    chunk_keys: &[&[u64]],
+    chunk_keys: &[&[K]],
     carry_len: usize,
     exact: bool,
 ) -> Vec<u32> {

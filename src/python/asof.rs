@@ -2,11 +2,12 @@
 //! Arrow (pyarrow arrays in, pyarrow arrays out); the work runs without the GIL.
 
 use arrow_array::{Array, ArrayRef, UInt32Array};
-use pyo3::exceptions::PyTypeError;
+use numpy::{PyReadwriteArray1, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3_arrow::PyArray;
 
-use crate::asof::{merge, AsofInput, FrameChunk};
+use crate::asof::{merge, AsofInput, FrameChunk, OutSlot};
 use crate::python::errors::run;
 
 /// `[g][d]`: the frame's `on` array and its value arrays.
@@ -14,7 +15,7 @@ type ChunksIn = Vec<Vec<(PyArray, Vec<PyArray>)>>;
 /// `[g][d][c]` arrays.
 type Nested<T> = Vec<Vec<Vec<T>>>;
 /// Output columns and next carry windows, as pyarrow arrays.
-type MergeOut = (Vec<Py<PyAny>>, Nested<Py<PyAny>>);
+type MergeOut = (Vec<Option<Py<PyAny>>>, Nested<Py<PyAny>>);
 
 fn array(a: PyArray) -> ArrayRef {
     a.into_inner().0
@@ -25,8 +26,11 @@ fn to_py(py: Python<'_>, a: ArrayRef) -> PyResult<Py<PyAny>> {
 }
 
 /// Runs one merge call; returns the output columns (position, frame, column,
-/// k = n_prev..0 order) and the next carry windows `[g][d][c]`.
+/// k = n_prev..0 order; None for those written into `slots`) and the next
+/// carry windows `[g][d][c]`. `slots`, if not empty, holds per output column
+/// None or a writable, contiguous uint8 numpy view of its destination.
 #[pyfunction]
+#[allow(clippy::too_many_arguments)]
 pub fn asof_merge(
     py: Python<'_>,
     main: PyArray,
@@ -35,7 +39,29 @@ pub fn asof_merge(
     carry: Nested<PyArray>,
     n_prev: Vec<usize>,
     exact: Vec<bool>,
+    slots: Vec<Option<Bound<'_, PyAny>>>,
 ) -> PyResult<MergeOut> {
+    // The write borrows live until the end of this function, beyond the call.
+    let mut borrows: Vec<PyReadwriteArray1<u8>> = Vec::new();
+    let mut out_slots = Vec::with_capacity(slots.len());
+    for slot in slots {
+        out_slots.push(match slot {
+            None => None,
+            Some(obj) => {
+                let mut view = obj.extract::<PyReadwriteArray1<u8>>()?;
+                if !view.is_contiguous() {
+                    return Err(PyValueError::new_err("output slots must be contiguous"));
+                }
+                let bytes = view.as_slice_mut().map_err(PyValueError::new_err)?;
+                let slot = OutSlot {
+                    ptr: bytes.as_mut_ptr(),
+                    len: bytes.len(),
+                };
+                borrows.push(view);
+                Some(slot)
+            }
+        });
+    }
     let mut groups = Vec::with_capacity(positions.len());
     for p in positions {
         let a = array(p);
@@ -74,12 +100,14 @@ pub fn asof_merge(
             carry: &carry,
             n_prev: &n_prev,
             exact: &exact,
+            slots: &out_slots,
         })
     })?;
+    drop(borrows);
     let columns = out
         .columns
         .into_iter()
-        .map(|a| to_py(py, a))
+        .map(|a| a.map(|a| to_py(py, a)).transpose())
         .collect::<PyResult<Vec<_>>>()?;
     let carry = out
         .carry

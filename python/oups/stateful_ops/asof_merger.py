@@ -21,8 +21,18 @@ def _column_to_arrow(series: pd.Series) -> pa.Array:
     values = series.array
     raw = getattr(values, "_ndarray", None) if not isinstance(values, np.ndarray) else values
     if isinstance(series.dtype, np.dtype) and series.dtype.kind in "iufmM" and raw is not None:
-        return pa.array(np.asarray(raw))
+        return _numpy_to_arrow(np.asarray(raw))
     return pa.Array.from_pandas(series)
+
+
+def _numpy_to_arrow(values: np.ndarray) -> pa.Array:
+    """Zero-copy Arrow view of a numpy array. Temporal values are viewed as
+    int64 first: pyarrow would scan them for NaT (5 ms per million); NaT stays
+    the int64 minimum, which the engine rejects in keys and passes through as
+    NaT in values."""
+    if values.dtype.kind in "mM":
+        return pa.array(values.view(np.int64)).view(pa.from_numpy_dtype(values.dtype))
+    return pa.array(values)
 
 
 def _arrays(table: pa.Table) -> list[pa.Array]:
@@ -447,7 +457,12 @@ class AsofMerger:
                             f"{table.schema.types} but earlier calls had {window.schema.types}"
                         ) from exc
         on_type = ons[0][0].type
-        main_arrow = pa.array(main if isinstance(main, (pd.Series, pd.Index)) else main_values)
+        if isinstance(main, (pd.Series, pd.Index)):
+            main_arrow = _column_to_arrow(pd.Series(main.array))
+        elif main_values.dtype.kind in "iufmM":
+            main_arrow = _numpy_to_arrow(main_values)
+        else:
+            main_arrow = pa.array(main_values)
         if main_arrow.type != on_type:
             try:
                 main_arrow = main_arrow.cast(on_type)
@@ -458,6 +473,8 @@ class AsofMerger:
                 ) from exc
         if not isinstance(main, (pd.Series, pd.Index)):
             main = main_values
+        dtypes = self._output_dtypes()
+        blocks, slots = _output_blocks(dtypes, chunks, carry, self.n_prev, n)
         columns, new_carry = asof_merge(
             main_arrow,
             [pa.array(p) for p in positions],
@@ -468,6 +485,7 @@ class AsofMerger:
             [[_arrays(window) for window in windows] for windows in carry],
             self.n_prev,
             self.allow_exact_matches,
+            slots,
         )
         self.carry = [
             [
@@ -476,20 +494,89 @@ class AsofMerger:
             ]
             for per_group, windows in zip(new_carry, carry, strict=True)
         ]
-        return self._to_pandas(main, names, columns)
+        return _assemble(main, names, dtypes, columns, blocks)
 
-    def _to_pandas(self, main: Any, names: list[str], columns: list) -> pd.DataFrame:
-        data = {names[0]: main.array if isinstance(main, (pd.Series, pd.Index)) else main}
-        dtypes = [
+    def _output_dtypes(self) -> list:
+        """The pandas dtype of every output value column, in output order."""
+        return [
             dtype
             for _ in range(self._n_positions)
             for i, cols in enumerate(self._dtypes)
             for _, dtype in cols[:-1]
             for _ in range(self.n_prev[i] + 1)
         ]
-        for name, array, dtype in zip(names[1:], columns, dtypes, strict=True):
-            data[name] = _array_to_pandas(array, dtype)
-        return pd.DataFrame(data)
+
+
+def _output_blocks(dtypes: list, chunks: list, carry: list, n_prev: list[int], n: int):
+    """Numpy blocks (one 2-D array per dtype) that the engine fills directly,
+    and the per-column byte views it writes to (None: built from Arrow).
+
+    Only numpy numeric and naive temporal columns without missing values
+    qualify; the others keep their exact dtype through Arrow.
+    """
+    if n == 0:
+        return {}, []
+    # Per frame and column (as ordered in the output of one join position):
+    # may it go to a block? Only if no source array has missing values.
+    per_position = []
+    for i, tables in enumerate(zip(*chunks, strict=True)):
+        windows = [carry_g[i] for carry_g in carry]
+        for c in range(tables[0].num_columns):
+            ok = all(t.column(c).null_count == 0 for t in (*tables, *windows))
+            per_position.extend([ok] * (n_prev[i] + 1))
+    flags = per_position * (len(dtypes) // len(per_position)) if per_position else []
+    rows: dict[np.dtype, list[int]] = {}
+    for col, (dtype, ok) in enumerate(zip(dtypes, flags, strict=True)):
+        if ok and isinstance(dtype, np.dtype) and dtype.kind in "iufmM":
+            rows.setdefault(dtype, []).append(col)
+    blocks = {dtype: (np.empty((len(cols), n), dtype=dtype), cols) for dtype, cols in rows.items()}
+    slots: list = [None] * len(dtypes)
+    for values, cols in blocks.values():
+        for row, col in enumerate(cols):
+            slots[col] = values[row].view(np.uint8)
+    return blocks, slots
+
+
+def _assemble(main: Any, names: list[str], dtypes: list, columns: list, blocks: dict):
+    """The output frame, from the engine's blocks and Arrow columns, without
+    consolidating (copying) the blocks."""
+    n = len(main)
+    on = main.array if isinstance(main, (pd.Series, pd.Index)) else main
+    parts = [(on.reshape(1, -1) if isinstance(on, np.ndarray) else on, np.array([0]))]
+    for values, cols in blocks.values():
+        parts.append((values, np.asarray(cols, dtype=np.intp) + 1))
+    for col, (array, dtype) in enumerate(zip(columns, dtypes, strict=True)):
+        if array is None:
+            continue
+        values = _array_to_pandas(array, dtype)
+        if isinstance(values, pd.Series):
+            values = values.to_numpy()
+        if isinstance(values, np.ndarray):
+            values = values.reshape(1, -1)
+        parts.append((values, np.array([col + 1])))
+    try:
+        return _frame_from_blocks(parts, names, n)
+    except (ImportError, AttributeError, TypeError):  # pragma: no cover - pandas internals
+        data = {}
+        for values, placement in parts:
+            for row, col in enumerate(placement):
+                data[col] = values[row] if isinstance(values, np.ndarray) else values
+        frame = pd.DataFrame({names[c]: data[c] for c in range(len(names))})
+        return frame
+
+
+def _frame_from_blocks(parts: list, names: list[str], n: int) -> pd.DataFrame:
+    index, columns = pd.RangeIndex(n), pd.Index(names)
+    try:
+        from pandas.api.internals import create_dataframe_from_blocks
+    except ImportError:  # pandas 2: the route pyarrow's to_pandas takes
+        from pandas.core.internals import BlockManager
+        from pandas.core.internals.api import make_block
+
+        blocks = [make_block(values, placement=placement, ndim=2) for values, placement in parts]
+        manager = BlockManager(blocks, [columns, index])
+        return pd.DataFrame._from_mgr(manager, axes=manager.axes)
+    return create_dataframe_from_blocks(parts, index=index, columns=columns)
 
 
 def _array_to_pandas(array: pa.Array, dtype: Any) -> Any:
