@@ -1,4 +1,8 @@
-"""Command line: ``python -m oups demo [DIR]`` runs an end-to-end example."""
+"""Command line.
+
+``python -m oups demo [DIR]`` runs an end-to-end example;
+``python -m oups info PATH`` summarises a dataset or every dataset under a directory.
+"""
 
 from __future__ import annotations
 
@@ -148,7 +152,27 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_demo = sub.add_parser("demo", help="run an end-to-end example")
     p_demo.add_argument("dir", nargs="?", help="where to write (default: a temp dir)")
+    p_info = sub.add_parser(
+        "info", help="summarise a dataset, or every dataset under a directory (a store)"
+    )
+    p_info.add_argument("path", help="a dataset directory or a store's base directory")
+    p_info.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to wait for each dataset's lock (default: 10)",
+    )
     args = parser.parse_args(argv)
+    if args.command == "info":
+        from oups._info import info
+
+        try:
+            lines = info(args.path, lock_timeout=args.lock_timeout)
+        except (FileNotFoundError, TimeoutError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print("\n".join(lines))
+        return 0
     if args.command == "demo":
         if args.dir:
             demo(Path(args.dir))

@@ -1,0 +1,187 @@
+"""``python -m oups info PATH``: what is on disk, without writing code."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from oups.exceptions import OupsError
+from oups.store.ordered_parquet_dataset import OrderedParquetDataset
+
+_METADATA_SUFFIX = "_opdmd"
+# Row groups listed for a single dataset before the rest is summarised.
+_MAX_ROW_GROUPS_SHOWN = 20
+
+
+@dataclass
+class DatasetSummary:
+    """What ``info`` reports about one dataset."""
+
+    path: Path
+    ordered_on: Any
+    n_rows: int
+    row_groups: list[tuple[int, int, Any, Any]]  # file id, rows, min, max
+    columns: list[tuple[str, str]]
+    size_bytes: int
+    key_value_metadata: dict[str, Any]
+    error: str | None = None
+
+    @property
+    def start(self) -> Any:
+        return self.row_groups[0][2] if self.row_groups else None
+
+    @property
+    def end(self) -> Any:
+        return self.row_groups[-1][3] if self.row_groups else None
+
+
+def find_datasets(root: Path) -> list[Path]:
+    """Every dataset below ``root`` (a dataset is known by its metadata file), sorted."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            if name.endswith(_METADATA_SUFFIX) and len(name) > len(_METADATA_SUFFIX):
+                found.append(Path(dirpath) / name[: -len(_METADATA_SUFFIX)])
+    return sorted(found)
+
+
+def _size(path: Path) -> int:
+    total = 0
+    meta = path.with_name(path.name + _METADATA_SUFFIX)
+    if meta.is_file():
+        total += meta.stat().st_size
+    if path.is_dir():
+        total += sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+    return total
+
+
+def summarize(path: Path, lock_timeout: float | None) -> DatasetSummary:
+    """Opens the dataset (taking its lock for a moment) and collects its summary."""
+    with OrderedParquetDataset(path, lock_timeout=lock_timeout) as ds:
+        stats = ds.row_group_stats
+        kvm = ds.key_value_metadata
+        ordered_on = ds.ordered_on
+    row_groups = [
+        (int(r.file_ids), int(r.n_rows), r.ordered_on_mins, r.ordered_on_maxs)
+        for r in stats.itertuples(index=False)
+    ]
+    columns: list[tuple[str, str]] = []
+    files = sorted(path.glob("file_*.parquet")) if path.is_dir() else []
+    if files:
+        schema = pq.read_schema(files[0])
+        columns = [(field.name, str(field.type)) for field in schema]
+    return DatasetSummary(
+        path=path,
+        ordered_on=ordered_on,
+        n_rows=sum(n for _, n, _, _ in row_groups),
+        row_groups=row_groups,
+        columns=columns,
+        size_bytes=_size(path),
+        key_value_metadata=kvm,
+    )
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+def format_dataset(s: DatasetSummary) -> list[str]:
+    lines = [f"dataset {s.path}"]
+    if not s.row_groups:
+        lines.append("  empty (no row group yet)")
+    else:
+        sizes = sorted(n for _, n, _, _ in s.row_groups)
+        lines += [
+            f"  ordered on  {s.ordered_on!r}",
+            f"  rows        {s.n_rows:,} in {len(s.row_groups):,} row groups "
+            f"(smallest {sizes[0]:,}, largest {sizes[-1]:,})",
+            f"  range       {s.start} .. {s.end}",
+        ]
+    per_row = f" ({s.size_bytes / s.n_rows:.1f} B/row)" if s.n_rows else ""
+    lines.append(f"  on disk     {human_bytes(s.size_bytes)}{per_row}")
+    if s.columns:
+        lines.append("  columns     " + ", ".join(f"{n}: {t}" for n, t in s.columns))
+    if s.key_value_metadata:
+        lines.append(f"  metadata    {json.dumps(s.key_value_metadata, default=str)}")
+    if s.row_groups:
+        lines.append(f"  row groups  {'file id':>10} {'rows':>11}  first .. last")
+        shown = s.row_groups[:_MAX_ROW_GROUPS_SHOWN]
+        for file_id, n, lo, hi in shown:
+            lines.append(f"              {file_id:>10} {n:>11,}  {lo} .. {hi}")
+        if len(s.row_groups) > len(shown):
+            lines.append(f"              ... {len(s.row_groups) - len(shown):,} more")
+    return lines
+
+
+def format_store(root: Path, summaries: list[DatasetSummary]) -> list[str]:
+    if not summaries:
+        return [f"store {root}: no dataset"]
+    rows = [
+        (
+            str(s.path.relative_to(root)),
+            f"{s.n_rows:,}",
+            f"{len(s.row_groups):,}",
+            str(s.start),
+            str(s.end),
+            human_bytes(s.size_bytes),
+        )
+        for s in summaries
+    ]
+    header = ("dataset", "rows", "row groups", "first", "last", "on disk")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        left = cells[0].ljust(widths[0])
+        rest = [
+            c.rjust(w) if i < 2 else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells[1:], widths[1:], strict=True))
+        ]
+        return "  " + "  ".join([left, *rest]).rstrip()
+
+    total_rows = sum(s.n_rows for s in summaries)
+    total_size = sum(s.size_bytes for s in summaries)
+    return [
+        f"store {root}: {len(summaries):,} datasets, {total_rows:,} rows, "
+        f"{human_bytes(total_size)}",
+        line(header),
+        *(line(r) for r in rows),
+    ]
+
+
+def info(path: str | os.PathLike[str], lock_timeout: float | None = 10.0) -> list[str]:
+    """The summary lines of a dataset, or of every dataset under a directory.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` is neither a dataset nor a directory.
+    """
+    root = Path(path).expanduser().resolve()
+    if root.with_name(root.name + _METADATA_SUFFIX).is_file():
+        return format_dataset(summarize(root, lock_timeout))
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"{str(path)!r} is neither an oups dataset (no {root.name}{_METADATA_SUFFIX} "
+            "beside it) nor a directory; give the dataset directory or a store's base path."
+        )
+    summaries = []
+    for dataset in find_datasets(root):
+        try:
+            summaries.append(summarize(dataset, lock_timeout))
+        except OupsError as exc:  # one damaged dataset should not hide the others
+            summaries.append(
+                DatasetSummary(dataset, None, 0, [], [], _size(dataset), {}, error=str(exc))
+            )
+    lines = format_store(root, summaries)
+    lines += [f"  ! {s.path.relative_to(root)}: {s.error}" for s in summaries if s.error]
+    return lines
