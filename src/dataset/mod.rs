@@ -23,7 +23,7 @@ use arrow_array::{ArrayRef, RecordBatch, UInt64Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use serde_json::Value;
 
-pub use write::{TargetSpec, WriteRequest};
+pub use write::{Progress, TargetSpec, WriteRequest};
 
 use crate::dataset::layout::{parse_file_name, Layout, TMP_PREFIX};
 use crate::dataset::lock::DatasetLock;

@@ -11,6 +11,8 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use parquet::basic::Compression;
@@ -39,6 +41,10 @@ pub enum TargetSpec {
     Anchors(Vec<i64>),
 }
 
+/// Called with `(rows written, rows to write)` as new data files are written,
+/// from the writing threads.
+pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
 pub struct WriteRequest {
     /// New rows; `None` for no data (metadata update or coalescing only).
     pub data: Option<RecordBatch>,
@@ -51,6 +57,7 @@ pub struct WriteRequest {
     pub max_n_off_target_rgs: Option<i64>,
     pub key_value_metadata: Map<String, Value>,
     pub compression: Compression,
+    pub progress: Option<Progress>,
 }
 
 struct NewData {
@@ -299,7 +306,15 @@ impl Dataset {
         let (ids, relink) = file_ids::assign(&seq, &old_ids)?;
 
         let mut created: Vec<PathBuf> = Vec::new();
-        let written = self.write_files(&seq, &ids, relink, &chunks, req.compression, &mut created);
+        let written = self.write_files(
+            &seq,
+            &ids,
+            relink,
+            &chunks,
+            req.compression,
+            req.progress.as_ref(),
+            &mut created,
+        );
         if let Err(e) = written {
             parquet_io::remove_quietly(&created);
             return Err(e);
@@ -380,6 +395,7 @@ impl Dataset {
         relink: bool,
         chunks: &[Chunk],
         compression: Compression,
+        progress: Option<&Progress>,
         created: &mut Vec<PathBuf>,
     ) -> Result<()> {
         let new_ids: Vec<u64> = seq
@@ -411,9 +427,18 @@ impl Dataset {
             .map(|(&id, c)| (self.layout.file_path(id), &c.batch))
             .collect();
         created.extend(jobs.iter().map(|(p, _)| p.clone()));
+        let total: u64 = chunks.iter().map(|c| c.batch.num_rows() as u64).sum();
+        let done = AtomicU64::new(0);
+        let report = |rows: u64| {
+            if let Some(progress) = progress {
+                progress(done.fetch_add(rows, Ordering::Relaxed) + rows, total);
+            }
+        };
+        report(0);
         parallel_map(&jobs, |(path, batch)| {
             parquet_io::write_file(path, batch, &props)?;
             failpoint::hit("after_data_file");
+            report(batch.num_rows() as u64);
             Ok(())
         })?;
         crate::durable::sync_dir(&self.layout.dir)

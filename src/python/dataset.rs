@@ -1,7 +1,7 @@
 //! `oups._oups.RawDataset`: the native half of `OrderedParquetDataset`.
 
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::dataset::parquet_io::parse_compression;
 use crate::dataset::range_read::Snapshot;
-use crate::dataset::{stats_batch, Dataset, TargetSpec, WriteRequest};
+use crate::dataset::{stats_batch, Dataset, Progress, TargetSpec, WriteRequest};
 use crate::error::{OupsError, Result};
 use crate::python::errors::{run, to_pyerr};
 use crate::python::intersections::{key_range, PhysicalBound};
@@ -146,7 +146,7 @@ impl RawDataset {
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (data, ordered_on_json, ordered_field, *, target_rows=None,
         period_ns=None, anchors=None, duplicates_on=None, max_n_off_target_rgs=None,
-        key_value_metadata_json="{}", compression="none"))]
+        key_value_metadata_json="{}", compression="none", progress=None))]
     fn write(
         &self,
         py: Python<'_>,
@@ -160,6 +160,7 @@ impl RawDataset {
         max_n_off_target_rgs: Option<i64>,
         key_value_metadata_json: &str,
         compression: &str,
+        progress: Option<Py<PyAny>>,
     ) -> PyResult<()> {
         let target = match (target_rows, period_ns, anchors) {
             (Some(n), None, None) => TargetSpec::Rows(n),
@@ -198,6 +199,7 @@ impl RawDataset {
             max_n_off_target_rgs,
             key_value_metadata: kvm,
             compression,
+            progress: progress.map(progress_callback),
         };
         run(py, || self.lock().write(req))
     }
@@ -219,4 +221,17 @@ impl RawDataset {
     fn dirpath(&self) -> PathBuf {
         self.lock().dir().to_path_buf()
     }
+}
+
+/// Wraps a Python callable `f(rows_written, rows_total)` for the engine. A
+/// failing callback only loses progress output: its exception is printed and
+/// the write goes on.
+fn progress_callback(f: Py<PyAny>) -> Progress {
+    Arc::new(move |done, total| {
+        Python::attach(|py| {
+            if let Err(e) = f.call1(py, (done, total)) {
+                e.print(py);
+            }
+        })
+    })
 }

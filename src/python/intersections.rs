@@ -111,6 +111,15 @@ impl RawIntersections {
         })
     }
 
+    /// How many chunks the whole iteration yields (for progress bars).
+    fn n_chunks(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .plan()
+            .n_chunks()
+    }
+
     /// `[(dataset position, pyarrow RecordBatch), ...]`, or None at the end.
     fn next_chunk<'py>(&self, py: Python<'py>) -> PyResult<Option<Vec<Part<'py>>>> {
         let chunk = run(py, || {

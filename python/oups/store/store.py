@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from oups._oups import RawIntersections
+from oups._progress import check_progress, progress_bar
 from oups.exceptions import InvalidParameterError, OrderedOnMismatchError, ParameterTypeError
 from oups.store._bounds import physical_range
 from oups.store.indexer import check_key_class, is_toplevel, key_class, key_parts, keys_from_columns
@@ -139,6 +140,7 @@ class Store:
         end_excl: Any = None,
         *,
         lock_timeout: float | None = None,
+        progress: bool = False,
     ) -> Iterator[dict[Any, pd.DataFrame]]:
         """Iterate synchronised chunks of several datasets over ``[start, end_excl)``.
 
@@ -161,6 +163,9 @@ class Store:
             dataset (a list aligns with ``keys``); used only with ``start``.
         lock_timeout : float, optional
             Seconds to wait for each dataset's lock.
+        progress : bool, default False
+            Show a progress bar of the chunks (tqdm, when it is installed;
+            nothing otherwise).
 
         Notes
         -----
@@ -189,7 +194,10 @@ class Store:
         {'a': [5, 6], 'b': [7]}
         """
         key_list = list(keys) if not isinstance(keys, (str, bytes)) else None
-        return self._iter_intersections(key_list, keys, start, n_prev, end_excl, lock_timeout)
+        show_progress = check_progress(progress)
+        return self._iter_intersections(
+            key_list, keys, start, n_prev, end_excl, lock_timeout, show_progress
+        )
 
     def _iter_intersections(
         self,
@@ -199,6 +207,7 @@ class Store:
         n_prev: Any,
         end_excl: Any,
         lock_timeout: float | None,
+        show_progress: bool,
     ) -> Iterator[dict[Any, pd.DataFrame]]:
         if key_list is None:
             raise ParameterTypeError(
@@ -213,6 +222,7 @@ class Store:
         if not key_list:
             return
         datasets: list[OrderedParquetDataset | None] = []
+        bar = None
         try:
             for key in key_list:
                 datasets.append(
@@ -231,9 +241,16 @@ class Store:
                 prange.start,
                 prange.end_excl,
             )
+            bar = progress_bar(
+                show_progress, total=raw.n_chunks(), desc="iter_intersections", unit="chunk"
+            )
             while (chunk := raw.next_chunk()) is not None:
                 yield {key_list[i]: chunk_to_pandas(batch) for i, batch in chunk}
+                if bar is not None:
+                    bar.update(1)
         finally:
+            if bar is not None:
+                bar.close()
             for ds in datasets:
                 if ds is not None:
                     ds.close()

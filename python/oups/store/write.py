@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from oups._progress import check_progress, progress_bar
 from oups.exceptions import (
     InvalidParameterError,
     OrderedOnMismatchError,
@@ -94,6 +95,7 @@ def write(
     key_value_metadata: dict[str, Any] | None = None,
     compression: str = DEFAULT_COMPRESSION,
     lock_timeout: float | None = None,
+    progress: bool = False,
 ) -> None:
     """Merge ordered data into a dataset, creating it if needed.
 
@@ -129,6 +131,9 @@ def write(
         ``"lz4"``, ``"zstd"``, ``"zstd(<level>)"`` or ``"gzip"``.
     lock_timeout : float or None
         Seconds to wait for the dataset lock when ``dirpath`` is a path.
+    progress : bool
+        Show a progress bar of the rows written to new data files (tqdm, when
+        it is installed; nothing otherwise). Useful for large frames.
 
     Examples
     --------
@@ -157,6 +162,7 @@ def write(
     subset = _duplicates_subset(duplicates_on, ordered_on, frame)
     max_n = _max_n(max_n_off_target_rgs)
     kvm_json = key_value_metadata_to_json(key_value_metadata)
+    show_progress = check_progress(progress)
     dataset: contextlib.AbstractContextManager[OrderedParquetDataset]
     if isinstance(dirpath, OrderedParquetDataset):
         if dirpath.ordered_on is not None and dirpath.ordered_on != ordered_on:
@@ -185,6 +191,7 @@ def write(
             max_n,
             kvm_json,
             compression,
+            show_progress,
         )
 
 
@@ -199,6 +206,7 @@ def _write(
     max_n: int | None,
     kvm_json: str,
     compression: str,
+    show_progress: bool,
 ) -> None:
     raw = ds._raw
     stats = raw.stats()
@@ -211,13 +219,32 @@ def _write(
     else:
         ordered_type = None
     target_kw = target_kwargs(target, ordered_type, _bounds(frame, field, stats))
-    raw.write(
-        frame.table if frame is not None else None,
-        ordered_on_json,
-        field,
-        duplicates_on=subset,
-        max_n_off_target_rgs=max_n,
-        key_value_metadata_json=kvm_json,
-        compression=compression,
-        **target_kw,
+    bar = progress_bar(
+        show_progress, total=None, desc=f"write {ds.dirpath.name}", unit="row", unit_scale=True
     )
+    try:
+        raw.write(
+            frame.table if frame is not None else None,
+            ordered_on_json,
+            field,
+            duplicates_on=subset,
+            max_n_off_target_rgs=max_n,
+            key_value_metadata_json=kvm_json,
+            compression=compression,
+            progress=None if bar is None else _advance(bar),
+            **target_kw,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _advance(bar: Any) -> Callable[[int, int], None]:
+    """The engine's progress callback (rows written, rows to write) for a tqdm bar."""
+
+    def update(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    return update
