@@ -306,15 +306,7 @@ impl Dataset {
         let (ids, relink) = file_ids::assign(&seq, &old_ids)?;
 
         let mut created: Vec<PathBuf> = Vec::new();
-        let written = self.write_files(
-            &seq,
-            &ids,
-            relink,
-            &chunks,
-            req.compression,
-            req.progress.as_ref(),
-            &mut created,
-        );
+        let written = self.write_files(&seq, &ids, relink, &chunks, req, &mut created);
         if let Err(e) = written {
             parquet_io::remove_quietly(&created);
             return Err(e);
@@ -394,8 +386,7 @@ impl Dataset {
         ids: &[u64],
         relink: bool,
         chunks: &[Chunk],
-        compression: Compression,
-        progress: Option<&Progress>,
+        req: &WriteRequest,
         created: &mut Vec<PathBuf>,
     ) -> Result<()> {
         let new_ids: Vec<u64> = seq
@@ -420,7 +411,7 @@ impl Dataset {
                 }
             }
         }
-        let props = writer_properties(compression);
+        let props = writer_properties(req.compression);
         let jobs: Vec<(PathBuf, &RecordBatch)> = new_ids
             .iter()
             .zip(chunks)
@@ -430,7 +421,7 @@ impl Dataset {
         let total: u64 = chunks.iter().map(|c| c.batch.num_rows() as u64).sum();
         let done = AtomicU64::new(0);
         let report = |rows: u64| {
-            if let Some(progress) = progress {
+            if let Some(progress) = &req.progress {
                 progress(done.fetch_add(rows, Ordering::Relaxed) + rows, total);
             }
         };
