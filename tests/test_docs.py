@@ -67,3 +67,22 @@ def test_demo_runs(tmp_path, capsys):
     assert main(["demo", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "read back 600,000 rows" in out and "sorted: True" in out
+
+
+def _public_api():
+    for name in oups.__all__:
+        obj = getattr(oups, name)
+        if name in ("__version__", "exceptions"):
+            continue
+        yield name, obj
+        # The read-only view's methods only refuse (ReadOnlyError).
+        if isinstance(obj, type) and obj is not oups.ReadOnlyOrderedParquetDataset:
+            for attr, value in vars(obj).items():
+                if not attr.startswith("_") and callable(value):
+                    yield f"{name}.{attr}", value
+
+
+@pytest.mark.parametrize(("name", "obj"), [pytest.param(n, o, id=n) for n, o in _public_api()])
+def test_public_api_has_numpy_docstring_with_examples(name, obj):
+    doc = obj.__doc__ or ""
+    assert "Examples\n" in doc and ">>> " in doc, f"{name} needs an Examples section"

@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,13 +20,14 @@ import pandas as pd
 def _ticks(start: str, periods: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     ts = pd.Timestamp(start) + pd.to_timedelta(np.sort(rng.integers(0, 86_400 * 10**9, periods)))
-    return pd.DataFrame(
+    ticks: pd.DataFrame = pd.DataFrame(
         {
             "ts": ts,
             "price": 100 + rng.standard_normal(periods).cumsum() * 0.01,
             "size": rng.integers(1, 500, periods),
         }
     )
+    return ticks
 
 
 def demo(base: Path) -> None:
@@ -97,7 +99,7 @@ def demo(base: Path) -> None:
     _loop_demo(base, path, df)
 
 
-def _minute_bars(chunk: pd.DataFrame, *, totals: dict) -> pd.DataFrame:
+def _minute_bars(chunk: pd.DataFrame, *, totals: dict[str, Any]) -> pd.DataFrame:
     """1-minute bars with a VWAP running across chunks (``totals`` is the state)."""
     notional = chunk["price"] * chunk["size"]
     bars = (
@@ -111,7 +113,8 @@ def _minute_bars(chunk: pd.DataFrame, *, totals: dict) -> pd.DataFrame:
     cum_size = bars["size"].cumsum() + totals["size"]
     totals["notional"] = float(cum_notional.iloc[-1])
     totals["size"] = int(cum_size.iloc[-1])
-    return bars.assign(vwap=cum_notional / cum_size).drop(columns="notional")
+    out: pd.DataFrame = bars.assign(vwap=cum_notional / cum_size).drop(columns="notional")
+    return out
 
 
 def _loop_demo(base: Path, path: Path, ticks: pd.DataFrame) -> None:
@@ -139,6 +142,7 @@ def _loop_demo(base: Path, path: Path, ticks: pd.DataFrame) -> None:
         )
     with OrderedParquetDataset(bars_path) as ds:
         bars = ds.to_pandas()
+    assert bars is not None
     expected = (ticks["price"] * ticks["size"]).sum() / ticks["size"].sum()
     print(
         f"   {len(bars):,} bars written; resumed VWAP {bars['vwap'].iloc[-1]:.6f} == "

@@ -68,8 +68,14 @@ def summarize(path: Path, lock_timeout: float | None) -> DatasetSummary:
         kvm = ds.key_value_metadata
         ordered_on = ds.ordered_on
     row_groups = [
-        (int(r.file_ids), int(r.n_rows), r.ordered_on_mins, r.ordered_on_maxs)
-        for r in stats.itertuples(index=False)
+        (int(file_id), int(n), lo, hi)
+        for file_id, n, lo, hi in zip(
+            stats["file_ids"],
+            stats["n_rows"],
+            stats["ordered_on_mins"],
+            stats["ordered_on_maxs"],
+            strict=True,
+        )
     ]
     columns: list[tuple[str, str]] = []
     files = sorted(path.glob("file_*.parquet")) if path.is_dir() else []

@@ -74,7 +74,8 @@ def _pandas_to_arrow(df: pd.DataFrame) -> pa.Table:
     meta = json.loads(schema.metadata[b"pandas"])
     for entry in meta["index_columns"]:
         if isinstance(entry, dict) and entry.get("kind") == "range":
-            entry.update(start=index.start, stop=index.stop, step=index.step)
+            span: Any = index
+            entry.update(start=span.start, stop=span.stop, step=span.step)
     schema = schema.with_metadata({**schema.metadata, b"pandas": json.dumps(meta).encode()})
     arrays = [pa.array(df[c].to_numpy()) for c in df.columns]
     return pa.Table.from_arrays(arrays, schema=schema)
@@ -134,7 +135,7 @@ class _Encoder:
     def _raw_dtype(dtype: np.dtype) -> bool:
         return not dtype.hasobject and dtype.fields is None and dtype.subdtype is None
 
-    def _container(self, cls: type, value: Any) -> dict:
+    def _container(self, cls: type, value: Any) -> dict[str, Any]:
         key = id(value)
         if key in self._active:
             raise _Cycle
@@ -150,7 +151,7 @@ class _Encoder:
         finally:
             self._active.discard(key)
 
-    def _as_table(self, value: Any) -> dict | None:
+    def _as_table(self, value: Any) -> dict[str, Any] | None:
         try:
             if type(value) is pd.DataFrame and _frame_is_arrow_safe(value):
                 table = _pandas_to_arrow(value)
@@ -170,7 +171,7 @@ class _Encoder:
             return {"$": "polars", "s": self._section("arrow", value.to_arrow())}
         return None
 
-    def _pickle(self, value: Any) -> dict:
+    def _pickle(self, value: Any) -> dict[str, Any]:
         try:
             payload = pickle.dumps(value, protocol=5)
         except Exception as pickle_error:
@@ -214,7 +215,7 @@ class _Decoder:
         self.path = path
         self.sections = sections
 
-    def _section(self, node: dict, kind: str) -> Any:
+    def _section(self, node: dict[str, Any], kind: str) -> Any:
         index = node["s"]
         got, payload = self.sections[index]
         if got != kind:
@@ -224,8 +225,9 @@ class _Decoder:
             )
         return payload
 
-    def _raw(self, node: dict) -> np.ndarray:
-        return self._section(node, "raw").to_numpy(zero_copy_only=True)
+    def _raw(self, node: dict[str, Any]) -> np.ndarray[Any, Any]:
+        raw: np.ndarray[Any, Any] = self._section(node, "raw").to_numpy(zero_copy_only=True)
+        return raw
 
     def node(self, node: Any) -> Any:
         if not isinstance(node, dict):
@@ -269,7 +271,7 @@ class _Decoder:
             return pl.from_arrow(self._section(node, "arrow"))
         if tag == "pickle":
             try:
-                return pickle.loads(self._raw(node))
+                return pickle.loads(self._raw(node).data)
             except Exception as exc:
                 raise CorruptStateError(
                     f"state file '{self.path}' cannot be loaded: a pickled value cannot be "
@@ -283,14 +285,17 @@ def _writable(df: pd.DataFrame) -> pd.DataFrame:
     """Arrow hands some columns to pandas without a copy (categorical codes,
     masked arrays), read-only; restored state must be mutable like the
     original, so such frames are copied once."""
+    copy: pd.DataFrame
     try:
         blocks = df._mgr.blocks
     except AttributeError:  # pragma: no cover - pandas internals changed
-        return df.copy(deep=True)
+        copy = df.copy(deep=True)
+        return copy
     for block in blocks:
         values = block.values
         if not isinstance(values, np.ndarray) or not values.flags.writeable:
-            return df.copy(deep=True)
+            copy = df.copy(deep=True)
+            return copy
     return df
 
 

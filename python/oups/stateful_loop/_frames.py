@@ -11,7 +11,9 @@ import pandas as pd
 import pyarrow as pa
 
 try:  # pandas' own helper for the deep size of object arrays
-    from pandas._libs.lib import memory_usage_of_objects as _object_bytes
+    from pandas._libs.lib import (  # type: ignore[attr-defined,unused-ignore]
+        memory_usage_of_objects as _object_bytes,
+    )
 except ImportError:  # pragma: no cover - private API moved
     _object_bytes = None
 
@@ -66,7 +68,7 @@ def frame_bytes(kind: str, value: Any) -> int:
     return int(value.estimated_size())
 
 
-def _placement(block: Any) -> tuple:
+def _placement(block: Any) -> tuple[int, ...]:
     locs = block.mgr_locs.indexer
     if isinstance(locs, slice):
         return tuple(range(locs.start, locs.stop, locs.step or 1))
@@ -83,7 +85,9 @@ def _block_values(block: Any) -> np.ndarray | None:
     return values if values.ndim == 2 else None
 
 
-def _block_parts(df: pd.DataFrame, layout: list[tuple[np.dtype, tuple]]) -> list | None:
+def _block_parts(
+    df: pd.DataFrame, layout: list[tuple[np.dtype[Any], tuple[int, ...]]]
+) -> list[Any] | None:
     """The block values of ``df`` if its blocks match ``layout``, else None."""
     blocks = df._mgr.blocks
     if len(blocks) != len(layout):
@@ -97,7 +101,7 @@ def _block_parts(df: pd.DataFrame, layout: list[tuple[np.dtype, tuple]]) -> list
     return parts
 
 
-def _concat_ranges(bounds: list[tuple[int, int]], step: int, name: Any) -> pd.Index:
+def _concat_ranges(bounds: list[tuple[int, int]], step: int, name: Any) -> Any:
     """The index ``pd.concat`` gives non-empty RangeIndexes: a RangeIndex when
     the values run as one arithmetic progression, else an int64 Index."""
     if all(bounds[i][1] == bounds[i + 1][0] for i in range(len(bounds) - 1)):
@@ -109,7 +113,7 @@ def _concat_ranges(bounds: list[tuple[int, int]], step: int, name: Any) -> pd.In
     return pd.Index(values, name=name)
 
 
-def _concat_pandas_fast(frames: list) -> pd.DataFrame | None:
+def _concat_pandas_fast(frames: list[Any]) -> pd.DataFrame | None:
     """``pd.concat(frames)`` for the common case of many small frames with
     identical columns, dtypes and block layout and RangeIndexes, or None.
 
@@ -120,7 +124,7 @@ def _concat_pandas_fast(frames: list) -> pd.DataFrame | None:
     if len(frames) < 2 or type(first) is not pd.DataFrame or first.attrs:
         return None
     columns = first.columns
-    index = first.index
+    index: Any = first.index
     if (
         isinstance(columns, pd.MultiIndex)
         or not columns.is_unique
@@ -135,20 +139,21 @@ def _concat_pandas_fast(frames: list) -> pd.DataFrame | None:
         blocks = first._mgr.blocks
     except AttributeError:  # pragma: no cover - pandas internals changed
         return None
-    first_parts = [_block_values(block) for block in blocks]
-    if any(values is None for values in first_parts):
+    maybe_parts = [_block_values(block) for block in blocks]
+    first_parts = [values for values in maybe_parts if values is not None]
+    if len(first_parts) != len(maybe_parts):
         return None
     layout = [(v.dtype, _placement(b)) for v, b in zip(first_parts, blocks, strict=True)]
     parts: list[list[np.ndarray]] = [[values] for values in first_parts]
-    span = index._range
+    span: range = index._range  # type: ignore[attr-defined]
     bounds = [(span.start, span.stop)]
     for frame in frames[1:]:
         if type(frame) is not pd.DataFrame or frame.attrs:
             return None
-        frame_index = frame.index
+        frame_index: Any = frame.index
         if type(frame_index) is not pd.RangeIndex:
             return None
-        span = frame_index._range
+        span = frame_index._range  # type: ignore[attr-defined]
         frame_columns = frame.columns
         if (
             span.step != step
@@ -165,34 +170,36 @@ def _concat_pandas_fast(frames: list) -> pd.DataFrame | None:
         bounds.append((span.start, span.stop))
     if any(start == stop for start, stop in bounds):
         return None  # pd.concat has its own rules for empty frames
-    data: list = [None] * len(labels)
+    data: list[Any] = [None] * len(labels)
     for (_, key), part in zip(layout, parts, strict=True):
         merged = np.concatenate(part, axis=1)
         for row, loc in enumerate(key):
             data[loc] = merged[row]
     new_index = _concat_ranges(bounds, step, name)
-    out = pd.DataFrame(dict(zip(range(len(labels)), data, strict=True)), index=new_index)
+    out: pd.DataFrame = pd.DataFrame(
+        dict(zip(range(len(labels)), data, strict=True)), index=new_index
+    )
     out.columns = columns
     return out
 
 
-def _concat_pandas(frames: list) -> pd.DataFrame:
+def _concat_pandas(frames: list[Any]) -> pd.DataFrame:
     fast = _concat_pandas_fast(frames)
     return pd.concat(frames) if fast is None else fast
 
 
-def _concat_arrow(frames: list) -> pa.Table:
+def _concat_arrow(frames: list[Any]) -> pa.Table:
     tables = [pa.Table.from_batches([f]) if isinstance(f, pa.RecordBatch) else f for f in frames]
     return pa.concat_tables(tables)
 
 
-def _concat_polars(frames: list) -> Any:
+def _concat_polars(frames: list[Any]) -> Any:
     import polars as pl
 
     return pl.concat(frames)
 
 
-DEFAULT_CONCAT: dict[str, Callable[[list], Any]] = {
+DEFAULT_CONCAT: dict[str, Callable[[list[Any]], Any]] = {
     PANDAS: _concat_pandas,
     ARROW: _concat_arrow,
     POLARS: _concat_polars,

@@ -172,7 +172,7 @@ def _check_for(node: ast.For, receiver_node: ast.expr, filename: str) -> None:
             if _is_buffer_call(child, receiver):
                 raise ValueError(
                     BUFFER_PREFIX + "must be called directly inside the first 'with item_ctx as "
-                    f"...:' block (offending call at {filename}:{child.lineno})."
+                    f"...:' block (offending call at {filename}:{getattr(child, 'lineno', '?')})."
                 )
     for statement in first.body:
         _check_nesting(statement, receiver, filename, False)
@@ -184,7 +184,7 @@ def _check_nesting(node: ast.AST, receiver: str, filename: str, nested: bool) ->
         raise ValueError(
             BUFFER_PREFIX + "must be at the same indentation level as other top-level statements "
             "inside the 'with item_ctx as ...:' block (offending call at "
-            f"{filename}:{node.lineno}). Avoid conditionals/loops/nested blocks."
+            f"{filename}:{getattr(node, 'lineno', '?')}). Avoid conditionals/loops/nested blocks."
         )
     for child in ast.iter_child_nodes(node):
         _check_nesting(child, receiver, filename, nested)

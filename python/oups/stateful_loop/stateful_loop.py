@@ -76,9 +76,30 @@ class StatefulLoop:
     default_memory_limit_mb : float, default 300.0
         Limit used by :meth:`buffer` when no ``memory_limit_mb`` is given.
         ``0`` flushes at every call.
+
+    Examples
+    --------
+    A running total that survives a restart: the second loop reads the state
+    the first one saved.
+
+    >>> import tempfile
+    >>> from oups import StatefulLoop
+    >>> path = tempfile.mkdtemp() + "/sum.state"
+    >>> def add(x, *, acc):
+    ...     acc["total"] += x
+    ...     return acc["total"]
+    >>> for run in ([1, 2], [3]):
+    ...     loop = StatefulLoop(path)
+    ...     step = loop.bind_function_state(add, state={"acc": {"total": 0}})
+    ...     for item_ctx in loop.iterate(run):
+    ...         with item_ctx as x:
+    ...             total = step(x)
+    ...     print(total)
+    3
+    6
     """
 
-    def __init__(self, filepath: str | os.PathLike, *, default_memory_limit_mb: float = 300.0):
+    def __init__(self, filepath: str | os.PathLike[str], *, default_memory_limit_mb: float = 300.0):
         if not isinstance(filepath, (str, os.PathLike)):
             raise ParameterTypeError(
                 f"filepath must be a str or a path-like object, got {type(filepath).__name__}"
@@ -93,7 +114,7 @@ class StatefulLoop:
         self._object_bindings: dict[str, tuple[Any, list[str]]] = {}
         self._key_counters: dict[str, int] = {}
         self._ledger = RawBufferLedger()
-        self._buffers: list[dict[Any, list]] = []
+        self._buffers: list[dict[Any, list[Any]]] = []
         self._buffer_iteration: int | None = None
         self._buffer_position = 0
         path = Path(filepath)
@@ -108,7 +129,7 @@ class StatefulLoop:
     # -- read-only attributes -------------------------------------------------
 
     @property
-    def filepath(self) -> str | os.PathLike:
+    def filepath(self) -> str | os.PathLike[str]:
         """The state file path, as given."""
         return self._filepath
 
@@ -151,6 +172,18 @@ class StatefulLoop:
 
         ``check_loop_usage``: None validates the loop's shape (see the docs)
         unless a state file was loaded; otherwise its truth value decides.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from oups import StatefulLoop
+        >>> loop = StatefulLoop(tempfile.mkdtemp() + "/loop.state")
+        >>> for item_ctx in loop.iterate("abc"):
+        ...     with item_ctx as letter:
+        ...         print(loop.iteration_count, letter, loop.is_last_iteration)
+        0 a False
+        1 b False
+        2 c True
         """
         # Nothing below runs until the for statement first advances the generator.
         validate = (not self._loaded) if check_loop_usage is None else bool(check_loop_usage)
@@ -197,7 +230,7 @@ class StatefulLoop:
         self,
         data: Mapping[Any, Any],
         memory_limit_mb: float | None = None,
-        concat_func: Callable[[list], Any] | None = None,
+        concat_func: Callable[[list[Any]], Any] | None = None,
     ) -> dict[Any, Any]:
         """Accumulate frames; return them concatenated when this buffer flushes.
 
@@ -223,6 +256,25 @@ class StatefulLoop:
         dict
             ``{key: concatenated frame}`` for the keys that received frames
             since the last flush, in first-seen order.
+
+        Examples
+        --------
+        With a limit of two one-row frames, the buffer hands out a batch at
+        every second item, and the rest after the last item. The body stops
+        at ``buffer()`` on the other items (it raises :class:`Skip`).
+
+        >>> import tempfile, pandas as pd
+        >>> from oups import StatefulLoop
+        >>> loop = StatefulLoop(tempfile.mkdtemp() + "/buf.state")
+        >>> for item_ctx in loop.iterate(range(5)):
+        ...     with item_ctx as i:
+        ...         frame = pd.DataFrame({"i": [i]})
+        ...         two_frames_mb = 2 * frame.memory_usage(deep=True).sum() / 2**20
+        ...         batch = loop.buffer({"out": frame}, memory_limit_mb=two_frames_mb)
+        ...         print(batch["out"]["i"].tolist())
+        [0, 1]
+        [2, 3]
+        [4]
         """
         if not isinstance(data, Mapping):
             raise ParameterTypeError(
@@ -265,7 +317,8 @@ class StatefulLoop:
         out = {}
         for key, frames in store.items():
             if frames:
-                concat = concat_func or DEFAULT_CONCAT[frame_kind(frames[0])]
+                # Frames were validated on entry, so their kind is known.
+                concat = concat_func or DEFAULT_CONCAT[frame_kind(frames[0]) or "pandas"]
                 out[key] = concat(frames)
         # Only forget the frames once every concat succeeded.
         for key in store:
@@ -283,7 +336,7 @@ class StatefulLoop:
 
     def bind_function_state(
         self, func: Callable[..., Any], *, state: dict[str, Any], name: str | None = None
-    ) -> functools.partial:
+    ) -> functools.partial[Any]:
         """Bind persistent keyword arguments to ``func``.
 
         Returns a ``functools.partial`` whose signature no longer shows the
@@ -295,6 +348,18 @@ class StatefulLoop:
         The state key is ``func:<name>#<n>``: ``name`` defaults to
         ``func.__name__`` and ``n`` counts the bindings of that name, so bind
         in the same order on every run.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from oups import StatefulLoop
+        >>> def count(item, *, seen):
+        ...     seen.append(item)
+        ...     return len(seen)
+        >>> loop = StatefulLoop(tempfile.mkdtemp() + "/count.state")
+        >>> step = loop.bind_function_state(count, state={"seen": []})
+        >>> step("a"), step("b"), step.keywords["seen"]
+        (1, 2, ['a', 'b'])
         """
         if not callable(func):
             raise ParameterTypeError(
@@ -339,7 +404,7 @@ class StatefulLoop:
         if stored is not None:
             values.update((k, stored[k]) for k in state if k in stored)
         bound = functools.partial(func, **values)
-        bound.__signature__ = signature.replace(
+        bound.__signature__ = signature.replace(  # type: ignore[attr-defined]
             parameters=[p for p in params.values() if p.name not in state]
         )
         # Persist the very dict the partial holds, so what is saved is what is bound.
@@ -354,6 +419,24 @@ class StatefulLoop:
         file, stored values are set on ``obj`` now; attributes absent from the
         file keep their current value. The key is ``obj:<name>#<n>`` where
         ``name`` defaults to ``obj.__name__`` or the class name.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from oups import StatefulLoop
+        >>> class Peak:
+        ...     def __init__(self):
+        ...         self.high = float("-inf")
+        >>> path = tempfile.mkdtemp() + "/peak.state"
+        >>> for run in ([3.0, 7.0], [5.0]):
+        ...     loop = StatefulLoop(path)
+        ...     peak = loop.bind_object_state(Peak(), state=["high"])
+        ...     for item_ctx in loop.iterate(run):
+        ...         with item_ctx as x:
+        ...             peak.high = max(peak.high, x)
+        ...     print(peak.high)
+        7.0
+        7.0
         """
         if isinstance(state, (str, bytes)) or not isinstance(state, Iterable):
             raise ParameterTypeError(

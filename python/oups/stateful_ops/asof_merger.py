@@ -91,6 +91,31 @@ class AsofMerger:
         Per group and frame, ``n_prev + 1`` rows that stand before the first
         chunk. By default zeros of each column's type (missing for types
         without a zero, such as strings or categoricals).
+
+    Attributes
+    ----------
+    carry : list[list[pyarrow.Table]] or None
+        ``carry[g][d]``: the last ``n_prev[d] + 1`` rows seen of frame ``d``
+        of group ``g``; None before the first call. Set it to None to start
+        over.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from oups import AsofMerger
+    >>> quotes = pd.DataFrame({"ts": [10, 20, 30], "bid": [1.0, 2.0, 3.0]})
+    >>> merger = AsofMerger("ts", n_dfs_per_group=1, n_prev=[1], allow_exact_matches=[True])
+    >>> merger.merge(np.array([15, 30]), df_groups=[quotes])
+       ts  bid_1  bid_0
+    0  15    0.0    1.0
+    1  30    2.0    3.0
+
+    The next call continues from the carried rows:
+
+    >>> later = pd.DataFrame({"ts": [40], "bid": [4.0]})
+    >>> merger.merge(np.array([45]), df_groups=[later])
+       ts  bid_1  bid_0
+    0  45    3.0    4.0
     """
 
     def __init__(
@@ -98,7 +123,7 @@ class AsofMerger:
         on: str,
         *,
         n_dfs_per_group: int,
-        prefixes: list | None = None,
+        prefixes: list[Any] | None = None,
         allow_exact_matches: list[bool] | None = None,
         n_prev: list[int] | None = None,
         n_prev_suffix_start: int = 0,
@@ -161,9 +186,11 @@ class AsofMerger:
         #: Arrow only, so ``StatefulLoop.bind_object_state(merger, state=["carry"])``
         #: persists it without pickle.
         self.carry: list[list[pa.Table]] | None = None
-        self._dtypes: list[list] | None = None
+        # Per frame position: (column, dtype) pairs, `on` last; empty before
+        # the first merge.
+        self._dtypes: list[list[tuple[str, Any]]] = []
         self._names: list[str] | None = None
-        self._n_positions: int | None = None
+        self._n_positions = 0
 
     def __repr__(self) -> str:
         return (
@@ -216,7 +243,7 @@ class AsofMerger:
     def _check_structure(self, groups: list[list[pd.DataFrame]]) -> None:
         """Same columns (in order) and dtypes in every group, and as in earlier calls."""
         reference = self._dtypes
-        first = reference is None
+        first = not reference
         if first:
             reference = [
                 [(c, df[c].dtype) for c in df.columns if c != self.on]
@@ -311,7 +338,7 @@ class AsofMerger:
                             f"{base}_{self.n_prev_suffix_start + k}" for k in range(k_max, -1, -1)
                         )
         seen: set[str] = set()
-        dup = sorted({x for x in names if x in seen or seen.add(x)})
+        dup = sorted({x for x in names if x in seen or _add(seen, x)})
         if dup:
             raise InvalidParameterError(
                 f"output column names would collide: {', '.join(dup)}. Give 'prefixes' (one "
@@ -350,7 +377,9 @@ class AsofMerger:
             carry.append(windows)
         return carry
 
-    def _fill_arrays(self, frame: Any, g: int, i: int, schema: pa.Schema, rows: int) -> list:
+    def _fill_arrays(
+        self, frame: Any, g: int, i: int, schema: pa.Schema, rows: int
+    ) -> list[pa.Array]:
         if not isinstance(frame, pd.DataFrame):
             raise ParameterTypeError(
                 f"df '{i}' in group '{g}' of 'fill_values_init' must be a DataFrame, got "
@@ -407,7 +436,7 @@ class AsofMerger:
         self,
         main: Any,
         *,
-        df_groups: Sequence,
+        df_groups: Sequence[Any],
         combinations: Any = None,
         copy: bool = True,
         check_sorted: bool = False,
@@ -421,6 +450,30 @@ class AsofMerger:
         indices. ``main`` and every ``on`` column are always checked to be
         sorted (``check_sorted`` is accepted for compatibility), and the
         result is always a new frame (``copy`` likewise).
+
+        Returns
+        -------
+        DataFrame
+            Column ``on`` holding ``main``, then per join position, frame,
+            column and ``k = n_prev..0`` the value columns, named
+            ``<prefix><column>`` or ``<prefix><column>_<k>``.
+
+        Examples
+        --------
+        Two instruments, each row of ``main`` reading its own instrument's
+        quotes through ``combinations``:
+
+        >>> import numpy as np, pandas as pd
+        >>> from oups import AsofMerger
+        >>> a = pd.DataFrame({"ts": [1, 5], "px": [10.0, 11.0]})
+        >>> b = pd.DataFrame({"ts": [2, 6], "px": [20.0, 21.0]})
+        >>> merger = AsofMerger("ts", n_dfs_per_group=1, allow_exact_matches=[True])
+        >>> merger.merge(np.array([5, 5, 7]), df_groups=[[a], [b]],
+        ...              combinations=np.array([[0], [1], [1]]))
+           ts    px
+        0   5  11.0
+        1   5  20.0
+        2   7  21.0
         """
         groups = self._groups(df_groups, combinations)
         self._check_structure(groups)
@@ -475,7 +528,7 @@ class AsofMerger:
             main = main_values
         dtypes = self._output_dtypes()
         blocks, slots = _output_blocks(dtypes, chunks, carry, self.n_prev, n)
-        columns, new_carry = asof_merge(
+        out_columns, new_carry = asof_merge(
             main_arrow,
             [pa.array(p) for p in positions],
             [
@@ -494,9 +547,9 @@ class AsofMerger:
             ]
             for per_group, windows in zip(new_carry, carry, strict=True)
         ]
-        return _assemble(main, names, dtypes, columns, blocks)
+        return _assemble(main, names, dtypes, out_columns, blocks)
 
-    def _output_dtypes(self) -> list:
+    def _output_dtypes(self) -> list[Any]:
         """The pandas dtype of every output value column, in output order."""
         return [
             dtype
@@ -507,7 +560,15 @@ class AsofMerger:
         ]
 
 
-def _output_blocks(dtypes: list, chunks: list, carry: list, n_prev: list[int], n: int):
+def _add(seen: set[str], name: str) -> bool:
+    """Adds ``name`` to ``seen``; False, so that it reads in a comprehension."""
+    seen.add(name)
+    return False
+
+
+def _output_blocks(
+    dtypes: list[Any], chunks: list[Any], carry: list[Any], n_prev: list[int], n: int
+) -> tuple[dict[Any, tuple[np.ndarray[Any, Any], list[int]]], list[Any]]:
     """Numpy blocks (one 2-D array per dtype) that the engine fills directly,
     and the per-column byte views it writes to (None: built from Arrow).
 
@@ -530,19 +591,23 @@ def _output_blocks(dtypes: list, chunks: list, carry: list, n_prev: list[int], n
         if ok and isinstance(dtype, np.dtype) and dtype.kind in "iufmM":
             rows.setdefault(dtype, []).append(col)
     blocks = {dtype: (np.empty((len(cols), n), dtype=dtype), cols) for dtype, cols in rows.items()}
-    slots: list = [None] * len(dtypes)
+    slots: list[Any] = [None] * len(dtypes)
     for values, cols in blocks.values():
         for row, col in enumerate(cols):
             slots[col] = values[row].view(np.uint8)
     return blocks, slots
 
 
-def _assemble(main: Any, names: list[str], dtypes: list, columns: list, blocks: dict):
+def _assemble(
+    main: Any, names: list[str], dtypes: list[Any], columns: list[Any], blocks: dict[Any, Any]
+) -> pd.DataFrame:
     """The output frame, from the engine's blocks and Arrow columns, without
     consolidating (copying) the blocks."""
     n = len(main)
     on = main.array if isinstance(main, (pd.Series, pd.Index)) else main
-    parts = [(on.reshape(1, -1) if isinstance(on, np.ndarray) else on, np.array([0]))]
+    parts: list[tuple[Any, Any]] = [
+        (on.reshape(1, -1) if isinstance(on, np.ndarray) else on, np.array([0]))
+    ]
     for values, cols in blocks.values():
         parts.append((values, np.asarray(cols, dtype=np.intp) + 1))
     for col, (array, dtype) in enumerate(zip(columns, dtypes, strict=True)):
@@ -557,26 +622,36 @@ def _assemble(main: Any, names: list[str], dtypes: list, columns: list, blocks: 
     try:
         return _frame_from_blocks(parts, names, n)
     except (ImportError, AttributeError, TypeError):  # pragma: no cover - pandas internals
-        data = {}
+        data: dict[int, Any] = {}
         for values, placement in parts:
             for row, col in enumerate(placement):
                 data[col] = values[row] if isinstance(values, np.ndarray) else values
-        frame = pd.DataFrame({names[c]: data[c] for c in range(len(names))})
+        frame: pd.DataFrame = pd.DataFrame({names[c]: data[c] for c in range(len(names))})
         return frame
 
 
-def _frame_from_blocks(parts: list, names: list[str], n: int) -> pd.DataFrame:
+def _frame_from_blocks(parts: list[tuple[Any, Any]], names: list[str], n: int) -> pd.DataFrame:
     index, columns = pd.RangeIndex(n), pd.Index(names)
     try:
-        from pandas.api.internals import create_dataframe_from_blocks
+        from pandas.api.internals import (  # type: ignore[import-not-found,unused-ignore]
+            create_dataframe_from_blocks,
+        )
     except ImportError:  # pandas 2: the route pyarrow's to_pandas takes
-        from pandas.core.internals import BlockManager
-        from pandas.core.internals.api import make_block
+        from pandas.core.internals import (  # type: ignore[import-not-found,unused-ignore]
+            BlockManager,
+        )
+        from pandas.core.internals.api import (  # type: ignore[import-not-found,unused-ignore]
+            make_block,
+        )
 
         blocks = [make_block(values, placement=placement, ndim=2) for values, placement in parts]
         manager = BlockManager(blocks, [columns, index])
-        return pd.DataFrame._from_mgr(manager, axes=manager.axes)
-    return create_dataframe_from_blocks(parts, index=index, columns=columns)
+        frame: pd.DataFrame = pd.DataFrame._from_mgr(  # type: ignore[attr-defined]
+            manager, axes=manager.axes
+        )
+        return frame
+    built: pd.DataFrame = create_dataframe_from_blocks(parts, index=index, columns=columns)
+    return built
 
 
 def _array_to_pandas(array: pa.Array, dtype: Any) -> Any:

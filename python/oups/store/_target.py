@@ -16,7 +16,8 @@ DAY_NS = 86_400 * 10**9
 
 def _offset(target: Any) -> pd.DateOffset:
     try:
-        return to_offset(target)
+        offset: pd.DateOffset = to_offset(target)
+        return offset
     except (ValueError, TypeError) as err:
         raise InvalidParameterError(
             f"'row_group_target_size' {target!r} is neither a positive int nor a pandas "

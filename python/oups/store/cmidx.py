@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 
@@ -54,7 +56,7 @@ def conform_cmidx(df: pd.DataFrame) -> None:
     if not isinstance(columns, pd.MultiIndex):
         raise ValueError("'conform_cmidx' needs a DataFrame whose columns are a MultiIndex.")
     names = ["" if name is None else name for name in columns.names]
-    levels = []
+    levels: list[Any] = []
     changed = names != list(columns.names)
     for level in columns.levels:
         if all(isinstance(v, str) for v in level):
@@ -63,4 +65,5 @@ def conform_cmidx(df: pd.DataFrame) -> None:
             levels.append(pd.Index([v if isinstance(v, str) else str(v) for v in level]))
             changed = True
     if changed:
-        df.columns = pd.MultiIndex(levels=levels, codes=columns.codes, names=names)
+        codes: Any = columns.codes
+        df.columns = pd.MultiIndex(levels=levels, codes=codes, names=names)

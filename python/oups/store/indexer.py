@@ -29,7 +29,7 @@ import sys
 import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from oups._oups import RawKeySchema
 from oups.exceptions import InvalidParameterError, ParameterTypeError
@@ -259,12 +259,23 @@ def _make_toplevel(cls: type, field_sep: str, localns: dict[str, Any]) -> type:
     return key_cls  # type: ignore[no-any-return]
 
 
+if TYPE_CHECKING:
+    from typing_extensions import dataclass_transform
+elif sys.version_info >= (3, 11):
+    from typing import dataclass_transform
+else:  # pragma: no cover - Python 3.10: the marker only matters to type checkers
+
+    def dataclass_transform(**_: Any) -> Callable[[T], T]:
+        return lambda f: f
+
+
 @overload
 def toplevel(cls: type[T], /) -> type[T]: ...
 @overload
 def toplevel(*, field_sep: str = "-") -> Callable[[type[T]], type[T]]: ...
 
 
+@dataclass_transform(eq_default=True, order_default=True, frozen_default=True)
 def toplevel(cls: Any = None, /, *, field_sep: str = "-") -> Any:
     """Turn a class into a store key: a frozen, ordered dataclass naming a dataset.
 
@@ -313,6 +324,7 @@ def toplevel(cls: Any = None, /, *, field_sep: str = "-") -> Any:
     return _make_toplevel(cls, field_sep, caller)
 
 
+@dataclass_transform(eq_default=True, order_default=True, frozen_default=True)
 def sublevel(cls: type[T]) -> type[T]:
     """Make a class a key sublevel: a frozen, ordered dataclass used in the last
     field of a ``@toplevel`` (or of another sublevel) to add a directory level.
@@ -343,7 +355,21 @@ def sublevel(cls: type[T]) -> type[T]:
 
 
 def is_toplevel(obj: Any) -> bool:
-    """True for a ``@toplevel`` class and its instances."""
+    """True for a ``@toplevel`` class and its instances.
+
+    Examples
+    --------
+    >>> from oups import is_toplevel, sublevel, toplevel
+    >>> @sublevel
+    ... class Freq:
+    ...     value: str
+    >>> @toplevel
+    ... class Bars:
+    ...     symbol: str
+    ...     freq: Freq
+    >>> is_toplevel(Bars), is_toplevel(Bars("AAPL", Freq("1min"))), is_toplevel(Freq)
+    (True, True, False)
+    """
     return isinstance(obj if isinstance(obj, type) else type(obj), _ToplevelMeta)
 
 
@@ -377,7 +403,7 @@ def keys_from_columns(cls: Any, columns: list[list[Any]]) -> list[Any]:
         pos = len(values)
         nested: Any = None
         for level in reversed(levels):
-            obj = new(level.cls)
+            obj: Any = new(level.cls)
             start = pos - len(level.names)
             for name, value in zip(level.names, values[start:pos], strict=True):
                 put(obj, name, value)

@@ -32,21 +32,23 @@ def _check_timeout(name: str, value: Any) -> float | None:
         raise ParameterTypeError(
             f"'{name}' must be a number of seconds or None, got {type(value).__name__}."
         )
-    value = float(value)
-    if not value >= 0:
-        raise InvalidParameterError(f"'{name}' must be >= 0 seconds, got {value}.")
-    return value
+    seconds = float(value)
+    if not seconds >= 0:
+        raise InvalidParameterError(f"'{name}' must be >= 0 seconds, got {seconds}.")
+    return seconds
 
 
 def _table_to_pandas(table: pa.Table) -> pd.DataFrame:
     # split_blocks avoids consolidating columns into 2-D blocks (a full copy).
-    return table.to_pandas(split_blocks=True, self_destruct=True)
+    df: pd.DataFrame = table.to_pandas(split_blocks=True, self_destruct=True)
+    return df
 
 
 def chunk_to_pandas(batch: pa.RecordBatch) -> pd.DataFrame:
     """A slice of a group read by the engine, as a DataFrame (zero-copy where
     pyarrow can; the slice shares its buffers with other chunks)."""
-    return batch.to_pandas(split_blocks=True)
+    df: pd.DataFrame = batch.to_pandas(split_blocks=True)
+    return df
 
 
 def _column_names(columns: Any) -> list[str] | None:
@@ -62,7 +64,7 @@ def _column_names(columns: Any) -> list[str] | None:
 
 def _stats_frame(table: pa.Table) -> pd.DataFrame:
     if table.num_rows == 0 and pa.types.is_null(table.schema.field("ordered_on_mins").type):
-        return pd.DataFrame(
+        empty: pd.DataFrame = pd.DataFrame(
             {
                 "file_ids": pd.Series([], dtype="uint64"),
                 "n_rows": pd.Series([], dtype="uint64"),
@@ -70,7 +72,9 @@ def _stats_frame(table: pa.Table) -> pd.DataFrame:
                 "ordered_on_maxs": pd.Series([], dtype=object),
             }
         )
-    return table.to_pandas()
+        return empty
+    df: pd.DataFrame = table.to_pandas()
+    return df
 
 
 class OrderedParquetDataset:
@@ -194,6 +198,16 @@ class OrderedParquetDataset:
             the bounds may be strings such as ``"2024-01-31"``.
         columns : list, optional
             Columns to read, in this order (all by default).
+
+        Examples
+        --------
+        >>> import tempfile, pandas as pd
+        >>> from oups import OrderedParquetDataset
+        >>> ds = OrderedParquetDataset(tempfile.mkdtemp() + "/ds", ordered_on="ts")
+        >>> ds.write(df=pd.DataFrame({"ts": pd.date_range("2024-01-01", periods=4, freq="D"),
+        ...                           "v": [1, 2, 3, 4]}))
+        >>> ds.to_arrow(start="2024-01-02", end_excl="2024-01-04", columns=["v"])["v"].to_pylist()
+        [2, 3]
         """
         ids = self._file_ids()
         if ids is not None and not ids:
@@ -243,6 +257,16 @@ class OrderedParquetDataset:
 
         ``ordered_on`` may be omitted once the dataset has one; when given it
         must match it.
+
+        Examples
+        --------
+        >>> import tempfile, pandas as pd
+        >>> from oups import OrderedParquetDataset
+        >>> ds = OrderedParquetDataset(tempfile.mkdtemp() + "/ds")
+        >>> ds.write(ordered_on="t", df=pd.DataFrame({"t": [1, 3], "v": [1.0, 3.0]}))
+        >>> ds.write(df=pd.DataFrame({"t": [2, 3], "v": [2.0, 9.0]}), duplicates_on="t")
+        >>> ds.to_pandas()["v"].tolist()  # 2 inserted in order, 3 replaced
+        [1.0, 2.0, 9.0]
         """
         from oups.store.write import write
 
@@ -262,13 +286,37 @@ class OrderedParquetDataset:
 
         With ``preserve_metadata`` the key-value metadata is kept in memory and
         written back by the next :meth:`write`.
+
+        Examples
+        --------
+        >>> import os, tempfile, pandas as pd
+        >>> from oups import OrderedParquetDataset
+        >>> path = tempfile.mkdtemp() + "/ds"
+        >>> ds = OrderedParquetDataset(path, ordered_on="t")
+        >>> ds.write(df=pd.DataFrame({"t": [1, 2]}))
+        >>> ds.remove_from_disk()
+        >>> os.path.exists(path), os.path.exists(path + "_opdmd"), len(ds)
+        (False, False, 0)
         """
         self._raw.remove_from_disk(bool(preserve_metadata))
         if release_lock:
             self._raw.release()
 
     def close(self) -> None:
-        """Release the lock now (it is taken again if the object is used)."""
+        """Release the lock now (it is taken again if the object is used).
+
+        ``with OrderedParquetDataset(path) as ds:`` calls it on exit.
+
+        Examples
+        --------
+        >>> import tempfile, pandas as pd
+        >>> from oups import OrderedParquetDataset, write
+        >>> path = tempfile.mkdtemp() + "/ds"
+        >>> write(path, ordered_on="t", df=pd.DataFrame({"t": [1, 2]}))
+        >>> with OrderedParquetDataset(path) as ds:  # locked inside the block
+        ...     len(ds)
+        1
+        """
         self._raw.release()
 
     def __enter__(self) -> OrderedParquetDataset:
@@ -282,6 +330,20 @@ class ReadOnlyOrderedParquetDataset(OrderedParquetDataset):
     """A snapshot of some row groups of a dataset; it cannot write.
 
     It shares its parent's lock and keeps it alive while the view exists.
+
+    Examples
+    --------
+    >>> import tempfile, pandas as pd
+    >>> from oups import OrderedParquetDataset
+    >>> ds = OrderedParquetDataset(tempfile.mkdtemp() + "/ds", ordered_on="t")
+    >>> ds.write(df=pd.DataFrame({"t": range(6)}), row_group_target_size=2)
+    >>> view = ds[1:]
+    >>> len(view), view.to_pandas()["t"].tolist()
+    (2, [2, 3, 4, 5])
+    >>> view.write(df=pd.DataFrame({"t": [9]}))
+    Traceback (most recent call last):
+    ...
+    oups.exceptions.ReadOnlyError: cannot call 'write' on a read-only dataset.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -332,7 +394,7 @@ class ReadOnlyOrderedParquetDataset(OrderedParquetDataset):
 
     @property
     def key_value_metadata(self) -> dict[str, Any]:
-        return copy.deepcopy(self._kvm)  # type: ignore[attr-defined,no-any-return]
+        return copy.deepcopy(self._kvm)  # type: ignore[attr-defined]
 
     @property
     def row_group_stats(self) -> pd.DataFrame:

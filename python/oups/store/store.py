@@ -111,6 +111,21 @@ class Store:
         (``ordered_on``, ``lock_timeout``, ``lock_lifetime``).
 
         A key without a dataset gives an empty dataset that its first write creates.
+
+        Examples
+        --------
+        >>> import tempfile, pandas as pd
+        >>> from oups import Store, toplevel
+        >>> @toplevel
+        ... class Sensor:
+        ...     site: str
+        >>> store = Store(tempfile.mkdtemp(), Sensor)
+        >>> ds = store.get(Sensor("north"), lock_timeout=5)
+        >>> len(ds), Sensor("north") in store  # nothing on disk yet
+        (0, False)
+        >>> ds.write(ordered_on="ts", df=pd.DataFrame({"ts": [1, 2]}))
+        >>> Sensor("north") in store
+        True
         """
         return OrderedParquetDataset(self._dirpath(key), **kwargs)
 

@@ -1,0 +1,139 @@
+"""Type stubs of the native extension ``oups._oups`` (checked by mypy.stubtest).
+
+These are internal building blocks; the public API lives in the ``oups``
+package. Arrow data crosses as pyarrow objects through the C data interface.
+"""
+
+from collections.abc import Callable, Sequence
+from os import PathLike
+from typing import Any, final
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+__all__ = [
+    "__version__",
+    "DEBUG_BUILD",
+    "RawDataset",
+    "RawInfo",
+    "RawKeySchema",
+    "RawIntersections",
+    "RawBufferLedger",
+    "save_state",
+    "load_state",
+    "asof_merge",
+    "_debug_panic",
+]
+
+__version__: str
+DEBUG_BUILD: bool
+
+_Path = str | PathLike[str]
+#: A bound already converted to the ordered column's physical value.
+_Bound = int | float
+
+@final
+class RawInfo:
+    @property
+    def ordered_on_json(self) -> str: ...
+    @property
+    def ordered_field(self) -> str | None: ...
+    @property
+    def is_newly_initialized(self) -> bool: ...
+    @property
+    def key_value_metadata_json(self) -> str: ...
+    @property
+    def generation(self) -> int: ...
+    @property
+    def n_row_groups(self) -> int: ...
+    @property
+    def max_file_id(self) -> int: ...
+    @property
+    def locked(self) -> bool: ...
+
+@final
+class RawDataset:
+    def __new__(
+        cls, dirpath: _Path, ordered_on_json: str, lock_timeout: float | None = None
+    ) -> RawDataset: ...
+    @property
+    def dirpath(self) -> str: ...
+    def info(self) -> RawInfo: ...
+    def stats(self) -> pa.Table: ...
+    def read(self, file_ids: Sequence[int] | None = None) -> pa.Table | None: ...
+    def read_range(
+        self,
+        file_ids: Sequence[int] | None = None,
+        start: _Bound | None = None,
+        end_excl: _Bound | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pa.Table | None: ...
+    def write(
+        self,
+        data: Any,
+        ordered_on_json: str,
+        ordered_field: str,
+        *,
+        target_rows: int | None = None,
+        period_ns: int | None = None,
+        anchors: npt.NDArray[np.int64] | None = None,
+        duplicates_on: Sequence[str] | None = None,
+        max_n_off_target_rgs: int | None = None,
+        key_value_metadata_json: str = "{}",
+        compression: str = "none",
+        progress: Callable[[int, int], object] | None = None,
+    ) -> None: ...
+    def remove_from_disk(self, preserve_metadata: bool = False) -> None: ...
+    def release(self) -> None: ...
+
+@final
+class RawKeySchema:
+    def __new__(
+        cls, class_name: str, sep: str, levels: Sequence[tuple[Sequence[str], Sequence[str]]]
+    ) -> RawKeySchema: ...
+    @property
+    def depth(self) -> int: ...
+    def validate(self, values: list[int | str]) -> None: ...
+    def to_str(self, values: list[int | str]) -> str: ...
+    def parts(self, values: list[int | str]) -> list[str]: ...
+    def parse_str(self, text: str) -> list[int | str] | None: ...
+    def parse_parts(self, parts: Sequence[str]) -> list[int | str] | None: ...
+    def discover(self, base: _Path) -> list[list[int] | list[str]]: ...
+    def count(self, base: _Path) -> int: ...
+
+@final
+class RawIntersections:
+    def __new__(
+        cls,
+        datasets: Sequence[RawDataset | None],
+        names: Sequence[str],
+        n_prev: Sequence[int],
+        start: _Bound | None = None,
+        end_excl: _Bound | None = None,
+    ) -> RawIntersections: ...
+    def n_chunks(self) -> int: ...
+    def next_chunk(self) -> list[tuple[int, pa.RecordBatch]] | None: ...
+
+@final
+class RawBufferLedger:
+    def __new__(cls) -> RawBufferLedger: ...
+    @property
+    def total_bytes(self) -> int: ...
+    def add(self, position: int, nbytes: int, frames: int, limit: int, force: bool) -> bool: ...
+    def flushed(self, position: int) -> None: ...
+    def usage(self, position: int) -> tuple[int, int]: ...
+    def clear(self) -> None: ...
+
+def save_state(path: _Path, manifest: str, sections: Sequence[tuple[str, Any]]) -> None: ...
+def load_state(path: _Path) -> tuple[str, list[tuple[str, Any]]]: ...
+def asof_merge(
+    main: Any,
+    positions: Sequence[Any],
+    chunks: Sequence[Sequence[tuple[Any, Sequence[Any]]]],
+    carry: Sequence[Sequence[Sequence[Any]]],
+    n_prev: Sequence[int],
+    exact: Sequence[bool],
+    slots: Sequence[npt.NDArray[np.uint8] | None],
+) -> tuple[list[pa.Array | None], list[list[list[pa.Array]]]]: ...
+def _debug_panic() -> None: ...
