@@ -21,6 +21,8 @@ use arrow_data::ArrayData;
 use arrow_schema::{DataType, SchemaRef};
 
 use crate::dataset::parquet_io::{parallel_map, read_file, read_file_split};
+use crate::dataset::state::RowGroup;
+use crate::dataset::verify::check_file;
 use crate::error::{OupsError, Result};
 
 /// Below this size a dedicated mapping does not pay off.
@@ -39,24 +41,26 @@ fn fixed_width(dt: &DataType) -> Option<usize> {
 }
 
 /// One file to read: its path, row count and slots in the joined columns.
-type Job<'a> = (&'a PathBuf, usize, Mutex<Vec<Option<&'a mut [u8]>>>);
+type Job<'a> = (&'a PathBuf, &'a RowGroup, Mutex<Vec<Option<&'a mut [u8]>>>);
 
-/// Reads files (with their row counts, from the metadata) into one batch,
-/// copying each decoded file into its slot of the joined columns at once so
-/// that decode buffers are reused instead of piling up.
-pub fn read_joined(paths: &[PathBuf], rows: &[usize], schema: &SchemaRef) -> Result<RecordBatch> {
-    if let ([path], [n]) = (paths, rows) {
+/// Reads the files of row groups `rgs` into one batch, copying each decoded
+/// file into its slot of the joined columns at once so that decode buffers
+/// are reused instead of piling up. Each file is checked against its
+/// metadata entry (`ordered`: the ordered column's index).
+pub fn read_joined(
+    paths: &[PathBuf],
+    rgs: &[RowGroup],
+    schema: &SchemaRef,
+    ordered: Option<usize>,
+) -> Result<RecordBatch> {
+    if let ([path], [rg]) = (paths, rgs) {
         // One file is already contiguous: no copy, its columns decoded in parallel.
         let ways = std::thread::available_parallelism().map_or(1, |n| n.get());
         let batch = read_file_split(path, None, None, ways)?;
-        if batch.num_rows() != *n || batch.num_columns() != schema.fields().len() {
-            return Err(OupsError::corrupt(
-                path,
-                "its content disagrees with the metadata",
-            ));
-        }
+        check_file(path, &batch, schema, rg, ordered)?;
         return Ok(batch.with_schema(Arc::clone(schema))?);
     }
+    let rows: Vec<usize> = rgs.iter().map(|rg| rg.n_rows as usize).collect();
     let total: usize = rows.iter().sum();
     let n_cols = schema.fields().len();
     let widths: Vec<Option<usize>> = schema
@@ -83,20 +87,16 @@ pub fn read_joined(paths: &[PathBuf], rows: &[usize], schema: &SchemaRef) -> Res
     }
     let jobs: Vec<Job> = paths
         .iter()
-        .zip(rows)
+        .zip(rgs)
         .zip(slots)
-        .map(|((p, &r), s)| (p, r, Mutex::new(s)))
+        .map(|((p, rg), s)| (p, rg, Mutex::new(s)))
         .collect();
     // Per file: the columns kept as arrays (variable width), and the validity
     // of the copied ones.
-    let parts = parallel_map(&jobs, |(path, n, slots)| {
+    let parts = parallel_map(&jobs, |(path, rg, slots)| {
         let batch = read_file(path)?;
-        if batch.num_rows() != *n || batch.num_columns() != n_cols {
-            return Err(OupsError::corrupt(
-                path,
-                "its content disagrees with the metadata",
-            ));
-        }
+        check_file(path, &batch, schema, rg, ordered)?;
+        let n = &(rg.n_rows as usize);
         let mut slots = slots.lock().unwrap_or_else(|p| p.into_inner());
         let mut kept = Vec::with_capacity(n_cols);
         for (c, slot) in slots.iter_mut().enumerate() {
@@ -134,7 +134,7 @@ pub fn read_joined(paths: &[PathBuf], rows: &[usize], schema: &SchemaRef) -> Res
                     None
                 } else {
                     let mut bits = BooleanBufferBuilder::new(total);
-                    for (v, &n) in validity.iter().zip(rows) {
+                    for (v, &n) in validity.iter().zip(&rows) {
                         match v {
                             Some(v) => bits.append_buffer(v.inner()),
                             None => bits.append_n(n, true),
@@ -206,7 +206,14 @@ mod tests {
             write_file(p, &batch(i * n, i == 1), &props).unwrap();
         }
         let schema = read_file(&paths[0]).unwrap().schema();
-        let joined = read_joined(&paths, &[n, n, n], &schema).unwrap();
+        let rg = RowGroup {
+            file_id: 0,
+            n_rows: n as u64,
+            min: 0,
+            max: 0,
+        };
+        // No ordered column given: only rows and columns are checked.
+        let joined = read_joined(&paths, &[rg, rg, rg], &schema, None).unwrap();
         assert_eq!(joined.num_rows(), 3 * n);
         let f = joined
             .column(0)

@@ -13,6 +13,7 @@ pub mod plan;
 pub mod range_read;
 pub mod schema;
 pub mod state;
+pub mod verify;
 mod write;
 
 use std::fs;
@@ -28,7 +29,7 @@ pub use write::{Progress, TargetSpec, WriteRequest};
 use crate::dataset::layout::{parse_file_name, Layout, TMP_PREFIX};
 use crate::dataset::lock::DatasetLock;
 use crate::dataset::ordered_key::keys_to_array;
-use crate::dataset::state::State;
+use crate::dataset::state::{RowGroup, State};
 use crate::error::{IoContext, OupsError, Result};
 
 /// Identity of the metadata file as last read, to notice commits by others.
@@ -201,7 +202,35 @@ impl Dataset {
                 return Ok(Some(Arc::clone(s)));
             }
         }
-        let s = parquet_io::read_schema(&self.layout.file_path(first.file_id))?;
+        let path = self.layout.file_path(first.file_id);
+        let s = parquet_io::read_schema(&path)?;
+        // The metadata's ordered column must be a column of that type.
+        if let (Some(field), Some(dt)) = (&self.state.ordered_field, &self.state.ordered_type) {
+            match s.field_with_name(field) {
+                Ok(f) if f.data_type() == dt => {}
+                Ok(f) => {
+                    return Err(OupsError::corrupt(
+                        &self.layout.meta,
+                        format!(
+                            "it says the ordered column '{field}' is {dt}, but the data file {} \
+                             holds {}",
+                            path.display(),
+                            f.data_type()
+                        ),
+                    ))
+                }
+                Err(_) => {
+                    return Err(OupsError::corrupt(
+                        &self.layout.meta,
+                        format!(
+                            "it names the ordered column '{field}', which the data file {} does \
+                             not hold",
+                            path.display()
+                        ),
+                    ))
+                }
+            }
+        }
         self.schema = Some((self.state.generation, Arc::clone(&s)));
         Ok(Some(s))
     }
@@ -250,14 +279,18 @@ impl Dataset {
             let paths: Vec<PathBuf> = ids.iter().map(|&id| ds.layout.file_path(id)).collect();
             let schema = ds.schema()?;
             if let Some(s) = &schema {
-                let rows: Vec<usize> = ids
+                // Every id was checked above to be a committed row group.
+                let rgs: Vec<RowGroup> = ids
                     .iter()
-                    .map(|id| {
-                        let rg = ds.state.row_groups.iter().find(|rg| rg.file_id == *id);
-                        rg.map_or(0, |rg| rg.n_rows as usize)
-                    })
+                    .filter_map(|id| ds.state.row_groups.iter().find(|rg| rg.file_id == *id))
+                    .copied()
                     .collect();
-                let joined = contiguous::read_joined(&paths, &rows, s)?;
+                let ordered = ds
+                    .state
+                    .ordered_field
+                    .as_deref()
+                    .and_then(|f| s.index_of(f).ok());
+                let joined = contiguous::read_joined(&paths, &rgs, s, ordered)?;
                 return Ok((vec![joined], schema));
             }
             Ok((Vec::new(), schema))

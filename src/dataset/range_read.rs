@@ -15,6 +15,7 @@ use crate::dataset::layout::Layout;
 use crate::dataset::ordered_key::count_below;
 use crate::dataset::parquet_io::{parallel_map, read_file_part, read_file_split};
 use crate::dataset::state::RowGroup;
+use crate::dataset::verify::same_columns;
 use crate::dataset::Dataset;
 use crate::error::{OupsError, Result};
 
@@ -157,8 +158,19 @@ impl Dataset {
                 }
                 Some(range.rows_in(col.len(), |k| count_below(col, k)))
             };
+            let whole = rows.is_none();
             let batch = read_file_split(&path, projection.as_deref(), rows, ways)?;
-            if batch.schema().fields() != out_schema.fields() {
+            if whole && batch.num_rows() as u64 != rg.n_rows {
+                return Err(OupsError::corrupt(
+                    &path,
+                    format!(
+                        "it holds {} rows but the metadata says {}",
+                        batch.num_rows(),
+                        rg.n_rows
+                    ),
+                ));
+            }
+            if !same_columns(batch.schema().fields(), out_schema.fields()) {
                 return Err(OupsError::corrupt(
                     &path,
                     "its schema differs from the dataset's first data file",

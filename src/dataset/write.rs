@@ -26,6 +26,7 @@ use super::parquet_io::{self, parallel_map, writer_properties};
 use super::period::Periods;
 use super::plan::{self, Step, Target};
 use super::schema;
+use super::verify;
 use super::state::{RowGroup, State};
 use super::{ordered_on_mismatch, Dataset};
 use crate::error::{IoContext, OupsError, Result};
@@ -246,10 +247,22 @@ impl Dataset {
                     .map(|rg| self.layout.file_path(rg.file_id))
                     .collect();
                 let batches = parquet_io::read_files(&paths)?;
-                let schema = batches[0].schema();
+                // The dataset's schema (cached by `write` before planning).
+                let schema = match &self.schema {
+                    Some((_, s)) => Arc::clone(s),
+                    None => batches[0].schema(),
+                };
+                // Never merge a file that is not what the metadata says it is.
+                for ((batch, path), rg) in batches.iter().zip(&paths).zip(rgs) {
+                    verify::check_file(path, batch, &schema, rg, Some(ordered_col))?;
+                }
                 let batch = arrow_select::concat::concat_batches(&schema, &batches)?;
                 let field = req.ordered_field.as_str();
                 let keys = encode_column(batch.column(ordered_col).as_ref(), field)?;
+                let kind = key_kind(batch.schema().field(ordered_col).data_type(), field)?;
+                check_sorted(&keys, kind, field).map_err(|e| {
+                    OupsError::corrupt(&paths[0], format!("its row groups are not sorted: {e}"))
+                })?;
                 Some((batch, keys))
             };
             let new_side = new.map(|n| {

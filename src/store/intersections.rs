@@ -156,8 +156,7 @@ pub struct Intersections {
 
 fn load_group(snap: &Snapshot, group: usize, rgs: &[RowGroup]) -> Result<Loaded> {
     let paths = snap.paths(rgs);
-    let rows: Vec<usize> = rgs.iter().map(|rg| rg.n_rows as usize).collect();
-    let batch = read_joined(&paths, &rows, &snap.schema)?;
+    let batch = read_joined(&paths, rgs, &snap.schema, Some(snap.ordered_index))?;
     Ok(Loaded {
         group,
         batch,
