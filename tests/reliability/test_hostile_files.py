@@ -103,7 +103,7 @@ def test_bit_flips_in_the_metadata_are_detected(ds_path):
         b"\x00" * 64,
         pickle.dumps({"ordered_on": "t", "row_groups": [1, 2]}),  # the reference's format
         b"PAR1\x00\x00PAR1",
-        "OUPS-OPDMD 99 00000000 2\n{}".encode(),
+        b"OUPS-OPDMD 99 00000000 2\n{}",
         b"OUPS-OPDMD 1 zzzzzzzz 2\n{}",
         b"OUPS-OPDMD 1 00000000 99999999999999999999\n{}",
         bytes(random.Random(1).randrange(256) for _ in range(4096)),
