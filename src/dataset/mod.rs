@@ -82,9 +82,10 @@ impl Dataset {
             stamp: None,
             schema: None,
         };
-        // A data directory without metadata is what a crash during a first
-        // write leaves: lock it so that recovery deletes the orphans.
-        if ds.layout.meta.exists() || ds.layout.dir.exists() {
+        // A data directory or a metadata temp file without metadata is what a
+        // crash during a first write or a deletion leaves: lock it so that
+        // recovery deletes the orphans (the lock file goes with the lock).
+        if ds.layout.meta.exists() || ds.layout.dir.exists() || ds.has_meta_tmp() {
             ds.ensure_locked()?;
         }
         ds.refresh()?;
@@ -92,6 +93,16 @@ impl Dataset {
             return Err(ordered_on_mismatch(&ordered_on, &ds.state.ordered_on));
         }
         Ok(ds)
+    }
+
+    /// Whether a metadata temp file of this dataset lies in the parent
+    /// directory (only looked for when the dataset has no files at all).
+    fn has_meta_tmp(&self) -> bool {
+        fs::read_dir(&self.layout.parent).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| self.layout.is_meta_tmp(&e.file_name().to_string_lossy()))
+        })
     }
 
     pub fn layout(&self) -> &Layout {
