@@ -265,7 +265,14 @@ pub fn load(path: &Path) -> Result<StateFile> {
     let manifest_len = u64_at(bytes, 16) as usize;
     let table_offset = u64_at(bytes, n - 24) as usize;
     let table_end = n - TRAILER_LEN as usize;
-    if HEADER_LEN as usize + manifest_len > table_offset || table_offset + 8 > table_end {
+    // Offsets come from the file: checked arithmetic, so that a forged file
+    // (with a valid checksum) gives an error, not an overflow.
+    let manifest_end = (HEADER_LEN as usize).checked_add(manifest_len);
+    if manifest_end.is_none_or(|end| end > table_offset)
+        || table_offset
+            .checked_add(8)
+            .is_none_or(|end| end > table_end)
+    {
         return Err(bad("inconsistent section layout"));
     }
     let manifest =
@@ -273,7 +280,11 @@ pub fn load(path: &Path) -> Result<StateFile> {
             .map_err(|_| bad("the manifest is not UTF-8"))?
             .to_string();
     let count = u64_at(bytes, table_offset) as usize;
-    if table_offset + 8 + count.saturating_mul(24) != table_end {
+    if count
+        .checked_mul(24)
+        .and_then(|len| len.checked_add(table_offset + 8))
+        != Some(table_end)
+    {
         return Err(bad("inconsistent section table"));
     }
     let mut sections = Vec::with_capacity(count);
@@ -305,7 +316,20 @@ pub fn load(path: &Path) -> Result<StateFile> {
     Ok(StateFile { manifest, sections })
 }
 
-fn decode_arrow(mut data: Buffer) -> std::result::Result<SectionIn, arrow_schema::ArrowError> {
+/// Decodes an Arrow IPC stream section. The checksum only proves the bytes
+/// are those written; a forged file can still hold a malformed stream, and
+/// the IPC reader may panic on some of those, so a panic is an error here.
+fn decode_arrow(data: Buffer) -> std::result::Result<SectionIn, arrow_schema::ArrowError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode_stream(data))).unwrap_or_else(
+        |_| {
+            Err(arrow_schema::ArrowError::IpcError(
+                "malformed Arrow stream".into(),
+            ))
+        },
+    )
+}
+
+fn decode_stream(mut data: Buffer) -> std::result::Result<SectionIn, arrow_schema::ArrowError> {
     let mut decoder = StreamDecoder::new();
     let mut batches = Vec::new();
     while let Some(batch) = decoder.decode(&mut data)? {

@@ -35,7 +35,12 @@ def target_kwargs(target: Any, ordered_type: pa.DataType | None, bounds: Any) ->
     ``bounds`` is a callable returning the (min, max) of the ordered values the
     write involves, as pandas Timestamps; only calendar frequencies need it.
     """
-    if isinstance(target, (bool, int, np.integer)):
+    if isinstance(target, (bool, np.bool_)):
+        raise ParameterTypeError(
+            f"'row_group_target_size' must be an int (rows) or a pandas frequency string, "
+            f"got {target!r}."
+        )
+    if isinstance(target, (int, np.integer)):
         rows = int(target)
         if rows <= 0:
             raise InvalidParameterError(

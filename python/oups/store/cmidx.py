@@ -6,6 +6,8 @@ from typing import Any
 
 import pandas as pd
 
+from oups.exceptions import InvalidParameterError, ParameterTypeError
+
 
 def check_cmidx(chmidx: pd.Index) -> None:
     """Check that a column MultiIndex can be written.
@@ -17,9 +19,9 @@ def check_cmidx(chmidx: pd.Index) -> None:
 
     Raises
     ------
-    ValueError
+    oups.exceptions.InvalidParameterError (a ValueError)
         If a level name is ``None``.
-    TypeError
+    oups.exceptions.ParameterTypeError (a TypeError)
         If a level holds a value that is not a ``str``.
 
     Examples
@@ -28,13 +30,17 @@ def check_cmidx(chmidx: pd.Index) -> None:
     >>> check_cmidx(pd.MultiIndex.from_tuples([("x", "a")], names=["l0", "l1"]))
     """
     if any(name is None for name in chmidx.names):
-        raise ValueError("not possible to have level name set to None.")
+        raise InvalidParameterError(
+            "not possible to have level name set to None; name the column levels, or call "
+            "oups.conform_cmidx(df) to name them and turn their values into strings."
+        )
     levels = chmidx.levels if isinstance(chmidx, pd.MultiIndex) else [chmidx]
     for level in levels:
         for value in level:
             if not isinstance(value, str):
-                raise TypeError(
-                    f"name {value} has to be of type 'string', not '{type(value).__name__}'."
+                raise ParameterTypeError(
+                    f"name {value} has to be of type 'string', not '{type(value).__name__}'; "
+                    "oups.conform_cmidx(df) turns column level values into strings."
                 )
 
 

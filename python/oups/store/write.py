@@ -63,6 +63,10 @@ def _max_n(value: Any) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ParameterTypeError(f"'max_n_off_target_rgs' must be None or an int, got {value!r}.")
+    if value < 0:
+        raise InvalidParameterError(
+            f"'max_n_off_target_rgs' must be None or an int >= 0, got {value}."
+        )
     return int(value)
 
 
