@@ -6,8 +6,9 @@
 //! given a correct checksum again so that the parsers behind the checksum are
 //! reached. Every input must give `Ok` or an error: a panic fails the test and
 //! prints the input. `OUPS_FUZZ_ITERS` sets the number of inputs per reader
-//! (20,000 by default; run 1,000,000 locally:
-//! `OUPS_FUZZ_ITERS=1000000 cargo test --release --test fuzz_readers`).
+//! (20,000 by default, a quarter of that for state files, which go through
+//! the disk; run 1,000,000 locally with `OUPS_FUZZ_ITERS=1000000 cargo test
+//! --test fuzz_readers`, a debug build, so that overflows panic).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
