@@ -15,7 +15,7 @@ use crate::dataset::layout::Layout;
 use crate::dataset::ordered_key::count_below;
 use crate::dataset::parquet_io::{parallel_map, read_file_part, read_file_split};
 use crate::dataset::state::RowGroup;
-use crate::dataset::verify::same_columns;
+use crate::dataset::verify::{check_rows, same_columns};
 use crate::dataset::Dataset;
 use crate::error::{OupsError, Result};
 
@@ -150,25 +150,13 @@ impl Dataset {
             } else {
                 let ordered = read_file_part(&path, Some(&[snap.ordered_index]), None)?;
                 let col = ordered.column(0).as_ref();
-                if col.len() as u64 != rg.n_rows {
-                    return Err(OupsError::corrupt(
-                        &path,
-                        "its content disagrees with the metadata",
-                    ));
-                }
+                check_rows(&path, col.len(), rg)?;
                 Some(range.rows_in(col.len(), |k| count_below(col, k)))
             };
             let whole = rows.is_none();
             let batch = read_file_split(&path, projection.as_deref(), rows, ways)?;
-            if whole && batch.num_rows() as u64 != rg.n_rows {
-                return Err(OupsError::corrupt(
-                    &path,
-                    format!(
-                        "it holds {} rows but the metadata says {}",
-                        batch.num_rows(),
-                        rg.n_rows
-                    ),
-                ));
+            if whole {
+                check_rows(&path, batch.num_rows(), rg)?;
             }
             if !same_columns(batch.schema().fields(), out_schema.fields()) {
                 return Err(OupsError::corrupt(

@@ -36,6 +36,17 @@ fn key_at(column: &dyn Array, i: usize, name: &str) -> Result<u64> {
     Ok(encode_column(column.slice(i, 1).as_ref(), name)?[0])
 }
 
+/// Checks that the file at `path` holds `n` rows, as `rg` says.
+pub fn check_rows(path: &Path, n: usize, rg: &RowGroup) -> Result<()> {
+    if n as u64 != rg.n_rows {
+        return Err(OupsError::corrupt(
+            path,
+            format!("it holds {n} rows but the metadata says {}", rg.n_rows),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks `batch`, read from `path`, against its metadata entry `rg`. With
 /// `columns`, the batch holds these columns of the dataset schema (all by
 /// default); `ordered` is the ordered column's index in the batch, if read.
@@ -46,16 +57,7 @@ pub fn check_file(
     rg: &RowGroup,
     ordered: Option<usize>,
 ) -> Result<()> {
-    if batch.num_rows() as u64 != rg.n_rows {
-        return Err(OupsError::corrupt(
-            path,
-            format!(
-                "it holds {} rows but the metadata says {}",
-                batch.num_rows(),
-                rg.n_rows
-            ),
-        ));
-    }
+    check_rows(path, batch.num_rows(), rg)?;
     if !same_columns(batch.schema().fields(), schema.fields()) {
         return Err(OupsError::corrupt(
             path,
