@@ -103,18 +103,18 @@ pub struct OutSlot {
 unsafe impl Send for OutSlot {}
 unsafe impl Sync for OutSlot {}
 
-/// Like [`gather`], but writes a primitive, null-free column straight into
-/// `slot` (native values, `rows.len()` of them).
+/// Like [`gather`] for each `(back, slot)` of `outs`, but writes a primitive,
+/// null-free column straight into the slots (native values, `rows.len()` of
+/// them each), in one pass over the rows.
 pub fn gather_into(
     sources: &ColumnSources,
     groups: &[u32],
     rows: &[u32],
-    back: u32,
-    slot: OutSlot,
+    outs: &[(u32, OutSlot)],
 ) -> Result<(), ArrowError> {
     let first = sources.chunk[0];
     downcast_primitive_array!(
-        first => write_primitive(first, sources, groups, rows, back, slot),
+        first => write_primitive(first, sources, groups, rows, outs),
         other => Err(ArrowError::InvalidArgumentError(format!(
             "cannot write a {other} column into a numpy block"
         )))
@@ -126,8 +126,7 @@ fn write_primitive<T: ArrowPrimitiveType>(
     sources: &ColumnSources,
     groups: &[u32],
     rows: &[u32],
-    back: u32,
-    slot: OutSlot,
+    outs: &[(u32, OutSlot)],
 ) -> Result<(), ArrowError> {
     let mut values: Vec<&[T::Native]> = Vec::with_capacity(2 * sources.chunk.len());
     for array in sources.arrays() {
@@ -138,18 +137,38 @@ fn write_primitive<T: ArrowPrimitiveType>(
         }
         values.push(array.as_primitive::<T>().values());
     }
-    // SAFETY: the slot is a live, exclusively borrowed buffer of `len` bytes.
-    let bytes = unsafe { std::slice::from_raw_parts_mut(slot.ptr, slot.len) };
-    // SAFETY: every bit pattern is a valid primitive native value.
-    let (head, out, tail) = unsafe { bytes.align_to_mut::<T::Native>() };
-    if !head.is_empty() || !tail.is_empty() || out.len() != rows.len() {
-        return Err(ArrowError::InvalidArgumentError(
-            "output buffer has the wrong size or alignment".into(),
-        ));
+    let mut dsts: Vec<(usize, &mut [T::Native])> = Vec::with_capacity(outs.len());
+    for &(back, slot) in outs {
+        // SAFETY: the slot is a live, exclusively borrowed buffer of `len`
+        // bytes, distinct from every other slot.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(slot.ptr, slot.len) };
+        // SAFETY: every bit pattern is a valid primitive native value.
+        let (head, out, tail) = unsafe { bytes.align_to_mut::<T::Native>() };
+        if !head.is_empty() || !tail.is_empty() || out.len() != rows.len() {
+            return Err(ArrowError::InvalidArgumentError(
+                "output buffer has the wrong size or alignment".into(),
+            ));
+        }
+        dsts.push((back as usize, out));
     }
-    let picks = picked(&values, sources.carry_len, groups, rows, back);
-    for (dst, v) in out.iter_mut().zip(picks) {
-        *dst = v;
+    let carry_len = sources.carry_len;
+    if let [(back, out)] = dsts.as_mut_slice() {
+        let picks = picked(&values, carry_len, groups, rows, *back as u32);
+        for (dst, v) in out.iter_mut().zip(picks) {
+            *dst = v;
+        }
+        return Ok(());
+    }
+    for (r, (&g, &row)) in groups.iter().zip(rows).enumerate() {
+        let (carry, chunk) = (values[2 * g as usize], values[2 * g as usize + 1]);
+        for (back, out) in dsts.iter_mut() {
+            let idx = row as usize - *back;
+            out[r] = if idx < carry_len {
+                carry[idx]
+            } else {
+                chunk[idx - carry_len]
+            };
+        }
     }
     Ok(())
 }
@@ -248,20 +267,47 @@ mod tests {
             ptr: out.as_mut_ptr() as *mut u8,
             len: 3 * 8,
         };
-        gather_into(&sources, &[0, 0, 0], &[1, 2, 3], 0, slot).unwrap();
+        gather_into(&sources, &[0, 0, 0], &[1, 2, 3], &[(0, slot)]).unwrap();
         assert_eq!(out, vec![0, 5, 6]);
         let short = OutSlot {
             ptr: out.as_mut_ptr() as *mut u8,
             len: 16,
         };
-        assert!(gather_into(&sources, &[0, 0, 0], &[1, 2, 3], 0, short).is_err());
+        assert!(gather_into(&sources, &[0, 0, 0], &[1, 2, 3], &[(0, short)]).is_err());
         let with_null: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), None]));
         let sources = ColumnSources {
             carry: vec![&carry],
             chunk: vec![&with_null],
             carry_len: 2,
         };
-        assert!(gather_into(&sources, &[0, 0, 0], &[1, 2, 3], 0, slot).is_err());
+        assert!(gather_into(&sources, &[0, 0, 0], &[1, 2, 3], &[(0, slot)]).is_err());
+    }
+
+    #[test]
+    fn gather_into_writes_several_windows_in_one_pass() {
+        let carry: ArrayRef = Arc::new(Int64Array::from(vec![1, 2]));
+        let chunk: ArrayRef = Arc::new(Int64Array::from(vec![5, 6]));
+        let sources = ColumnSources {
+            carry: vec![&carry],
+            chunk: vec![&chunk],
+            carry_len: 2,
+        };
+        let (mut k1, mut k0) = (vec![0i64; 3], vec![0i64; 3]);
+        let slot = |v: &mut Vec<i64>| OutSlot {
+            ptr: v.as_mut_ptr() as *mut u8,
+            len: v.len() * 8,
+        };
+        let outs = [(1, slot(&mut k1)), (0, slot(&mut k0))];
+        gather_into(&sources, &[0, 0, 0], &[1, 2, 3], &outs).unwrap();
+        assert_eq!(k1, vec![1, 2, 5]);
+        assert_eq!(k0, vec![2, 5, 6]);
+        for (k, expected) in [(1, &k1), (0, &k0)] {
+            let single = gather(&sources, &[0, 0, 0], &[1, 2, 3], k).unwrap();
+            assert_eq!(
+                single.as_primitive::<Int64Type>().values().to_vec(),
+                *expected
+            );
+        }
     }
 
     #[test]

@@ -148,38 +148,53 @@ pub fn merge(input: &AsofInput) -> Result<AsofOutput> {
     let n_columns: Vec<usize> = (0..n_frames)
         .map(|d| input.chunks.first().map_or(0, |f| f[d].columns.len()))
         .collect();
+    // One task per (position, frame, column): its `n_prev + 1` output
+    // columns (k = n_prev..=0) read neighbouring rows, so when they all go
+    // to numpy blocks one pass writes them all.
     let mut tasks = Vec::new();
+    let mut first_output = 0;
     for j in 0..input.positions.len() {
         for (d, &n_cols) in n_columns.iter().enumerate() {
             for c in 0..n_cols {
-                for k in (0..=input.n_prev[d]).rev() {
-                    tasks.push((j, d, c, k as u32));
-                }
+                tasks.push((first_output, j, d, c));
+                first_output += input.n_prev[d] + 1;
             }
         }
     }
-    if !input.slots.is_empty() && input.slots.len() != tasks.len() {
+    if !input.slots.is_empty() && input.slots.len() != first_output {
         return Err(OupsError::Internal(
             "one output slot per column expected".into(),
         ));
     }
-    let tasks: Vec<_> = tasks.into_iter().enumerate().collect();
-    let run = |&(i, (j, d, c, k)): &(usize, (usize, usize, usize, u32))| {
+    let run = |&(i, j, d, c): &(usize, usize, usize, usize)| {
         let sources = ColumnSources {
             carry: input.carry.iter().map(|w| &w[d][c]).collect(),
             chunk: input.chunks.iter().map(|f| &f[d].columns[c]).collect(),
             carry_len: input.n_prev[d] + 1,
         };
         let (groups, rows) = (&input.positions[j], &selections[j][d]);
-        match input.slots.get(i).copied().flatten() {
-            Some(slot) => {
-                gather_into(&sources, groups, rows, k, slot)?;
-                Ok(None)
-            }
-            None => Ok(Some(gather(&sources, groups, rows, k)?)),
+        let ks: Vec<u32> = (0..=input.n_prev[d] as u32).rev().collect();
+        let slots: Option<Vec<OutSlot>> = (i..i + ks.len())
+            .map(|o| input.slots.get(o).copied().flatten())
+            .collect();
+        if let Some(slots) = slots {
+            let outs: Vec<(u32, OutSlot)> = ks.iter().copied().zip(slots).collect();
+            gather_into(&sources, groups, rows, &outs)?;
+            return Ok(vec![None; ks.len()]);
         }
+        let mut out = Vec::with_capacity(ks.len());
+        for (o, &k) in ks.iter().enumerate() {
+            out.push(match input.slots.get(i + o).copied().flatten() {
+                Some(slot) => {
+                    gather_into(&sources, groups, rows, &[(k, slot)])?;
+                    None
+                }
+                None => Some(gather(&sources, groups, rows, k)?),
+            });
+        }
+        Ok(out)
     };
-    let columns = run_parallel(&tasks, run)?;
+    let columns: Vec<Option<ArrayRef>> = run_parallel(&tasks, run)?.into_iter().flatten().collect();
 
     let mut carry = Vec::with_capacity(input.chunks.len());
     for (frames, windows) in input.chunks.iter().zip(input.carry) {
