@@ -227,3 +227,34 @@ def test_corrupt_metadata_file(existing):
         OrderedParquetDataset(existing)
     # The lock is free again after the failed open.
     assert not (existing.parent / "ds.lock").exists()
+
+
+def test_frequency_parsing_warnings_never_replace_the_error(tmp_path, monkeypatch):
+    """pandas may warn about an alias before it fails to parse it; with warnings
+    as errors (this suite's setting), that warning must not escape instead of
+    the InvalidParameterError. When parsing succeeds, the warning is kept."""
+    import warnings
+
+    import oups.store._target as target
+    from oups.exceptions import InvalidParameterError
+
+    real = target.to_offset
+    df = pd.DataFrame({"t": pd.date_range("2024-01-01", periods=3, freq="D")})
+
+    def warns_then_fails(value):
+        warnings.warn(f"{value!r} is deprecated", FutureWarning, stacklevel=2)
+        raise ValueError(f"Invalid frequency: {value}")
+
+    monkeypatch.setattr(target, "to_offset", warns_then_fails)
+    with pytest.raises(InvalidParameterError, match="row_group_target_size"):
+        write(tmp_path / "ds", ordered_on="t", df=df, row_group_target_size="bogus")
+    assert not (tmp_path / "ds").exists()
+
+    def warns_then_parses(value):
+        warnings.warn("old alias", FutureWarning, stacklevel=2)
+        return real("1D")
+
+    monkeypatch.setattr(target, "to_offset", warns_then_parses)
+    with pytest.warns(FutureWarning, match="old alias"):
+        write(tmp_path / "ds", ordered_on="t", df=df, row_group_target_size="1d")
+    assert (tmp_path / "ds").exists()

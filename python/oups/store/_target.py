@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -15,14 +16,21 @@ DAY_NS = 86_400 * 10**9
 
 
 def _offset(target: Any) -> pd.DateOffset:
-    try:
-        offset: pd.DateOffset = to_offset(target)
-        return offset
-    except (ValueError, TypeError) as err:
-        raise InvalidParameterError(
-            f"'row_group_target_size' {target!r} is neither a positive int nor a pandas "
-            f"frequency string such as '2h', '1D', 'W' or 'MS': {err}"
-        ) from err
+    # pandas may warn (deprecated alias) before it fails on a bad string;
+    # under "warnings as errors" that warning would escape instead of our
+    # error. Warnings are held back and re-emitted only if parsing succeeds.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            offset: pd.DateOffset = to_offset(target)
+        except (ValueError, TypeError) as err:
+            raise InvalidParameterError(
+                f"'row_group_target_size' {target!r} is neither a positive int nor a pandas "
+                f"frequency string such as '2h', '1D', 'W' or 'MS': {err}"
+            ) from err
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return offset
 
 
 def _is_utc(tz: str | None) -> bool:
