@@ -66,7 +66,7 @@ def test_depth_one_discovery(tmp_path):
     _touch(base / "sub" / "z-9_opdmd")
     store = Store(base, Pair)
     assert store.keys == [Pair("a", 2), Pair("m", 3), Pair("x", 1)]
-    assert repr(store) == "a-2\nm-3\nx-1"
+    assert repr(store) == f"Store('{store.basepath}', Pair, 3 datasets)"
     assert len(store) == 3
     assert list(store) == store.keys
     # Strict parsing: extra fields and non-canonical ints give no key.
@@ -102,7 +102,8 @@ def test_construction(tmp_path):
     assert Store(tmp_path, Pair("x", 1)).indexer is Pair
     missing = tmp_path / "not" / "there"
     store = Store(missing, Pair)
-    assert (store.keys, len(store), list(store), repr(store)) == ([], 0, [], "")
+    assert (store.keys, len(store), list(store)) == ([], 0, [])
+    assert repr(store) == f"Store('{missing}', Pair, 0 datasets)"
     assert not missing.exists()
 
 

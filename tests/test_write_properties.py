@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from oups import OrderedParquetDataset, write
+from tests.merge_model import merge_rows
 
 keys = st.lists(st.integers(0, 60), min_size=0, max_size=25).map(sorted)
 write_params = st.fixed_dictionaries(
@@ -119,3 +120,75 @@ def test_period_targets_keep_one_period_per_new_row_group(frames, freq, max_n):
         pd.testing.assert_frame_equal(out, expected)
     finally:
         shutil.rmtree(tmp)
+
+
+# A stored row goes only when a new row has its duplicates_on values; the same
+# writes with any row-group targets give the same rows.
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            keys,
+            st.sampled_from([None, ["k"], ["k", "tag"]]),
+            st.integers(0, 2),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.lists(write_params, min_size=2, max_size=2),
+)
+def test_duplicates_on_result_does_not_depend_on_the_layout(seq, layouts):
+    tmp = Path(tempfile.mkdtemp())
+    try:
+        outs = []
+        for n, params in enumerate(layouts):
+            model = pd.DataFrame({"k": [], "tag": [], "w": []}).astype("int64")
+            for i, (k, subset, tags) in enumerate(seq):
+                df = pd.DataFrame(
+                    {
+                        "k": np.array(k, dtype="int64"),
+                        "tag": np.arange(len(k), dtype="int64") % (tags + 1),
+                        "w": np.arange(len(k), dtype="int64") + 100 * i,
+                    }
+                )
+                write(tmp / f"ds{n}", ordered_on="k", df=df, duplicates_on=subset, **params)
+                model = merge_rows(model, df, "k", subset)
+            with OrderedParquetDataset(tmp / f"ds{n}") as ds:
+                out = ds.to_pandas()
+                check_layout(ds, out)
+            if len(model) == 0:
+                assert out is None
+                continue
+            pd.testing.assert_frame_equal(out, model)
+            outs.append(out)
+        if len(outs) == 2:
+            pd.testing.assert_frame_equal(outs[0], outs[1])
+    finally:
+        shutil.rmtree(tmp)
+
+
+def test_duplicates_on_keeps_stored_rows_no_new_row_matches(tmp_path):
+    # Three trades share a timestamp; a new trade at another timestamp in the
+    # same month must not remove two of them (it did with "MS" targets).
+    t = pd.Timestamp("2024-03-05 10:00")
+    trades = pd.DataFrame({"ts": [t, t, t], "px": [1.0, 2.0, 3.0]})
+    write(tmp_path / "ds", ordered_on="ts", df=trades, row_group_target_size="MS")
+    late = pd.DataFrame({"ts": [t + pd.Timedelta("1h")], "px": [4.0]})
+    write(
+        tmp_path / "ds",
+        ordered_on="ts",
+        df=late,
+        row_group_target_size="MS",
+        duplicates_on="ts",
+    )
+    out = OrderedParquetDataset(tmp_path / "ds").to_pandas()
+    assert out["px"].tolist() == [1.0, 2.0, 3.0, 4.0]
+    # A new row with the shared timestamp replaces all three stored ones.
+    write(
+        tmp_path / "ds",
+        ordered_on="ts",
+        df=trades.iloc[[0]].assign(px=9.0),
+        row_group_target_size="MS",
+        duplicates_on="ts",
+    )
+    assert OrderedParquetDataset(tmp_path / "ds").to_pandas()["px"].tolist() == [9.0, 4.0]

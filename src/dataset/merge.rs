@@ -46,39 +46,38 @@ fn merge_order(existing: &[u64], new: &[u64]) -> Vec<(usize, usize)> {
     out
 }
 
-/// Drops duplicate rows in `order`, keeping the last of each set. Duplicates
-/// always share their ordered key, so only runs of equal keys are examined.
-fn drop_duplicates(
-    order: Vec<(usize, usize)>,
+/// The `duplicates_on` values of one side's rows, comparable across sides;
+/// `None` when the ordered key alone defines duplicates.
+fn subset_rows(
     sides: &[&Side],
-    key_of: impl Fn(&(usize, usize)) -> u64,
     subset: &[usize],
     ordered_col: usize,
-) -> Result<Vec<(usize, usize)>> {
-    let has_ties = order.windows(2).any(|w| key_of(&w[0]) == key_of(&w[1]));
-    if !has_ties {
-        return Ok(order);
+) -> Result<Option<Vec<arrow_row::Rows>>> {
+    if subset.iter().all(|&c| c == ordered_col) {
+        return Ok(None);
     }
-    let key_only = subset.iter().all(|&c| c == ordered_col);
-    let rows = if key_only {
-        None
-    } else {
-        let fields = subset
+    let fields = subset
+        .iter()
+        .map(|&c| SortField::new(sides[0].batch.column(c).data_type().clone()))
+        .collect();
+    let converter = RowConverter::new(fields)?;
+    let mut per_side = Vec::with_capacity(sides.len());
+    for side in sides {
+        let cols: Vec<ArrayRef> = subset
             .iter()
-            .map(|&c| SortField::new(sides[0].batch.column(c).data_type().clone()))
+            .map(|&c| side.batch.column(c).clone())
             .collect();
-        let converter = RowConverter::new(fields)?;
-        let mut per_side = Vec::new();
-        for side in sides {
-            let cols: Vec<ArrayRef> = subset
-                .iter()
-                .map(|&c| side.batch.column(c).clone())
-                .collect();
-            per_side.push(converter.convert_columns(&cols)?);
-        }
-        Some(per_side)
-    };
-    let mut keep = vec![true; order.len()];
+        per_side.push(converter.convert_columns(&cols)?);
+    }
+    Ok(Some(per_side))
+}
+
+/// Runs of equal ordered keys in `order` that hold more than one row.
+fn tie_runs(
+    order: &[(usize, usize)],
+    key_of: impl Fn(&(usize, usize)) -> u64,
+) -> Vec<std::ops::Range<usize>> {
+    let mut runs = Vec::new();
     let mut start = 0;
     while start < order.len() {
         let k = key_of(&order[start]);
@@ -87,26 +86,98 @@ fn drop_duplicates(
             end += 1;
         }
         if end - start > 1 {
-            match &rows {
-                None => keep[start..end - 1].iter_mut().for_each(|x| *x = false),
-                Some(rows) => {
-                    let mut seen = HashSet::new();
-                    for pos in (start..end).rev() {
-                        let (s, r) = order[pos];
-                        if !seen.insert(rows[s].row(r)) {
-                            keep[pos] = false;
-                        }
+            runs.push(start..end);
+        }
+        start = end;
+    }
+    runs
+}
+
+fn kept(order: Vec<(usize, usize)>, keep: Vec<bool>) -> Vec<(usize, usize)> {
+    order
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(o, k)| k.then_some(o))
+        .collect()
+}
+
+/// Drops duplicate rows among the rows of one batch, keeping the last of each
+/// set. Duplicates always share their ordered key, so only runs of equal keys
+/// are examined.
+fn dedup_within(
+    order: Vec<(usize, usize)>,
+    side: &Side,
+    subset: &[usize],
+    ordered_col: usize,
+) -> Result<Vec<(usize, usize)>> {
+    let runs = tie_runs(&order, |o| side.keys[o.1]);
+    if runs.is_empty() {
+        return Ok(order);
+    }
+    let rows = subset_rows(&[side], subset, ordered_col)?;
+    let mut keep = vec![true; order.len()];
+    for run in runs {
+        match &rows {
+            None => keep[run.start..run.end - 1].fill(false),
+            Some(rows) => {
+                let mut seen = HashSet::new();
+                for pos in run.rev() {
+                    if !seen.insert(rows[0].row(order[pos].1)) {
+                        keep[pos] = false;
                     }
                 }
             }
         }
-        start = end;
     }
-    Ok(order
+    Ok(kept(order, keep))
+}
+
+/// In a merged order of stored (side 0) and new (side 1, already free of
+/// duplicates) rows, drops the stored rows that a new row duplicates. Stored
+/// rows are never compared with each other: which stored rows survive must
+/// not depend on how they happen to be split into row groups.
+fn drop_replaced(
+    order: Vec<(usize, usize)>,
+    sides: &[&Side; 2],
+    subset: &[usize],
+    ordered_col: usize,
+) -> Result<Vec<(usize, usize)>> {
+    let key_of = |o: &(usize, usize)| sides[o.0].keys[o.1];
+    let runs: Vec<_> = tie_runs(&order, key_of)
         .into_iter()
-        .zip(keep)
-        .filter_map(|(o, k)| k.then_some(o))
-        .collect())
+        .filter(|r| {
+            let sides_in = |s| order[r.clone()].iter().any(|o| o.0 == s);
+            sides_in(0) && sides_in(1)
+        })
+        .collect();
+    if runs.is_empty() {
+        return Ok(order);
+    }
+    let rows = subset_rows(&[sides[0], sides[1]], subset, ordered_col)?;
+    let mut keep = vec![true; order.len()];
+    for run in runs {
+        match &rows {
+            None => {
+                for pos in run {
+                    keep[pos] = order[pos].0 == 1;
+                }
+            }
+            Some(rows) => {
+                let new: HashSet<_> = order[run.clone()]
+                    .iter()
+                    .filter(|o| o.0 == 1)
+                    .map(|o| rows[1].row(o.1))
+                    .collect();
+                for pos in run {
+                    let (s, r) = order[pos];
+                    if s == 0 && new.contains(&rows[0].row(r)) {
+                        keep[pos] = false;
+                    }
+                }
+            }
+        }
+    }
+    Ok(kept(order, keep))
 }
 
 /// Deduplicates one sorted batch on its own (the new rows before planning).
@@ -116,7 +187,7 @@ pub fn dedup_batch(
     ordered_col: usize,
 ) -> Result<Option<(RecordBatch, Vec<u64>)>> {
     let order: Vec<(usize, usize)> = (0..side.keys.len()).map(|r| (0, r)).collect();
-    let kept = drop_duplicates(order, &[side], |o| side.keys[o.1], subset, ordered_col)?;
+    let kept = dedup_within(order, side, subset, ordered_col)?;
     if kept.len() == side.keys.len() {
         return Ok(None);
     }
@@ -151,7 +222,10 @@ fn gather(sides: &[&Side], order: &[(usize, usize)]) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 
-/// Merges `existing` and `new` and splits the result into row groups.
+/// Merges `existing` and `new` and splits the result into row groups. With a
+/// `subset`, `new` must already be free of duplicates ([`dedup_batch`]): a
+/// stored row is dropped only when a new row has the same `duplicates_on`
+/// values, and stored rows are never deduplicated among themselves.
 pub fn merge_region(
     existing: Option<&Side>,
     new: Option<&Side>,
@@ -161,30 +235,19 @@ pub fn merge_region(
 ) -> Result<Vec<Chunk>> {
     let existing = existing.filter(|s| !s.keys.is_empty());
     let new = new.filter(|s| !s.keys.is_empty());
-    let (batch, keys) = match (existing, new) {
+    let (batch, keys): (RecordBatch, Vec<u64>) = match (existing, new) {
         (Some(e), Some(n)) => {
             let sides = [e, n];
             let key_of = |o: &(usize, usize)| sides[o.0].keys[o.1];
             let mut order = merge_order(e.keys, n.keys);
             if let Some(subset) = subset {
-                order = drop_duplicates(order, &sides, key_of, subset, ordered_col)?;
+                order = drop_replaced(order, &sides, subset, ordered_col)?;
             }
             let keys = order.iter().map(key_of).collect();
             (gather(&sides, &order)?, keys)
         }
-        (Some(only), None) | (None, Some(only)) => {
-            let Some(subset) = subset else {
-                // The common bulk write: no copy at all, row groups are slices.
-                return Ok(split(only.batch, only.keys, target));
-            };
-            let order: Vec<(usize, usize)> = (0..only.keys.len()).map(|r| (0, r)).collect();
-            let kept = drop_duplicates(order, &[only], |o| only.keys[o.1], subset, ordered_col)?;
-            if kept.len() == only.keys.len() {
-                return Ok(split(only.batch, only.keys, target));
-            }
-            let keys: Vec<u64> = kept.iter().map(|o| only.keys[o.1]).collect();
-            (gather(&[only], &kept)?, keys)
-        }
+        // The common bulk write and coalescing: no copy at all, row groups are slices.
+        (Some(only), None) | (None, Some(only)) => return Ok(split(only.batch, only.keys, target)),
         (None, None) => return Ok(Vec::new()),
     };
     Ok(split(&batch, &keys, target))
@@ -281,6 +344,38 @@ mod tests {
         )
         .unwrap();
         assert_eq!(col(&chunks[0].batch, 1), vec![0, 0, 1, 1]);
+    }
+
+    #[test]
+    fn stored_rows_are_only_replaced_by_new_ones() {
+        // Stored ties among themselves survive; the new row replaces only its key.
+        let e = batch(&[1, 2, 2, 3], &[0, 0, 0, 0]);
+        let n = batch(&[3], &[1]);
+        let (ek, nk) = ([1u64, 2, 2, 3], [3u64]);
+        let side = |b, k| Some(Side { batch: b, keys: k });
+        let chunks = merge_region(
+            side(&e, &ek).as_ref(),
+            side(&n, &nk).as_ref(),
+            Some(&[0]),
+            0,
+            &Target::Rows(10),
+        )
+        .unwrap();
+        assert_eq!(col(&chunks[0].batch, 0), vec![1, 2, 2, 3]);
+        assert_eq!(col(&chunks[0].batch, 1), vec![0, 0, 0, 1]);
+        // On a subset, only the stored row with the same values goes.
+        let e = batch(&[5, 5, 5], &[1, 2, 1]);
+        let n = batch(&[5], &[1]);
+        let (ek, nk) = ([5u64, 5, 5], [5u64]);
+        let chunks = merge_region(
+            side(&e, &ek).as_ref(),
+            side(&n, &nk).as_ref(),
+            Some(&[0, 1]),
+            0,
+            &Target::Rows(10),
+        )
+        .unwrap();
+        assert_eq!(col(&chunks[0].batch, 1), vec![2, 1]);
     }
 
     #[test]

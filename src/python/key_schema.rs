@@ -97,10 +97,10 @@ impl RawKeySchema {
         Ok(self.inner.to_str(&values))
     }
 
-    /// One directory name per level.
+    /// One directory name per level, validated whatever the key class allowed.
     fn parts(&self, values: &Bound<'_, PyList>) -> PyResult<Vec<String>> {
         let values = to_values(values).map_err(to_pyerr)?;
-        Ok(self.inner.parts(&values))
+        self.inner.checked_parts(&values).map_err(to_pyerr)
     }
 
     fn parse_str<'py>(&self, py: Python<'py>, text: &str) -> PyResult<Option<Bound<'py, PyList>>> {

@@ -64,7 +64,68 @@ pub struct KeySchema {
     pub levels: Vec<Level>,
 }
 
-const FORBIDDEN: [&str; 2] = ["/", "."];
+/// Characters no str field may hold: path separators, the characters Windows
+/// refuses in file names, and (checked apart) control characters. Anything else,
+/// '.' included ("BRK.B"), is portable across Linux, macOS and Windows.
+const FORBIDDEN: [char; 9] = ['/', '\\', ':', '*', '?', '"', '<', '>', '|'];
+/// Endings of the files oups keeps beside a dataset directory: a directory
+/// name ending so would collide with another key's metadata or lock file.
+const RESERVED_SUFFIXES: [&str; 2] = ["_opdmd", ".lock"];
+/// Device names Windows will not create as files, with or without extension.
+const WINDOWS_DEVICES: [&str; 4] = ["CON", "PRN", "AUX", "NUL"];
+
+/// Why `s` cannot be a str field value, or None when it can.
+fn value_problem(s: &str, sep: &str) -> Option<String> {
+    if s.is_empty() {
+        return Some(
+            "is an empty string, which cannot be told apart in a directory name; use a \
+             non-empty value"
+                .into(),
+        );
+    }
+    if s.contains(sep) {
+        return Some(format!("contains the field separator {sep:?}"));
+    }
+    if let Some(c) = s.chars().find(|c| FORBIDDEN.contains(c) || c.is_control()) {
+        return Some(format!(
+            "contains the forbidden character {c:?}; str fields may not hold the field \
+             separator {sep:?}, '/', '\\', ':', '*', '?', '\"', '<', '>', '|' or control \
+             characters (NUL, tab, newline...)"
+        ));
+    }
+    None
+}
+
+/// Why `part` cannot be a directory name of a key, or None when it can.
+fn part_problem(part: &str) -> Option<String> {
+    let lower = part.to_ascii_lowercase();
+    if part.starts_with('.') {
+        return Some("begins with '.' (hidden, and '.'/'..' are not names)".into());
+    }
+    if part.ends_with('.') || part.ends_with(' ') {
+        return Some("ends with '.' or a space, which Windows drops from file names".into());
+    }
+    if let Some(suffix) = RESERVED_SUFFIXES.iter().find(|x| lower.ends_with(*x)) {
+        return Some(format!(
+            "ends with {suffix:?}, which oups reserves for the files beside a dataset"
+        ));
+    }
+    let stem = lower.split('.').next().unwrap_or("").to_ascii_uppercase();
+    let device = WINDOWS_DEVICES.contains(&stem.as_str())
+        || (stem.len() == 4
+            && (stem.starts_with("COM") || stem.starts_with("LPT"))
+            && stem.as_bytes()[3].is_ascii_digit());
+    if device {
+        return Some(format!("is the Windows device name {stem:?}"));
+    }
+    if part.len() > 200 {
+        return Some(format!(
+            "is {} bytes long; directory names are limited to 200 bytes",
+            part.len()
+        ));
+    }
+    None
+}
 
 impl KeySchema {
     pub fn new(class_name: String, sep: String, levels: Vec<Level>) -> Result<Self> {
@@ -163,6 +224,7 @@ impl KeySchema {
                 }
             }
         }
+        self.check_parts(values)?;
         // Separators made of several characters can still glue onto a value's
         // edge ("a-" + "--" + "1"); the round trip is the real criterion.
         if self.parse_str(&self.to_str(values)).as_deref() != Some(values) {
@@ -178,29 +240,41 @@ impl KeySchema {
     }
 
     fn check_str(&self, name: &str, s: &str) -> Result<()> {
-        if s.is_empty() {
-            return Err(OupsError::InvalidArgument(format!(
-                "field '{name}' of '{}' is an empty string, which cannot be told apart in a \
-                 directory name; use a non-empty value",
+        match value_problem(s, &self.sep) {
+            None => Ok(()),
+            Some(why) => Err(OupsError::InvalidArgument(format!(
+                "field '{name}' of '{}' is {s:?}, which {why}",
                 self.class_name
-            )));
+            ))),
         }
-        if s.contains(&self.sep) || FORBIDDEN.iter().any(|f| s.contains(f)) || s.contains('\0') {
-            return Err(OupsError::InvalidArgument(format!(
-                "use of a forbidden character among ({:?}, '/', '.') is not possible in {s:?} \
-                 (field '{name}' of '{}')",
-                self.sep, self.class_name
-            )));
+    }
+
+    /// Checks every level's directory name (the field values being valid).
+    fn check_parts(&self, values: &[FieldValue]) -> Result<()> {
+        for part in self.parts(values) {
+            if let Some(why) = part_problem(&part) {
+                return Err(OupsError::InvalidArgument(format!(
+                    "key {:?} of '{}' cannot name a directory: its part {part:?} {why}",
+                    self.to_str(values),
+                    self.class_name
+                )));
+            }
         }
         Ok(())
+    }
+
+    /// The directory names of a key, after the checks of [`Self::validate`]:
+    /// whatever a key class allowed, a store never builds a path from a key
+    /// that could leave its directory or collide with another key's files.
+    pub fn checked_parts(&self, values: &[FieldValue]) -> Result<Vec<String>> {
+        self.validate(values)?;
+        Ok(self.parts(values))
     }
 
     fn parse_field(&self, kind: FieldKind, text: &str) -> Option<FieldValue> {
         match kind {
             FieldKind::Str => {
-                let ok = !text.is_empty()
-                    && !FORBIDDEN.iter().any(|f| text.contains(f))
-                    && !text.contains('\0');
+                let ok = value_problem(text, &self.sep).is_none();
                 ok.then(|| FieldValue::Str(text.to_string()))
             }
             FieldKind::Int => {
@@ -217,6 +291,9 @@ impl KeySchema {
     }
 
     fn parse_level(&self, level: &Level, text: &str, out: &mut Vec<FieldValue>) -> Option<()> {
+        if part_problem(text).is_some() {
+            return None;
+        }
         let pieces: Vec<&str> = text.split(self.sep.as_str()).collect();
         if pieces.len() != level.kinds.len() {
             return None;
@@ -237,7 +314,8 @@ impl KeySchema {
         for ((_, kind), piece) in self.fields().zip(pieces) {
             out.push(self.parse_field(kind, piece)?);
         }
-        Some(out)
+        let parts_ok = self.parts(&out).iter().all(|p| part_problem(p).is_none());
+        parts_ok.then_some(out)
     }
 
     /// Parses one directory part per level (the relative path of a dataset).
@@ -278,13 +356,40 @@ mod tests {
         let k = pair("-");
         assert_eq!(k.parse_str("x-3"), Some(vec![s("x"), FieldValue::Int(3)]));
         for bad in [
-            "3", "", "x-y", "w-x-3", "x-01", "x-+1", "x- 1", "x-1_000", "x.y-1", "-2",
+            "3", "", "x-y", "w-x-3", "x-01", "x-+1", "x- 1", "x-1_000", "x/y-1", "-2", ".x-1",
         ] {
             assert_eq!(k.parse_str(bad), None, "{bad}");
         }
         let u = pair("_");
         assert_eq!(u.parse_str("x_-1"), Some(vec![s("x"), FieldValue::Int(-1)]));
         assert_eq!(u.parse_str("x_-0"), None);
+        assert_eq!(
+            k.parse_str("BRK.B-1"),
+            Some(vec![s("BRK.B"), FieldValue::Int(1)])
+        );
+    }
+
+    #[test]
+    fn paths_never_leave_or_collide() {
+        let k = pair("-");
+        let one = KeySchema::new(
+            "One".into(),
+            "-".into(),
+            vec![Level {
+                names: vec!["a".into()],
+                kinds: vec![FieldKind::Str],
+            }],
+        )
+        .unwrap();
+        for bad in [
+            "..", ".", "../x", "/abs", "a\\b", "x\0", "x\n", "x_opdmd", "x_OPDMD", "x.lock", "nul",
+            "COM1.txt", "x.", "x ", ".hidden",
+        ] {
+            assert!(one.checked_parts(&[s(bad)]).is_err(), "{bad:?}");
+            assert_eq!(one.parse_parts(&[bad]), None, "{bad:?}");
+        }
+        assert_eq!(one.checked_parts(&[s("BRK.B")]).unwrap(), ["BRK.B"]);
+        assert!(k.checked_parts(&[s("x.lock"), FieldValue::Int(1)]).is_ok());
     }
 
     #[test]

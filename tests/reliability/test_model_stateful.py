@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from oups import OrderedParquetDataset, write
+from tests.merge_model import merge_rows
 
 pytestmark = pytest.mark.slow
 
@@ -31,15 +32,14 @@ DAY = pd.Timestamp("2024-01-01")
 
 
 class DatasetModel(RuleBasedStateMachine):
-    """One dataset, written either always with ``duplicates_on`` (on the key,
-    or on the key and a tag) or never: mixing both would let untouched row
-    groups keep duplicates that the model drops."""
+    """One dataset, each write with or without ``duplicates_on`` (on the key,
+    or on the key and a tag): stored rows go only when a new row has their
+    values, so the result does not depend on the row-group layout."""
 
-    @initialize(mode=st.sampled_from(["keep", "key", "key+tag"]))
-    def start(self, mode: str) -> None:
+    @initialize()
+    def start(self) -> None:
         self.tmp = Path(tempfile.mkdtemp())
         self.path = self.tmp / "ds"
-        self.mode = mode
         self.model = pd.DataFrame(
             {
                 "t": pd.Series([], dtype="datetime64[ns]"),
@@ -53,11 +53,16 @@ class DatasetModel(RuleBasedStateMachine):
     def teardown(self) -> None:
         shutil.rmtree(getattr(self, "tmp", ""), ignore_errors=True)
 
-    def _subset(self) -> list[str] | None:
-        return {"keep": None, "key": ["t"], "key+tag": ["t", "tag"]}[self.mode]
-
-    @rule(hours=keys, tags=st.integers(0, 2), size=targets, n=max_n)
-    def write_rows(self, hours: list[int], tags: int, size: int | str, n: int | None) -> None:
+    @rule(
+        hours=keys,
+        tags=st.integers(0, 2),
+        size=targets,
+        n=max_n,
+        mode=st.sampled_from(["keep", "key", "key+tag"]),
+    )
+    def write_rows(
+        self, hours: list[int], tags: int, size: int | str, n: int | None, mode: str
+    ) -> None:
         self.step += 1
         ts = DAY + pd.to_timedelta(np.asarray(hours, dtype="int64") * 3, unit="h")
         df = pd.DataFrame(
@@ -67,7 +72,7 @@ class DatasetModel(RuleBasedStateMachine):
                 "w": np.arange(len(hours), dtype="int64") + 1000 * self.step,
             }
         )
-        subset = self._subset()
+        subset = {"keep": None, "key": ["t"], "key+tag": ["t", "tag"]}[mode]
         write(
             self.path,
             ordered_on="t",
@@ -76,18 +81,18 @@ class DatasetModel(RuleBasedStateMachine):
             max_n_off_target_rgs=n,
             duplicates_on=subset,
         )
-        merged = pd.concat([self.model, df], ignore_index=True)
-        if subset is not None:
-            merged = merged.drop_duplicates(subset=subset, keep="last")
-        self.model = merged.sort_values("t", kind="stable").reset_index(drop=True)
+        self.model = merge_rows(self.model, df, "t", subset)
 
     @rule(
         key=st.sampled_from(["a", "b", "c"]),
         value=st.one_of(st.none(), st.integers(-5, 5)),
         size=targets,
         n=st.integers(0, 3),
+        subset=st.sampled_from([None, ["t"], ["t", "tag"]]),
     )
-    def metadata_and_resize(self, key: str, value: int | None, size: int | str, n: int) -> None:
+    def metadata_and_resize(
+        self, key: str, value: int | None, size: int | str, n: int, subset: list[str] | None
+    ) -> None:
         if not self.path.with_name("ds_opdmd").exists() and not len(self.model):
             return  # a dataset is created by its first write of rows
         write(
@@ -97,7 +102,7 @@ class DatasetModel(RuleBasedStateMachine):
             row_group_target_size=size,
             max_n_off_target_rgs=n,
             key_value_metadata={key: value},
-            duplicates_on=self._subset(),
+            duplicates_on=subset,
         )
         if value is None:
             self.kvm.pop(key, None)

@@ -25,6 +25,7 @@ and no other string parses.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import typing
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from oups._oups import RawKeySchema
-from oups.exceptions import InvalidParameterError, ParameterTypeError
+from oups.exceptions import ParameterTypeError
 
 __all__ = ["is_toplevel", "sublevel", "toplevel"]
 
@@ -134,15 +135,6 @@ def _flat_values(key: Any, levels: list[_LevelSpec]) -> list[Any]:
         for name, kind in zip(level.names, level.kinds, strict=True):
             value = getattr(obj, name)
             expected = int if kind == _INT else str
-            if type(value) is not expected and not dataclasses.is_dataclass(value):
-                # As in the reference: a forbidden character is reported first.
-                spelled = str(value)
-                sep = type(key).field_sep
-                if any(c in spelled for c in (sep, "/", ".")):
-                    raise InvalidParameterError(
-                        f"use of a forbidden character among ({sep!r}, '/', '.') is not "
-                        f"possible in {spelled} (field '{name}' of '{level.cls.__name__}')."
-                    )
             if type(value) is not expected:
                 raise ParameterTypeError(
                     f"field '{name}' of '{level.cls.__name__}' must be {kind}, got "
@@ -206,9 +198,9 @@ def _install_methods(cls: Any) -> None:
         values = klass._oups_schema.parse_str(text)
         return None if values is None else _build(klass, values)
 
-    def from_path(klass: Any, path: str | Path) -> Any:
+    def from_path(klass: Any, path: str | os.PathLike[str]) -> Any:
         """The key whose ``to_path()`` is ``path`` (relative, one part per level), or None."""
-        if not isinstance(path, (str, Path)):
+        if not isinstance(path, (str, os.PathLike)):
             raise ParameterTypeError(
                 f"'from_path' takes a str or a Path, got {type(path).__name__}."
             )
@@ -220,10 +212,18 @@ def _install_methods(cls: Any) -> None:
         return (type(self), tuple(getattr(self, f.name) for f in dataclasses.fields(self)))
 
     cls.__str__ = __str__
+    cls.__repr__ = _key_repr
     cls.to_path = to_path
     cls.from_str = classmethod(from_str)
     cls.from_path = classmethod(from_path)
     cls.__reduce__ = __reduce__
+
+
+def _key_repr(self: Any) -> str:
+    """``Name(field=value, ...)``: the dataclass repr with the plain class name,
+    also for classes defined inside a function (whose qualname has ``<locals>``)."""
+    fields = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self))
+    return f"{type(self).__name__}({fields})"
 
 
 def _instance_field_sep(self: Any) -> str:
@@ -284,8 +284,8 @@ def toplevel(cls: Any = None, /, *, field_sep: str = "-") -> Any:
     Parameters
     ----------
     field_sep : str, default "-"
-        Joins field values in directory names and in ``str(key)``. Field
-        values may contain neither it, ``/`` nor ``.``.
+        Joins field values in directory names and in ``str(key)``. Str field
+        values may not contain it (see the Notes for the other rules).
 
     Notes
     -----
@@ -295,8 +295,13 @@ def toplevel(cls: Any = None, /, *, field_sep: str = "-") -> Any:
     ``Key.from_path(p)`` and class properties ``field_sep`` and ``depth``.
     Parsing is strict: ``from_str`` returns None unless the string is exactly
     the spelling of a valid key. A key whose spelling could not be parsed
-    back (an empty string, a forbidden character) is refused at construction;
-    ``Key(..., check=False)`` skips that check.
+    back, or could not name a portable directory, is refused at construction:
+    str values must be non-empty and hold none of the separator, ``/``, ``\\``, ``: * ?
+    " < > |`` and control characters; a level's directory name may not begin
+    with ``.``, end with ``.`` or a space, end with ``_opdmd`` or ``.lock``
+    (oups' own files), or be a Windows device name (``CON``, ``NUL``,
+    ``COM1``...). ``"BRK.B"`` is fine. ``Key(..., check=False)`` skips the
+    check at construction, but a :class:`~oups.Store` still refuses such keys.
 
     Examples
     --------
@@ -351,6 +356,7 @@ def sublevel(cls: type[T]) -> type[T]:
         return (type(self), tuple(getattr(self, f.name) for f in dataclasses.fields(self)))
 
     sub.__reduce__ = __reduce__
+    sub.__repr__ = _key_repr
     return sub  # type: ignore[no-any-return]
 
 

@@ -93,14 +93,27 @@ class Store:
     def __contains__(self, key: object) -> bool:
         if type(key) is not self._indexer:
             return False
-        return self._meta_path(key).is_file()
+        try:
+            path = self._meta_path(key)
+        except (ValueError, TypeError):
+            return False  # a key the store refuses names no dataset, as in list(store)
+        return path.is_file()
 
     def __repr__(self) -> str:
-        return "\n".join(str(k) for k in self.keys)
+        return f"Store('{self._basepath}', {self._indexer.__name__}, {len(self)} datasets)"
 
     def _dirpath(self, key: Any) -> Path:
         check_key_class(key, self._indexer)
-        return self._basepath.joinpath(*key_parts(key))
+        # key_parts validates the key even when it was built with check=False.
+        path = self._basepath.joinpath(*key_parts(key))
+        # A level directory may be a symlink to elsewhere: the dataset must
+        # still resolve inside the store, or list(store) would not see it.
+        if not path.resolve().is_relative_to(self._basepath):
+            raise InvalidParameterError(
+                f"key {key!r} resolves to {path.resolve()}, outside the store's directory "
+                f"{self._basepath}; remove the link or use another key."
+            )
+        return path
 
     def _meta_path(self, key: Any) -> Path:
         path = self._dirpath(key)
