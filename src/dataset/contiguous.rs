@@ -15,11 +15,12 @@ use std::path::PathBuf;
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 
-use arrow_array::{make_array, Array, RecordBatch};
+use arrow_array::{make_array, Array, ArrayRef, RecordBatch};
 use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBuffer};
 use arrow_data::ArrayData;
 use arrow_schema::{DataType, SchemaRef};
 
+use crate::dataset::dictionaries::concat_arrays;
 use crate::dataset::parquet_io::{parallel_map, read_file, read_file_split};
 use crate::dataset::state::RowGroup;
 use crate::dataset::verify::check_file;
@@ -150,13 +151,13 @@ pub fn read_joined(
                 columns.push(make_array(data));
             }
             None => {
-                let arrays: Vec<&dyn Array> = parts
+                let arrays: Vec<ArrayRef> = parts
                     .iter()
-                    .filter_map(|p| p[c].as_ref().ok().map(|a| a.as_ref()))
+                    .filter_map(|p| p[c].as_ref().ok().cloned())
                     .collect();
                 columns.push(match arrays.len() {
                     1 => arrays[0].slice(0, arrays[0].len()),
-                    _ => arrow_select::concat::concat(&arrays)?,
+                    _ => concat_arrays(&arrays)?,
                 });
             }
         }

@@ -8,6 +8,7 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_row::{RowConverter, SortField};
 use arrow_select::interleave::interleave;
 
+use crate::dataset::dictionaries;
 use crate::dataset::plan::Target;
 use crate::error::Result;
 
@@ -237,7 +238,19 @@ pub fn merge_region(
     let new = new.filter(|s| !s.keys.is_empty());
     let (batch, keys): (RecordBatch, Vec<u64>) = match (existing, new) {
         (Some(e), Some(n)) => {
-            let sides = [e, n];
+            // One dictionary per categorical column for both sides.
+            let (_, unified) = dictionaries::unify_batches(&[e.batch.clone(), n.batch.clone()])?;
+            let (ue, un) = (
+                Side {
+                    batch: &unified[0],
+                    keys: e.keys,
+                },
+                Side {
+                    batch: &unified[1],
+                    keys: n.keys,
+                },
+            );
+            let sides = [&ue, &un];
             let key_of = |o: &(usize, usize)| sides[o.0].keys[o.1];
             let mut order = merge_order(e.keys, n.keys);
             if let Some(subset) = subset {

@@ -78,12 +78,23 @@ pub fn write_file(path: &Path, batch: &RecordBatch, props: &WriterProperties) ->
         .at("cannot create data file", path)?;
     // Buffered: the encoder's many small writes are slow as system calls.
     let buffered = std::io::BufWriter::with_capacity(1 << 20, file);
+    let plain;
+    let to_write = match super::dictionaries::unordered(&batch.schema()) {
+        None => batch,
+        Some(schema) => {
+            plain = RecordBatch::try_new(schema, batch.columns().to_vec())?;
+            &plain
+        }
+    };
     let mut writer = ArrowWriter::try_new(
         buffered,
-        batch.schema(),
+        to_write.schema(),
         Some(with_dictionaries(batch, props)),
     )?;
-    writer.write(batch)?;
+    writer.write(to_write)?;
+    for kv in super::dictionaries::record(batch)? {
+        writer.append_key_value_metadata(kv);
+    }
     let file = writer
         .into_inner()?
         .into_inner()
@@ -157,13 +168,15 @@ pub fn read_file_split(
     };
     let options = ArrowReaderOptions::new().with_offset_index_policy(policy);
     let meta = ArrowReaderMetadata::load(&file, options).map_err(corrupt)?;
+    let kv = meta.metadata().file_metadata().key_value_metadata();
+    let schema = super::dictionaries::file_schema(Arc::clone(meta.schema()), kv);
     let total = meta.metadata().file_metadata().num_rows().max(0) as usize;
     let n_fields = meta.schema().fields().len();
     let cols: Vec<usize> = match columns {
         Some(c) => c.to_vec(),
         None => (0..n_fields).collect(),
     };
-    let projected = Arc::new(meta.schema().project(&cols)?);
+    let projected = Arc::new(schema.project(&cols)?);
     let wanted = match &rows {
         Some(r) if r.end > total || r.start > r.end => {
             return Err(OupsError::corrupt(
@@ -187,7 +200,7 @@ pub fn read_file_split(
                 RowSelector::skip(total - r.end),
             ]));
         }
-        let part_schema = Arc::new(meta.schema().project(part)?);
+        let part_schema = Arc::new(schema.project(part)?);
         let reader = builder
             .with_batch_size(wanted.max(1))
             .build()
@@ -199,10 +212,7 @@ pub fn read_file_split(
         match batches.len() {
             0 => Ok(RecordBatch::new_empty(part_schema)),
             1 => Ok(batches.pop().expect("one batch")),
-            _ => Ok(arrow_select::concat::concat_batches(
-                &part_schema,
-                &batches,
-            )?),
+            _ => super::dictionaries::concat(&part_schema, &batches),
         }
     };
     let decoded = if parts.len() == 1 {
@@ -227,7 +237,42 @@ pub fn read_file_split(
             &arrow_array::RecordBatchOptions::new().with_row_count(Some(wanted)),
         )?);
     }
-    Ok(RecordBatch::try_new(projected, arrays)?)
+    let batch = RecordBatch::try_new(projected, arrays)?;
+    // Footer entries are per column of the file: only a full projection keeps
+    // the indices (range reads of some columns keep the decoded dictionaries).
+    match columns {
+        None => super::dictionaries::restore(
+            batch,
+            meta.metadata().file_metadata().key_value_metadata(),
+        ),
+        Some(_) => restore_projected(batch, &cols, &meta),
+    }
+}
+
+/// [`super::dictionaries::restore`] for a batch of some columns of a file.
+fn restore_projected(
+    batch: RecordBatch,
+    cols: &[usize],
+    meta: &ArrowReaderMetadata,
+) -> Result<RecordBatch> {
+    let Some(kv) = meta.metadata().file_metadata().key_value_metadata() else {
+        return Ok(batch);
+    };
+    // Renumber the footer entries after the projection.
+    let renumbered: Vec<parquet::file::metadata::KeyValue> = cols
+        .iter()
+        .enumerate()
+        .filter_map(|(pos, c)| {
+            let key = format!("oups:dictionary:{c}");
+            kv.iter()
+                .find(|e| e.key == key)
+                .map(|e| parquet::file::metadata::KeyValue {
+                    key: format!("oups:dictionary:{pos}"),
+                    value: e.value.clone(),
+                })
+        })
+        .collect();
+    super::dictionaries::restore(batch, Some(&renumbered))
 }
 
 /// Splits sorted root columns into up to `ways` runs of similar byte size.
@@ -271,7 +316,11 @@ pub fn read_schema(path: &Path) -> Result<SchemaRef> {
     let file = open_data_file(path)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| OupsError::corrupt(path, e.to_string()))?;
-    Ok(builder.schema().clone())
+    let kv = builder.metadata().file_metadata().key_value_metadata();
+    Ok(super::dictionaries::file_schema(
+        builder.schema().clone(),
+        kv,
+    ))
 }
 
 pub fn remove_quietly(paths: &[PathBuf]) {

@@ -20,12 +20,21 @@ pub fn canonical(schema: &Schema) -> SchemaRef {
         .iter()
         .map(|f| {
             let dt = match f.data_type() {
+                // The Parquet writer cannot encode dictionaries of view types
+                // (polars' Categorical): their values are stored as plain strings.
                 DataType::Dictionary(_, v) => {
-                    DataType::Dictionary(Box::new(DataType::Int32), v.clone())
+                    let values = match v.as_ref() {
+                        DataType::Utf8View => DataType::Utf8,
+                        DataType::BinaryView => DataType::Binary,
+                        other => other.clone(),
+                    };
+                    DataType::Dictionary(Box::new(DataType::Int32), Box::new(values))
                 }
                 other => other.clone(),
             };
-            Field::new(f.name(), dt, true).with_metadata(f.metadata().clone())
+            Field::new(f.name(), dt, true)
+                .with_metadata(f.metadata().clone())
+                .with_dict_is_ordered(f.dict_is_ordered().unwrap_or(false))
         })
         .collect();
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))

@@ -178,8 +178,9 @@ impl RawDataset {
                 let (batches, schema) = d.into_table()?.into_inner();
                 Some(match batches.len() {
                     1 => batches.into_iter().next().expect("one batch"),
-                    _ => arrow_select::concat::concat_batches(&schema, &batches)
-                        .map_err(|e| to_pyerr(e.into()))?,
+                    _ => {
+                        crate::dataset::dictionaries::concat(&schema, &batches).map_err(to_pyerr)?
+                    }
                 })
             }
         };

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use arrow_array::RecordBatch;
-use arrow_select::concat::concat_batches;
 
 use crate::dataset::contiguous::read_joined;
 use crate::dataset::ordered_key::count_below;
@@ -264,7 +263,7 @@ impl Intersections {
         let earlier = load_group(snap, loaded.group, &snap.row_groups[from..first_rg])?;
         let skip = got.saturating_sub(missing);
         let tail = earlier.batch.slice(skip, got - skip);
-        loaded.batch = concat_batches(&snap.schema, [&tail, &loaded.batch])?;
+        loaded.batch = crate::dataset::dictionaries::concat(&snap.schema, &[tail, loaded.batch])?;
         Ok(loaded)
     }
 
