@@ -65,8 +65,12 @@ def target_kwargs(target: Any, ordered_type: pa.DataType | None, bounds: Any) ->
         return {"target_rows": 2**63}
     tz = getattr(ordered_type, "tz", None)
     fixed_ok = tz is None or _is_utc(tz)
-    if isinstance(offset, pd.offsets.Tick) or (fixed_ok and isinstance(offset, pd.offsets.Day)):
-        nanos = int(offset.nanos) if isinstance(offset, pd.offsets.Tick) else int(offset.n) * DAY_NS
+    # In pandas 2 'Day' is a 'Tick' (a fixed 24 h); in pandas 3 it is a calendar
+    # day. Either way days on a zoned column are local days, cut at local
+    # midnight across DST changes, so 'Day' is tested before 'Tick'.
+    is_day = isinstance(offset, pd.offsets.Day)
+    if (is_day and fixed_ok) or (not is_day and isinstance(offset, pd.offsets.Tick)):
+        nanos = int(offset.n) * DAY_NS if is_day else int(offset.nanos)
         if nanos <= 0:
             raise InvalidParameterError(
                 f"'row_group_target_size' frequency {target!r} must be a positive duration."
