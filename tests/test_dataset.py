@@ -315,3 +315,61 @@ def test_panic_becomes_internal_error():
 
     with pytest.raises(InternalError, match="deliberate"):
         _oups._debug_panic()
+
+
+def test_remove_from_disk_can_keep_the_lock_against_other_processes(seven):
+    ds = OrderedParquetDataset(seven)
+    lock = seven.with_name("ds.lock")
+    inode = lock.stat().st_ino
+    ds.remove_from_disk(release_lock=False)
+    assert lock.stat().st_ino == inode  # the held file, not a new one
+    code = textwrap.dedent(f"""
+        import sys
+        import pandas as pd
+        from oups import write
+        from oups.exceptions import LockTimeoutError
+        try:
+            write({str(seven)!r}, ordered_on="t", df=pd.DataFrame({{"t": [1]}}), lock_timeout=0.2)
+        except LockTimeoutError:
+            sys.exit(3)
+    """)
+    blocked = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert blocked.returncode == 3, blocked.stderr
+    assert not seven.exists()
+    ds.close()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert len(OrderedParquetDataset(seven)) == 1
+
+
+def test_frames_returned_by_reads_are_writable_and_never_reach_the_files(tmp_path):
+    from oups import Store, toplevel
+
+    @toplevel
+    class K:
+        name: str
+
+    store = Store(tmp_path, K)
+    n = 300_000  # large enough for the joined, zero-copy read path
+    df = pd.DataFrame(
+        {
+            "t": np.arange(n, dtype="int64"),
+            "v": np.arange(n, dtype="float64"),
+            "z": pd.date_range("2024", periods=n, freq="s", tz="Europe/Paris"),
+        }
+    )
+    store[K("a")].write(ordered_on="t", df=df, row_group_target_size=100_000)
+    ds = store[K("a")]
+    frames = [
+        ds.to_pandas(),
+        ds.to_pandas(start=10, end_excl=20),
+        ds[1].to_pandas(),
+        next(iter(store.iter_intersections([K("a")])))[K("a")],
+    ]
+    for out in frames:
+        out.loc[out.index[0], "v"] = -1.0
+        out.loc[out.index[0], "t"] = -1
+        out.loc[out.index[0], "z"] = pd.Timestamp("2000", tz="Europe/Paris")
+        assert out["v"].iloc[0] == -1.0
+    pd.testing.assert_frame_equal(ds.to_pandas(), df)
+    pd.testing.assert_frame_equal(pd.read_parquet(store.basepath / "a").reset_index(drop=True), df)

@@ -26,9 +26,14 @@ def test_day_targets_cut_at_local_midnight(tmp_path, freq, starts, tz):
     stats = OrderedParquetDataset(tmp_path / "ds").row_group_stats
     assert stats["ordered_on_mins"].tolist() == [pd.Timestamp(s, tz=tz) for s in starts]
     local_days = df["ts"].dt.tz_localize(None).dt.floor("D")
-    assert stats["n_rows"].tolist() == local_days.groupby(
-        (local_days - local_days.iloc[0]).dt.days // int(freq.rstrip("D") or 1)
-    ).size().tolist()
+    assert (
+        stats["n_rows"].tolist()
+        == local_days.groupby(
+            (local_days - local_days.iloc[0]).dt.days // int(freq.rstrip("D") or 1)
+        )
+        .size()
+        .tolist()
+    )
 
 
 def test_day_targets_on_utc_and_naive_columns_stay_fixed(tmp_path):

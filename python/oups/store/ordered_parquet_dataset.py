@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from oups._oups import RawDataset
+from oups._pandas_compat import writable
 from oups.exceptions import (
     InvalidParameterError,
     OrderedOnMismatchError,
@@ -39,16 +40,16 @@ def _check_timeout(name: str, value: Any) -> float | None:
 
 
 def _table_to_pandas(table: pa.Table) -> pd.DataFrame:
-    # split_blocks avoids consolidating columns into 2-D blocks (a full copy).
+    # split_blocks avoids consolidating columns into 2-D blocks (a copy); the
+    # read-only zero-copy blocks are then copied, so the frame is the user's.
     df: pd.DataFrame = table.to_pandas(split_blocks=True, self_destruct=True)
-    return df
+    return writable(df)
 
 
 def chunk_to_pandas(batch: pa.RecordBatch) -> pd.DataFrame:
-    """A slice of a group read by the engine, as a DataFrame (zero-copy where
-    pyarrow can; the slice shares its buffers with other chunks)."""
+    """A slice of a group read by the engine, as a writable DataFrame."""
     df: pd.DataFrame = batch.to_pandas(split_blocks=True)
-    return df
+    return writable(df)
 
 
 def _column_names(columns: Any) -> list[str] | None:
