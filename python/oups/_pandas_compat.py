@@ -17,9 +17,13 @@ def writable(df: pd.DataFrame) -> pd.DataFrame:
     try:
         blocks = df._mgr.blocks
     except AttributeError:  # pragma: no cover - a pandas without block managers
-        return df.copy()
-    for block in blocks:
-        values = getattr(block.values, "_ndarray", block.values)
-        if isinstance(values, np.ndarray) and not values.flags.writeable:
-            return df.copy()
-    return df
+        blocks = None
+    read_only = blocks is None or any(
+        isinstance(v := getattr(b.values, "_ndarray", b.values), np.ndarray)
+        and not v.flags.writeable
+        for b in blocks
+    )
+    if not read_only:
+        return df
+    copied: pd.DataFrame = df.copy()
+    return copied

@@ -66,6 +66,15 @@ fn compatible(from: &DataType, to: &DataType) -> bool {
     }
 }
 
+/// A hint for the field name pyarrow gives an unnamed pandas index.
+fn index_hint(name: &str, hint: &str) -> String {
+    if name.starts_with("__index_level_") {
+        format!(" ({hint})")
+    } else {
+        String::new()
+    }
+}
+
 /// Reorders and casts `batch` to `target`, or lists every difference.
 pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch> {
     let source = batch.schema();
@@ -73,7 +82,11 @@ pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch> {
     let mut columns = Vec::with_capacity(target.fields().len());
     for f in target.fields() {
         match source.index_of(f.name()) {
-            Err(_) => problems.push(format!("column '{}' is missing", f.name())),
+            Err(_) => problems.push(format!(
+                "column '{}' is missing{}",
+                f.name(),
+                index_hint(f.name(), "the dataset stores the index of its first frame")
+            )),
             Ok(i) => {
                 let col = batch.column(i);
                 if col.data_type() == f.data_type() {
@@ -93,7 +106,14 @@ pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch> {
     }
     for f in source.fields() {
         if target.index_of(f.name()).is_err() {
-            problems.push(format!("column '{}' is not in the dataset", f.name()));
+            problems.push(format!(
+                "column '{}' is not in the dataset{}",
+                f.name(),
+                index_hint(
+                    f.name(),
+                    "it is the frame's index: drop it with df.reset_index(drop=True)"
+                )
+            ));
         }
     }
     if !problems.is_empty() {

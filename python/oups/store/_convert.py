@@ -43,9 +43,16 @@ def arrow_name(name: Hashable) -> str:
 class Frame:
     """New data as an Arrow table, plus how its column names map to fields."""
 
-    def __init__(self, table: pa.Table, pandas_columns: pd.Index | None) -> None:
+    def __init__(
+        self,
+        table: pa.Table,
+        pandas_columns: pd.Index | None,
+        index_names: list[Hashable] | None = None,
+    ) -> None:
         self.table = table
         self._columns = pandas_columns
+        # Names of a kept pandas index: its levels are fields of the table too.
+        self._index_names = index_names or []
 
     @property
     def num_rows(self) -> int:
@@ -66,6 +73,8 @@ class Frame:
                 raise InvalidParameterError(
                     f"{what} {name!r} names several columns of 'df'; column names must be unique."
                 )
+            if name in self._index_names and isinstance(name, str):
+                return name
         raise ColumnNotFoundError(
             f"{what} {name!r} is not a column of 'df' (columns: {self._column_list()})."
         )
@@ -83,18 +92,27 @@ def to_frame(df: Any) -> Frame | None:
     if isinstance(df, pd.DataFrame):
         if isinstance(df.columns, pd.MultiIndex):
             check_cmidx(df.columns)
+        else:
+            _check_labels(df.columns)
         if df.columns.has_duplicates:
             raise InvalidParameterError(
                 f"'df' has duplicate column names {list(df.columns[df.columns.duplicated()])}; "
                 "column names must be unique."
             )
+        # An unnamed integer index is positional (what RangeIndex, filtering
+        # and concatenation leave): it means nothing once rows are merged, and
+        # storing it would make every later frame without it a schema error.
+        # Any other index (named, or of timestamps, strings...) is stored as
+        # columns and comes back as the index, as with pd.read_parquet.
+        keep_index = _meaningful_index(df.index)
+        index_names = [n for n in df.index.names if n is not None] if keep_index else []
         try:
-            table = pa.Table.from_pandas(df, preserve_index=False)
+            table = pa.Table.from_pandas(df, preserve_index=keep_index)
             if isinstance(df.columns, pd.MultiIndex):
                 table = _with_column_levels(table, df)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
             raise ParameterTypeError(f"'df' cannot be converted to Arrow: {err}") from err
-        return Frame(table, df.columns)
+        return Frame(table, df.columns, index_names)
     if isinstance(df, pa.RecordBatch):
         return Frame(pa.Table.from_batches([df]), None)
     if isinstance(df, pa.Table):
@@ -105,6 +123,24 @@ def to_frame(df: Any) -> Frame | None:
         f"'df' must be a pandas DataFrame, an Arrow table or record batch, or any object with "
         f"'__arrow_c_stream__' (polars...), got {type(df).__name__}."
     )
+
+
+def _meaningful_index(index: pd.Index) -> bool:
+    if any(name is not None for name in index.names):
+        return True
+    return not (isinstance(index, pd.RangeIndex) or pd.api.types.is_integer_dtype(index.dtype))
+
+
+def _check_labels(columns: pd.Index) -> None:
+    """Column labels become Parquet field names, which are strings: any other
+    label would come back as a string, so it is refused."""
+    for label in columns:
+        if not isinstance(label, str):
+            raise ParameterTypeError(
+                f"column label {label!r} of 'df' is a {type(label).__name__}; column labels "
+                "must be str (Parquet field names), for example "
+                "df.columns = df.columns.map(str)."
+            )
 
 
 def _with_column_levels(table: pa.Table, df: pd.DataFrame) -> pa.Table:
