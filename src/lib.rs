@@ -5,6 +5,7 @@
 
 pub mod asof;
 pub mod dataset;
+pub mod dictionaries;
 pub mod durable;
 pub mod error;
 pub mod failpoint;

@@ -72,8 +72,8 @@ def test_streaming_current_only():
     assert m.merge(np.array([15]), df_groups=[frame(t=[10, 20], v=[1, 2])])["v"].tolist() == [1]
     out = m.merge(np.array([25, 35]), df_groups=[frame(t=[30], v=[3])])
     assert out["v"].tolist() == [2, 3]
-    out = m.merge(np.array([30, 40]), df_groups=[frame(t=[30, 40], v=[4, 5])])
-    assert out["v"].tolist() == [3, 4]
+    out = m.merge(np.array([35, 40]), df_groups=[frame(t=[30, 40], v=[4, 5])])
+    assert out["v"].tolist() == [4, 4]
 
 
 def test_two_frames_flat_prefixes():

@@ -128,3 +128,17 @@ def test_random_category_sets_match_pandas(tmp_path, target):
     out = OrderedParquetDataset(path).to_pandas()
     assert out["c"].astype(str).tolist() == expected["c"].tolist()
     assert out["c"].cat.categories.is_unique
+
+
+def test_finely_interleaved_merge_keeps_one_dictionary(tmp_path):
+    path = tmp_path / "ds"
+    n = 2000
+    stored = pd.DataFrame(
+        {"ts": np.arange(0, 2 * n, 2), "c": pd.Categorical(["a", "b"] * (n // 2))}
+    )
+    write(path, ordered_on="ts", df=stored, row_group_target_size=10 * n)
+    new = pd.DataFrame({"ts": np.arange(1, 2 * n, 2), "c": pd.Categorical(["b", "c"] * (n // 2))})
+    write(path, ordered_on="ts", df=new, row_group_target_size=10 * n)
+    out = OrderedParquetDataset(path).to_pandas()
+    assert out["c"].cat.categories.tolist() == ["a", "b", "c"]
+    assert out["c"].astype(str).tolist()[:4] == ["a", "b", "b", "c"]

@@ -11,7 +11,6 @@ use arrow_array::cast::AsArray;
 use arrow_array::{downcast_primitive_array, Array, ArrayRef, ArrowPrimitiveType, PrimitiveArray};
 use arrow_buffer::{BooleanBufferBuilder, NullBuffer, ScalarBuffer};
 use arrow_schema::ArrowError;
-use arrow_select::interleave::interleave;
 
 /// The sources of one column: per group, its carry window and its chunk.
 pub struct ColumnSources<'a> {
@@ -200,13 +199,21 @@ fn gather_any(
     rows: &[u32],
     back: u32,
 ) -> Result<ArrayRef, ArrowError> {
-    let arrays = sources.arrays();
     let indices: Vec<(usize, usize)> = groups
         .iter()
         .zip(rows)
         .map(|(&g, &row)| sources.locate(g as usize, (row - back) as usize))
         .collect();
-    interleave(&arrays, &indices)
+    interleave_unified(&sources.arrays(), &indices)
+}
+
+fn interleave_unified(
+    arrays: &[&dyn Array],
+    indices: &[(usize, usize)],
+) -> Result<ArrayRef, ArrowError> {
+    // Carry windows and chunks may hold other categories.
+    crate::dictionaries::interleave(arrays, indices)
+        .map_err(|e| ArrowError::ComputeError(e.to_string()))
 }
 
 /// The last `len` rows of `carry ++ chunk`, as fresh arrays (never a view
@@ -222,7 +229,7 @@ pub fn window_tail(carry: &ArrayRef, chunk: &ArrayRef, len: usize) -> Result<Arr
             }
         })
         .collect();
-    interleave(&[carry.as_ref(), chunk.as_ref()], &indices)
+    interleave_unified(&[carry.as_ref(), chunk.as_ref()], &indices)
 }
 
 #[cfg(test)]

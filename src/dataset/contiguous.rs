@@ -20,10 +20,10 @@ use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBuffer};
 use arrow_data::ArrayData;
 use arrow_schema::{DataType, SchemaRef};
 
-use crate::dataset::dictionaries::concat_arrays;
 use crate::dataset::parquet_io::{parallel_map, read_file, read_file_split};
 use crate::dataset::state::RowGroup;
 use crate::dataset::verify::check_file;
+use crate::dictionaries::concat_arrays;
 use crate::error::{OupsError, Result};
 
 /// Below this size a dedicated mapping does not pay off.

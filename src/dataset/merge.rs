@@ -6,10 +6,9 @@ use std::collections::HashSet;
 
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_row::{RowConverter, SortField};
-use arrow_select::interleave::interleave;
 
-use crate::dataset::dictionaries;
 use crate::dataset::plan::Target;
+use crate::dictionaries;
 use crate::error::Result;
 
 /// Rows of one side of a merge with their keys.
@@ -218,7 +217,7 @@ fn gather(sides: &[&Side], order: &[(usize, usize)]) -> Result<RecordBatch> {
     let mut columns = Vec::with_capacity(schema.fields().len());
     for c in 0..schema.fields().len() {
         let arrays: Vec<&dyn Array> = sides.iter().map(|s| s.batch.column(c).as_ref()).collect();
-        columns.push(interleave(&arrays, order)?);
+        columns.push(dictionaries::interleave(&arrays, order)?);
     }
     Ok(RecordBatch::try_new(schema, columns)?)
 }

@@ -1,7 +1,6 @@
 //! One ordered Parquet dataset: open, write (merge), read, remove.
 
 pub mod contiguous;
-pub mod dictionaries;
 pub mod file_ids;
 pub mod layout;
 pub mod lock;

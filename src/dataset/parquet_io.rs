@@ -79,7 +79,7 @@ pub fn write_file(path: &Path, batch: &RecordBatch, props: &WriterProperties) ->
     // Buffered: the encoder's many small writes are slow as system calls.
     let buffered = std::io::BufWriter::with_capacity(1 << 20, file);
     let plain;
-    let to_write = match super::dictionaries::unordered(&batch.schema()) {
+    let to_write = match crate::dictionaries::unordered(&batch.schema()) {
         None => batch,
         Some(schema) => {
             plain = RecordBatch::try_new(schema, batch.columns().to_vec())?;
@@ -92,7 +92,7 @@ pub fn write_file(path: &Path, batch: &RecordBatch, props: &WriterProperties) ->
         Some(with_dictionaries(batch, props)),
     )?;
     writer.write(to_write)?;
-    for kv in super::dictionaries::record(batch)? {
+    for kv in crate::dictionaries::record(batch)? {
         writer.append_key_value_metadata(kv);
     }
     let file = writer
@@ -169,7 +169,7 @@ pub fn read_file_split(
     let options = ArrowReaderOptions::new().with_offset_index_policy(policy);
     let meta = ArrowReaderMetadata::load(&file, options).map_err(corrupt)?;
     let kv = meta.metadata().file_metadata().key_value_metadata();
-    let schema = super::dictionaries::file_schema(Arc::clone(meta.schema()), kv);
+    let schema = crate::dictionaries::file_schema(Arc::clone(meta.schema()), kv);
     let total = meta.metadata().file_metadata().num_rows().max(0) as usize;
     let n_fields = meta.schema().fields().len();
     let cols: Vec<usize> = match columns {
@@ -212,7 +212,7 @@ pub fn read_file_split(
         match batches.len() {
             0 => Ok(RecordBatch::new_empty(part_schema)),
             1 => Ok(batches.pop().expect("one batch")),
-            _ => super::dictionaries::concat(&part_schema, &batches),
+            _ => crate::dictionaries::concat(&part_schema, &batches),
         }
     };
     let decoded = if parts.len() == 1 {
@@ -241,7 +241,7 @@ pub fn read_file_split(
     // Footer entries are per column of the file: only a full projection keeps
     // the indices (range reads of some columns keep the decoded dictionaries).
     match columns {
-        None => super::dictionaries::restore(
+        None => crate::dictionaries::restore(
             batch,
             meta.metadata().file_metadata().key_value_metadata(),
         ),
@@ -249,7 +249,7 @@ pub fn read_file_split(
     }
 }
 
-/// [`super::dictionaries::restore`] for a batch of some columns of a file.
+/// [`crate::dictionaries::restore`] for a batch of some columns of a file.
 fn restore_projected(
     batch: RecordBatch,
     cols: &[usize],
@@ -272,7 +272,7 @@ fn restore_projected(
                 })
         })
         .collect();
-    super::dictionaries::restore(batch, Some(&renumbered))
+    crate::dictionaries::restore(batch, Some(&renumbered))
 }
 
 /// Splits sorted root columns into up to `ways` runs of similar byte size.
@@ -317,7 +317,7 @@ pub fn read_schema(path: &Path) -> Result<SchemaRef> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| OupsError::corrupt(path, e.to_string()))?;
     let kv = builder.metadata().file_metadata().key_value_metadata();
-    Ok(super::dictionaries::file_schema(
+    Ok(crate::dictionaries::file_schema(
         builder.schema().clone(),
         kv,
     ))

@@ -256,7 +256,7 @@ impl Dataset {
                 for ((batch, path), rg) in batches.iter().zip(&paths).zip(rgs) {
                     verify::check_file(path, batch, &schema, rg, Some(ordered_col))?;
                 }
-                let batch = super::dictionaries::concat(&schema, &batches)?;
+                let batch = crate::dictionaries::concat(&schema, &batches)?;
                 let field = req.ordered_field.as_str();
                 let keys = encode_column(batch.column(ordered_col).as_ref(), field)?;
                 let kind = key_kind(batch.schema().field(ordered_col).data_type(), field)?;

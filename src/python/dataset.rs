@@ -178,9 +178,7 @@ impl RawDataset {
                 let (batches, schema) = d.into_table()?.into_inner();
                 Some(match batches.len() {
                     1 => batches.into_iter().next().expect("one batch"),
-                    _ => {
-                        crate::dataset::dictionaries::concat(&schema, &batches).map_err(to_pyerr)?
-                    }
+                    _ => crate::dictionaries::concat(&schema, &batches).map_err(to_pyerr)?,
                 })
             }
         };

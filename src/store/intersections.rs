@@ -263,7 +263,7 @@ impl Intersections {
         let earlier = load_group(snap, loaded.group, &snap.row_groups[from..first_rg])?;
         let skip = got.saturating_sub(missing);
         let tail = earlier.batch.slice(skip, got - skip);
-        loaded.batch = crate::dataset::dictionaries::concat(&snap.schema, &[tail, loaded.batch])?;
+        loaded.batch = crate::dictionaries::concat(&snap.schema, &[tail, loaded.batch])?;
         Ok(loaded)
     }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import decimal
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -12,6 +12,13 @@ import pyarrow as pa
 
 from oups._oups import asof_merge
 from oups.exceptions import InvalidParameterError, ParameterTypeError, SchemaMismatchError
+from oups.stateful_ops._asof_checks import (
+    check_order,
+    check_tz,
+    mark_order,
+    same_dtype,
+    unify_categoricals,
+)
 
 __all__ = ["AsofMerger"]
 
@@ -87,10 +94,14 @@ class AsofMerger:
         Per frame, how many previous rows to output next to the current one.
     n_prev_suffix_start : int, default 0
         Suffix of the current value's column when ``n_prev > 0``.
-    fill_values_init : list[list[DataFrame]], optional
+    fill_values_init : list[list[DataFrame]] or "missing", optional
         Per group and frame, ``n_prev + 1`` rows that stand before the first
-        chunk. By default zeros of each column's type (missing for types
-        without a zero, such as strings or categoricals).
+        chunk. **By default zeros** of each column's type (missing for types
+        without a zero, such as strings or categoricals), as in the
+        pure-Python oups: rows before the first match read 0, not NaN.
+        ``"missing"`` gives missing values instead, as ``pandas.merge_asof``
+        does: NaN, NaT or null per dtype; integer columns then come out as
+        float64 and booleans as object, in every call.
 
     Attributes
     ----------
@@ -127,7 +138,7 @@ class AsofMerger:
         allow_exact_matches: list[bool] | None = None,
         n_prev: list[int] | None = None,
         n_prev_suffix_start: int = 0,
-        fill_values_init: Sequence[Sequence[pd.DataFrame]] | None = None,
+        fill_values_init: Sequence[Sequence[pd.DataFrame]] | Literal["missing"] | None = None,
     ):
         if not isinstance(on, str):
             raise ParameterTypeError(f"'on' must be a column name (str), got {type(on).__name__}")
@@ -174,6 +185,11 @@ class AsofMerger:
             raise InvalidParameterError("all values in 'n_prev' must be >= 0.")
         if isinstance(n_prev_suffix_start, bool) or not isinstance(n_prev_suffix_start, int):
             raise ParameterTypeError("'n_prev_suffix_start' must be an int")
+        if isinstance(fill_values_init, str) and fill_values_init != "missing":
+            raise InvalidParameterError(
+                f"'fill_values_init' must be None (zeros), \"missing\" or per-group lists of "
+                f"DataFrames, got {fill_values_init!r}."
+            )
         self.on = on
         self.n_dfs_per_group = d
         self.prefixes = prefixes
@@ -265,11 +281,16 @@ class AsofMerger:
                         f"dataframe '{i}' in group '{g}' must have the same columns as {where}."
                         f" Got {[c for c, _ in got]}, expected {[c for c, _ in reference[i]]}."
                     )
-                if [t for _, t in got] != [t for _, t in reference[i]]:
+                differ = [
+                    (c, t, r)
+                    for (c, t), (_, r) in zip(got, reference[i], strict=True)
+                    if not same_dtype(t, r)
+                ]
+                if differ:
+                    shown = "; ".join(f"'{c}' is {t!r}, expected {r!r}" for c, t, r in differ)
                     raise SchemaMismatchError(
-                        f"dataframe '{i}' in group '{g}' must have the same dtypes as {where}."
-                        f" Got {[str(t) for _, t in got]}, expected "
-                        f"{[str(t) for _, t in reference[i]]}."
+                        f"dataframe '{i}' in group '{g}' must have the same dtypes as {where}: "
+                        f"{shown}."
                     )
         for i, columns in enumerate(reference):
             bad = [c for c, _ in columns if not isinstance(c, str)]
@@ -352,6 +373,17 @@ class AsofMerger:
     def _initial_carry(self, chunks: list[list[pa.Table]]) -> list[list[pa.Table]]:
         fill = self.fill_values_init
         n_groups = len(chunks)
+        if isinstance(fill, str):  # "missing", checked at construction
+            return [
+                [
+                    pa.Table.from_arrays(
+                        [pa.nulls(self.n_prev[i] + 1, type=f.type) for f in t.schema],
+                        schema=t.schema,
+                    )
+                    for i, t in enumerate(group)
+                ]
+                for group in chunks
+            ]
         if fill is not None and (not isinstance(fill, (list, tuple)) or len(fill) != n_groups):
             raise InvalidParameterError(
                 "'fill_values_init' must have the same number of groups as 'df_groups'."
@@ -499,6 +531,8 @@ class AsofMerger:
             ons.append(on_arrays)
         fresh = self.carry is None
         carry = self._initial_carry(chunks) if fresh else self._checked_carry(chunks)
+        previous = carry  # with the last keys in its metadata
+        chunks, carry, self._dtypes = unify_categoricals(chunks, carry, self._dtypes)
         for g, (tables, windows) in enumerate(zip(chunks, carry, strict=True)):
             for i, (table, window) in enumerate(zip(tables, windows, strict=True)):
                 if table.schema.types != window.schema.types:
@@ -516,6 +550,7 @@ class AsofMerger:
             main_arrow = _numpy_to_arrow(main_values)
         else:
             main_arrow = pa.array(main_values)
+        check_tz(main_arrow.type, on_type, self.on)
         if main_arrow.type != on_type:
             try:
                 main_arrow = main_arrow.cast(on_type)
@@ -526,8 +561,12 @@ class AsofMerger:
                 ) from exc
         if not isinstance(main, (pd.Series, pd.Index)):
             main = main_values
+        if not fresh:
+            check_order(main_arrow, ons, previous, self.on)
         dtypes = self._output_dtypes()
-        blocks, slots = _output_blocks(dtypes, chunks, carry, self.n_prev, n)
+        blocks, slots = _output_blocks(
+            dtypes, self._output_dtypes(raw=True), chunks, carry, self.n_prev, n
+        )
         out_columns, new_carry = asof_merge(
             main_arrow,
             [pa.array(p) for p in positions],
@@ -540,24 +579,36 @@ class AsofMerger:
             self.allow_exact_matches,
             slots,
         )
-        self.carry = [
+        windows_out = [
             [
                 pa.Table.from_arrays(arrays, schema=window.schema)
                 for arrays, window in zip(per_group, windows, strict=True)
             ]
             for per_group, windows in zip(new_carry, carry, strict=True)
         ]
+        self.carry = mark_order(windows_out, previous, main_arrow, ons)
         return _assemble(main, names, dtypes, out_columns, blocks)
 
-    def _output_dtypes(self) -> list[Any]:
-        """The pandas dtype of every output value column, in output order."""
+    def _output_dtypes(self, raw: bool = False) -> list[Any]:
+        """The pandas dtype of every output value column, in output order
+        (``raw``: the frames' own dtypes, before "missing" widens them)."""
+        missing = self.fill_values_init == "missing" and not raw
         return [
-            dtype
+            _with_missing(dtype) if missing else dtype
             for _ in range(self._n_positions)
             for i, cols in enumerate(self._dtypes)
             for _, dtype in cols[:-1]
             for _ in range(self.n_prev[i] + 1)
         ]
+
+
+def _with_missing(dtype: Any) -> Any:
+    """The dtype pandas gives a column of ``dtype`` with missing values."""
+    if isinstance(dtype, np.dtype) and dtype.kind in "iu":
+        return np.dtype("float64")
+    if isinstance(dtype, np.dtype) and dtype.kind == "b":
+        return np.dtype("object")
+    return dtype
 
 
 def _add(seen: set[str], name: str) -> bool:
@@ -567,7 +618,12 @@ def _add(seen: set[str], name: str) -> bool:
 
 
 def _output_blocks(
-    dtypes: list[Any], chunks: list[Any], carry: list[Any], n_prev: list[int], n: int
+    dtypes: list[Any],
+    raw: list[Any],
+    chunks: list[Any],
+    carry: list[Any],
+    n_prev: list[int],
+    n: int,
 ) -> tuple[dict[Any, tuple[np.ndarray[Any, Any], list[int]]], list[Any]]:
     """Numpy blocks (one 2-D array per dtype) that the engine fills directly,
     and the per-column byte views it writes to (None: built from Arrow).
@@ -587,8 +643,9 @@ def _output_blocks(
             per_position.extend([ok] * (n_prev[i] + 1))
     flags = per_position * (len(dtypes) // len(per_position)) if per_position else []
     rows: dict[np.dtype, list[int]] = {}
-    for col, (dtype, ok) in enumerate(zip(dtypes, flags, strict=True)):
-        if ok and isinstance(dtype, np.dtype) and dtype.kind in "iufmM":
+    for col, (dtype, source, ok) in enumerate(zip(dtypes, raw, flags, strict=True)):
+        # The engine writes the source values' bytes: the dtypes must agree.
+        if ok and dtype == source and isinstance(dtype, np.dtype) and dtype.kind in "iufmM":
             rows.setdefault(dtype, []).append(col)
     blocks = {dtype: (np.empty((len(cols), n), dtype=dtype), cols) for dtype, cols in rows.items()}
     slots: list[Any] = [None] * len(dtypes)
@@ -658,7 +715,7 @@ def _array_to_pandas(array: pa.Array, dtype: Any) -> Any:
     """An output column with the dtype of the frame column it comes from."""
     if isinstance(dtype, np.dtype):
         if dtype.kind in "iufbmM" and array.null_count == 0:
-            return array.to_numpy(zero_copy_only=False)
+            return array.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
         values = array.to_pandas().to_numpy(dtype=dtype)
         # A Series keeps object dtype; pandas 3 would infer `str` from a bare array.
         return pd.Series(values, dtype=dtype) if dtype.kind == "O" else values

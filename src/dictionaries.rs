@@ -22,7 +22,6 @@ use arrow_ipc::reader::StreamReader;
 use arrow_ipc::writer::StreamWriter;
 use arrow_row::{RowConverter, SortField};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use arrow_select::interleave::interleave;
 use parquet::file::metadata::KeyValue;
 
 use crate::error::{OupsError, Result};
@@ -253,7 +252,7 @@ pub fn unify_arrays(arrays: &[ArrayRef]) -> Result<Vec<ArrayRef>> {
         ));
     }
     let sources: Vec<&dyn Array> = dicts.iter().map(|d| d.values().as_ref()).collect();
-    let union = interleave(&sources, &picks)?;
+    let union = arrow_select::interleave::interleave(&sources, &picks)?;
     let dict_type = DataType::Dictionary(Box::new(DataType::Int32), Box::new(value_type));
     let mut out = Vec::with_capacity(arrays.len());
     for (d, mapping) in dicts.iter().zip(&mappings) {
@@ -321,6 +320,37 @@ pub fn concat(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch
             )?)
         }
     }
+}
+
+/// Arrow's `interleave`, except that dictionary arrays come out with one
+/// dictionary without repeated values: Arrow's kernel concatenates the
+/// dictionaries of its inputs, even when they are one and the same.
+pub fn interleave(arrays: &[&dyn Array], indices: &[(usize, usize)]) -> Result<ArrayRef> {
+    if !matches!(
+        arrays.first().map(|a| a.data_type()),
+        Some(DataType::Dictionary(_, _))
+    ) {
+        return Ok(arrow_select::interleave::interleave(arrays, indices)?);
+    }
+    let owned: Vec<ArrayRef> = arrays.iter().map(|a| make_array(a.to_data())).collect();
+    let unified = unify_arrays(&owned)?;
+    let keys: Vec<ArrayRef> = unified
+        .iter()
+        .map(|a| {
+            let d = a.as_any_dictionary();
+            make_array(d.keys().to_data())
+        })
+        .collect();
+    let key_refs: Vec<&dyn Array> = keys.iter().map(|k| k.as_ref()).collect();
+    let picked = arrow_select::interleave::interleave(&key_refs, indices)?;
+    let dict = unified[0].as_any_dictionary();
+    let data = picked
+        .into_data()
+        .into_builder()
+        .data_type(unified[0].data_type().clone())
+        .child_data(vec![dict.values().to_data()])
+        .build()?;
+    Ok(make_array(data))
 }
 
 /// Concatenates arrays of one type, dictionaries unified first.
