@@ -12,6 +12,7 @@ import textwrap
 import time
 
 import numpy as np
+import pytest
 
 from oups import StatefulLoop
 from oups.stateful_loop import _codec
@@ -98,6 +99,7 @@ def test_sigkill_at_random_instants(tmp_path):
     assert done >= 0, "no save completed in any trial"
 
 
+@pytest.mark.filterwarnings("ignore:the state file .* did not bind:UserWarning")
 def test_state_file_survives_a_failed_encode(tmp_path):
     path = tmp_path / "state.bin"
     loop = StatefulLoop(path)

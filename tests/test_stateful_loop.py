@@ -449,9 +449,11 @@ def test_stale_states_are_kept(tmp_path):
         with ctx:
             pass
     loop = StatefulLoop(p)
-    for ctx in loop.iterate([0]):
-        with ctx:
-            pass
+    # A renamed binding would silently restart from scratch: say so, once.
+    with pytest.warns(UserWarning, match="holds state for func:_count#1, which this run did not"):
+        for ctx in loop.iterate([0]):
+            with ctx:
+                pass
     assert _states(p) == {"func:_count#1": {"acc": {"n": 7}}}
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import ast
 import inspect
 import linecache
+import textwrap
 import warnings
 from types import FrameType
+from typing import Any
 
 ITERATE_PREFIX = "StatefulLoop.iterate() usage validation failed: "
 BUFFER_PREFIX = "StatefulLoop.buffer() placement validation failed: "
@@ -188,3 +190,51 @@ def _check_nesting(node: ast.AST, receiver: str, filename: str, nested: bool) ->
         )
     for child in ast.iter_child_nodes(node):
         _check_nesting(child, receiver, filename, nested)
+
+
+def warn_rebound(func: Any, names: list[str], label: str) -> None:
+    """Warns when ``func`` assigns to one of its bound state parameters
+    (``n = n + x``): the new value lives in a local variable and is never
+    saved, so the state silently stays at its initial value."""
+    try:
+        source = textwrap.dedent(inspect.getsource(func))
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return  # no source (builtins, C functions, some notebooks): nothing to check
+    target = next(
+        (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))),
+        None,
+    )
+    if target is None:
+        return
+    wanted = set(names)
+    rebound: list[tuple[str, int]] = []
+    pending: list[ast.AST] = list(target.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue  # their own scopes
+        targets: list[ast.AST] = []
+        if isinstance(node, ast.Assign):
+            targets = list(node.targets)
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+            targets = [node.target]
+        while targets:
+            t = targets.pop()
+            # Only plain names rebind; `acc["n"] += x` or `obj.n = ...` mutate.
+            if isinstance(t, (ast.Tuple, ast.List)):
+                targets.extend(t.elts)
+            elif isinstance(t, ast.Starred):
+                targets.append(t.value)
+            elif isinstance(t, ast.Name) and t.id in wanted:
+                rebound.append((t.id, getattr(node, "lineno", 0)))
+        pending.extend(ast.iter_child_nodes(node))
+    for name, line in sorted(set(rebound), key=lambda x: x[1]):
+        warnings.warn(
+            f"state '{name}' of {label!r} is assigned inside it (line {line} of its source): "
+            "the new value is a local variable and is never saved. Mutate the bound object "
+            "in place (a list, dict or array), or keep the value on an object bound with "
+            "bind_object_state().",
+            UserWarning,
+            stacklevel=4,
+        )

@@ -8,6 +8,7 @@ import inspect
 import math
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,12 +17,14 @@ from oups._oups import RawBufferLedger
 from oups.exceptions import InvalidParameterError, ParameterTypeError
 from oups.stateful_loop import _codec
 from oups.stateful_loop._frames import DEFAULT_CONCAT, frame_bytes, frame_kind
-from oups.stateful_loop._validation import validate_loop_usage
+from oups.stateful_loop._validation import validate_loop_usage, warn_rebound
 
 __all__ = ["StatefulLoop", "Skip", "IterationContext"]
 
 _MB = 1024 * 1024
 _T = TypeVar("_T")
+#: State-file entry of the frames unflushed buffers held at a checkpoint.
+_BUFFERS_KEY = "loop:buffers"
 
 
 class Skip(Exception):
@@ -123,8 +126,14 @@ class StatefulLoop:
                 21, "StatefulLoop filepath is a directory; pass the path of a file", str(path)
             )
         self._loaded = path.exists()
+        self._bound: set[str] = set()
+        self._warned = False
+        # Frames a checkpoint kept in unflushed buffers, put back by the
+        # first run after loading (see _checkpoint).
+        self._resumed_buffers: Any = None
         if self._loaded:
             self._states = _codec.load(path)
+            self._resumed_buffers = self._states.pop(_BUFFERS_KEY, {}).get("buffers")
 
     # -- read-only attributes -------------------------------------------------
 
@@ -168,7 +177,10 @@ class StatefulLoop:
 
         Use as ``for item_ctx in loop.iterate(source): with item_ctx as item: ...``.
         The state is saved once the last item's body has completed without an
-        exception; ``break`` or an exception leave the state file untouched.
+        exception, and also after the body of every item during which a
+        :meth:`buffer` flushed (a checkpoint: a resume continues from the last
+        completed flush, see the docs for the exact guarantee). ``break`` or
+        an exception leave the state file as the last save left it.
 
         ``check_loop_usage``: None validates the loop's shape (see the docs)
         unless a state file was loaded; otherwise its truth value decides.
@@ -190,6 +202,7 @@ class StatefulLoop:
         if validate:
             validate_loop_usage(sys._getframe(1))
         self._start_run()
+        self._warn_unbound()
         iterator = iter(iterable)
         try:
             upcoming = next(iterator)
@@ -206,7 +219,12 @@ class StatefulLoop:
                 self._is_last_iteration = True
             count += 1
             self._iteration_count = count
+            self._flushed = False
             yield IterationContext(item)
+            # The body completed (an exception would have closed the generator
+            # at `yield`): the consumer of any flush of this item has returned.
+            if self._flushed and not last:
+                self._checkpoint()
         # Reached only when the for statement asks for an item after the last
         # body completed: break and exceptions close the generator at `yield`.
         self._save()
@@ -214,15 +232,48 @@ class StatefulLoop:
     def _start_run(self) -> None:
         self._iteration_count = -1
         self._is_last_iteration = False
+        self._flushed = False
         self._ledger.clear()
         self._buffers = []
         self._buffer_iteration = None
         self._buffer_position = 0
+        resumed, self._resumed_buffers = self._resumed_buffers, None
+        for position, entry in enumerate(resumed or []):
+            frames_by_key, nbytes = entry
+            self._buffers.append({key: list(frames) for key, frames in frames_by_key})
+            n = sum(len(frames) for _, frames in frames_by_key)
+            # Re-counts what the checkpoint held; never flushes by itself.
+            self._ledger.add(position, int(nbytes), n, 2**62, False)
 
-    def _save(self) -> None:
+    def _warn_unbound(self) -> None:
+        stale = sorted(k for k in self._states if k not in self._bound)
+        if stale and self._loaded and not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"the state file {os.fspath(self._filepath)!r} holds state for "
+                f"{', '.join(stale)}, which this run did not bind: it is kept but unused, and "
+                "the renamed or removed binding starts from its initial values. Bind in the "
+                "same order and with the same names on every run (or pass name=...).",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    def _save(self, buffers: Any = None) -> None:
         for key, (obj, names) in self._object_bindings.items():
             self._states[key] = {name: getattr(obj, name) for name in names}
-        _codec.save(self._filepath, self._states)
+        states = self._states
+        if buffers is not None:
+            states = {**states, _BUFFERS_KEY: {"buffers": buffers}}
+        _codec.save(self._filepath, states)
+
+    def _checkpoint(self) -> None:
+        """Saves the state after an item whose flush was consumed, with the
+        frames other buffers still hold: a resume from here loses nothing."""
+        held = [
+            ([(key, frames) for key, frames in store.items() if frames], self._ledger.usage(p)[0])
+            for p, store in enumerate(self._buffers)
+        ]
+        self._save(held if any(frames for frames, _ in held) else None)
 
     # -- buffering ------------------------------------------------------------
 
@@ -324,6 +375,7 @@ class StatefulLoop:
         for key in store:
             store[key] = []
         self._ledger.flushed(position)
+        self._flushed = True
         return out
 
     # -- state binding --------------------------------------------------------
@@ -409,6 +461,8 @@ class StatefulLoop:
         )
         # Persist the very dict the partial holds, so what is saved is what is bound.
         self._states[key] = bound.keywords
+        self._bound.add(key)
+        warn_rebound(func, list(state), base)
         return bound
 
     def bind_object_state(self, obj: _T, *, state: list[str], name: str | None = None) -> _T:
@@ -466,4 +520,5 @@ class StatefulLoop:
                     setattr(obj, attr, stored[attr])
         self._states[key] = {attr: getattr(obj, attr) for attr in names}
         self._object_bindings[key] = (obj, names)
+        self._bound.add(key)
         return obj
