@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import pandas as pd
 import pytest
 
+import oups._progress
 from oups import Store, toplevel, write
 from oups.exceptions import ParameterTypeError
 
@@ -44,9 +46,14 @@ def test_no_output_without_progress_or_without_tqdm(tmp_path, capsys, monkeypatc
     write(tmp_path / "a", ordered_on="t", df=_frame(100))
     assert capsys.readouterr().err == ""
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # import fails: no tqdm
-    write(tmp_path / "b", ordered_on="t", df=_frame(100), progress=True)
-    store = Store(tmp_path, Key)
-    list(store.iter_intersections([Key("a")], progress=True))
+    monkeypatch.setattr(oups._progress, "_warned_no_tqdm", False)
+    # progress=True without tqdm says so, once per process.
+    with pytest.warns(UserWarning, match="tqdm is not installed"):
+        write(tmp_path / "b", ordered_on="t", df=_frame(100), progress=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        store = Store(tmp_path, Key)
+        list(store.iter_intersections([Key("a")], progress=True))
     assert capsys.readouterr().err == ""
 
 

@@ -818,13 +818,14 @@ def test_df_none_on_new_dataset_writes_metadata_only(tmp_ds):
 
 
 def test_empty_frame_on_empty_dataset_acts_like_none(tmp_ds):
-    # Bug B4 of the reference: this raised. It now behaves like df=None.
+    # Bug B4 of the reference: this raised. It is now a real no-op, like
+    # df=None without metadata: nothing is created on disk.
     for target in (3, "1D"):
         empty = pd.DataFrame({"a": pd.Series([], dtype="datetime64[ns]")})
         write(tmp_ds, ordered_on="a", df=empty, row_group_target_size=target)
         ds = OrderedParquetDataset(tmp_ds)
-        assert len(ds) == 0 and ds.to_pandas() is None and not ds.is_newly_initialized
-        ds.remove_from_disk()
+        assert len(ds) == 0 and ds.to_pandas() is None and ds.is_newly_initialized
+        assert not tmp_ds.parent.exists() or list(tmp_ds.parent.iterdir()) == []
 
 
 def test_opd_method_write(tmp_ds):

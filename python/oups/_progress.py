@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from oups.exceptions import ParameterTypeError
+
+_warned_no_tqdm = False
 
 
 def check_progress(value: Any) -> bool:
@@ -22,5 +25,14 @@ def progress_bar(
     try:
         from tqdm.auto import tqdm
     except ImportError:
+        global _warned_no_tqdm
+        if not _warned_no_tqdm:
+            _warned_no_tqdm = True
+            warnings.warn(
+                "progress=True shows nothing because tqdm is not installed; "
+                "pip install tqdm to see progress bars.",
+                UserWarning,
+                stacklevel=3,
+            )
         return None
     return tqdm(total=total, desc=desc, unit=unit, unit_scale=unit_scale, dynamic_ncols=True)

@@ -348,7 +348,7 @@ impl Dataset {
 
 fn ordered_on_mismatch(given: &Value, stored: &Value) -> OupsError {
     OupsError::OrderedOnMismatch(format!(
-        "'ordered_on' parameter value {given} does not match {stored} in record dataset"
+        "'ordered_on' parameter value {given} does not match {stored} stored in the dataset"
     ))
 }
 

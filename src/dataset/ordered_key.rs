@@ -195,18 +195,28 @@ pub fn count_below(array: &dyn Array, key: u64) -> usize {
 }
 
 /// Fails with a message naming the first out-of-order row.
-pub fn check_sorted(keys: &[u64], kind: KeyKind, column: &str) -> Result<()> {
+pub fn check_sorted(keys: &[u64], kind: KeyKind, column: &str, dt: &DataType) -> Result<()> {
     if let Some(i) = keys.windows(2).position(|w| w[0] > w[1]) {
         return Err(OupsError::Unsorted(format!(
             "data must be sorted in ascending order on '{column}', but row {} ({}) is smaller \
              than row {} ({}); sort it first (e.g. df.sort_values('{column}', kind='stable'))",
             i + 1,
-            key_to_json(kind, keys[i + 1]),
+            shown(keys[i + 1], kind, dt),
             i,
-            key_to_json(kind, keys[i]),
+            shown(keys[i], kind, dt),
         )));
     }
     Ok(())
+}
+
+/// A key as a value of the column's own type (a timestamp reads as one).
+fn shown(key: u64, kind: KeyKind, dt: &DataType) -> String {
+    let formatted = keys_to_array(&[key], kind, dt).ok().and_then(|a| {
+        let options = arrow_cast::display::FormatOptions::default();
+        let f = arrow_cast::display::ArrayFormatter::try_new(a.as_ref(), &options).ok()?;
+        Some(f.value(0).to_string())
+    });
+    formatted.unwrap_or_else(|| key_to_json(kind, key).to_string())
 }
 
 /// The JSON form of a key in the metadata file. Floats are strings so that

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
+use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use crate::error::{OupsError, Result};
@@ -75,6 +75,23 @@ fn index_hint(name: &str, hint: &str) -> String {
     }
 }
 
+/// Timestamps (same zone) or durations in another unit: cast when no value
+/// changes (polars writes microseconds, pandas nanoseconds).
+fn other_unit(from: &DataType, to: &DataType) -> bool {
+    match (from, to) {
+        (DataType::Timestamp(_, a), DataType::Timestamp(_, b)) => a == b,
+        (DataType::Duration(_), DataType::Duration(_)) => true,
+        _ => false,
+    }
+}
+
+/// `col` cast to `to` when that loses nothing (no truncation, no overflow).
+fn lossless_cast(col: &ArrayRef, to: &DataType) -> Option<ArrayRef> {
+    let cast = arrow_cast::cast(col, to).ok()?;
+    let back = arrow_cast::cast(&cast, col.data_type()).ok()?;
+    (back.to_data() == col.to_data()).then_some(cast)
+}
+
 /// Reorders and casts `batch` to `target`, or lists every difference.
 pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch> {
     let source = batch.schema();
@@ -93,6 +110,17 @@ pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch> {
                     columns.push(col.clone());
                 } else if compatible(col.data_type(), f.data_type()) {
                     columns.push(arrow_cast::cast(col, f.data_type())?);
+                } else if other_unit(col.data_type(), f.data_type()) {
+                    match lossless_cast(col, f.data_type()) {
+                        Some(c) => columns.push(c),
+                        None => problems.push(format!(
+                            "column '{}' has type {} but the dataset stores {}, and casting \
+                             would change some values (precision or range)",
+                            f.name(),
+                            col.data_type(),
+                            f.data_type()
+                        )),
+                    }
                 } else {
                     problems.push(format!(
                         "column '{}' has type {} but the dataset stores {}",

@@ -85,7 +85,7 @@ fn validate_data(req: &WriteRequest) -> Result<Option<NewData>> {
     let col = batch.column(idx);
     let kind = key_kind(col.data_type(), field)?;
     let keys = encode_column(col.as_ref(), field)?;
-    check_sorted(&keys, kind, field)?;
+    check_sorted(&keys, kind, field, col.data_type())?;
     if let Some(cols) = &req.duplicates_on {
         for c in cols {
             if batch.schema().index_of(c).is_err() {
@@ -160,6 +160,16 @@ fn column_indices(batch: &RecordBatch, names: &[String]) -> Vec<usize> {
 impl Dataset {
     pub fn write(&mut self, req: WriteRequest) -> Result<()> {
         let new = validate_data(&req)?;
+        // No rows and no metadata for a dataset that does not exist: nothing
+        // to do, and nothing (not even a lock file) is created.
+        if new.is_none()
+            && req.key_value_metadata.is_empty()
+            && self.lock.is_none()
+            && !self.layout.meta.exists()
+            && !self.layout.dir.exists()
+        {
+            return Ok(());
+        }
         self.ensure_locked()?;
         let lock = self.lock.clone();
         let _writer = lock
@@ -172,7 +182,6 @@ impl Dataset {
         {
             return Err(ordered_on_mismatch(&req.ordered_on, &self.state.ordered_on));
         }
-        let target = build_target(&req.target, &self.state, new.as_ref(), &req.ordered_field)?;
         let stored = self.schema()?;
         let new = match new {
             None => None,
@@ -189,12 +198,24 @@ impl Dataset {
                         req.ordered_field, self.state.ordered_field
                     )));
                 }
-                Some(NewData {
-                    batch: schema::conform(&n.batch, &canonical)?,
-                    keys: n.keys,
-                })
+                let batch = schema::conform(&n.batch, &canonical)?;
+                let field = req.ordered_field.as_str();
+                let ordered = batch.column_by_name(field);
+                // A cast ordered column (another time unit) needs its keys again.
+                let keys = match ordered {
+                    Some(col)
+                        if col.data_type()
+                            != n.batch.schema().field_with_name(field)?.data_type() =>
+                    {
+                        encode_column(col.as_ref(), field)?
+                    }
+                    _ => n.keys,
+                };
+                Some(NewData { batch, keys })
             }
         };
+        // After conforming: periods are counted in the stored unit.
+        let target = build_target(&req.target, &self.state, new.as_ref(), &req.ordered_field)?;
         let ordered_col = match (&new, &stored) {
             (Some(n), _) => n.batch.schema().index_of(&req.ordered_field)?,
             (None, Some(s)) => s.index_of(&req.ordered_field).unwrap_or(0),
@@ -260,7 +281,8 @@ impl Dataset {
                 let field = req.ordered_field.as_str();
                 let keys = encode_column(batch.column(ordered_col).as_ref(), field)?;
                 let kind = key_kind(batch.schema().field(ordered_col).data_type(), field)?;
-                check_sorted(&keys, kind, field).map_err(|e| {
+                let dt = batch.schema().field(ordered_col).data_type().clone();
+                check_sorted(&keys, kind, field, &dt).map_err(|e| {
                     OupsError::corrupt(&paths[0], format!("its row groups are not sorted: {e}"))
                 })?;
                 Some((batch, keys))

@@ -52,6 +52,16 @@ def chunk_to_pandas(batch: pa.RecordBatch) -> pd.DataFrame:
     return writable(df)
 
 
+def arrow_to_polars(table: pa.Table | pa.RecordBatch) -> Any:
+    try:
+        import polars as pl
+    except ImportError as err:
+        raise ImportError(
+            "to_polars() and output='polars' need polars (pip install polars)"
+        ) from err
+    return pl.from_arrow(table)
+
+
 def _column_names(columns: Any) -> list[str] | None:
     if columns is None:
         return None
@@ -169,11 +179,25 @@ class OrderedParquetDataset:
     def __len__(self) -> int:
         return int(self._raw.info().n_row_groups)
 
+    @property
+    def n_rows(self) -> int:
+        """The number of rows (of this view's row groups, for a view).
+
+        Examples
+        --------
+        >>> import tempfile, pandas as pd
+        >>> from oups import OrderedParquetDataset
+        >>> ds = OrderedParquetDataset(tempfile.mkdtemp() + "/ds", ordered_on="t")
+        >>> ds.write(df=pd.DataFrame({"t": range(5)}), row_group_target_size=2)
+        >>> ds.n_rows, ds[1:].n_rows
+        (5, 3)
+        """
+        return int(self.row_group_stats["n_rows"].sum())
+
     def __repr__(self) -> str:
-        info = self._raw.info()
         return (
             f"{type(self).__name__}('{self.dirpath}', ordered_on={self.ordered_on!r}, "
-            f"row_groups={info.n_row_groups})"
+            f"row_groups={len(self)})"
         )
 
     @property
@@ -247,6 +271,26 @@ class OrderedParquetDataset:
         table = self.to_arrow(start, end_excl, columns)
         return None if table is None else _table_to_pandas(table)
 
+    def to_polars(
+        self, start: Any = None, end_excl: Any = None, columns: list[Any] | None = None
+    ) -> Any:
+        """Rows as a polars DataFrame, or None when there is no row group.
+
+        ``start``, ``end_excl`` and ``columns`` select as in :meth:`to_arrow`;
+        polars must be installed.
+
+        Examples
+        --------
+        >>> import tempfile, pandas as pd
+        >>> from oups import OrderedParquetDataset
+        >>> ds = OrderedParquetDataset(tempfile.mkdtemp() + "/ds", ordered_on="t")
+        >>> ds.write(df=pd.DataFrame({"t": [1, 2, 3], "v": [1.5, 2.5, 3.5]}))
+        >>> ds.to_polars(start=2)["v"].to_list()
+        [2.5, 3.5]
+        """
+        table = self.to_arrow(start, end_excl, columns)
+        return None if table is None else arrow_to_polars(table)
+
     def __getitem__(self, item: int | slice | list[int]) -> ReadOnlyOrderedParquetDataset:
         """A read-only view of some row groups, by position (like a sequence)."""
         stats = self.row_group_stats
@@ -278,7 +322,7 @@ class OrderedParquetDataset:
         if stored is not None and ordered_on is not None and ordered_on != stored:
             raise OrderedOnMismatchError(
                 f"'ordered_on' parameter value {ordered_on!r} does not match {stored!r} "
-                "in record dataset."
+                "stored in the dataset."
             )
         write(self, ordered_on=stored if ordered_on is None else ordered_on, **kwargs)
 

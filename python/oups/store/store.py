@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from oups._oups import RawIntersections
 from oups._progress import check_progress, progress_bar
 from oups.exceptions import InvalidParameterError, OrderedOnMismatchError, ParameterTypeError
 from oups.store._bounds import physical_range
 from oups.store.indexer import check_key_class, is_toplevel, key_class, key_parts, keys_from_columns
-from oups.store.ordered_parquet_dataset import OrderedParquetDataset, chunk_to_pandas
+from oups.store.ordered_parquet_dataset import (
+    OrderedParquetDataset,
+    arrow_to_polars,
+    chunk_to_pandas,
+)
 
 __all__ = ["Store"]
 
@@ -169,7 +172,8 @@ class Store:
         *,
         lock_timeout: float | None = None,
         progress: bool = False,
-    ) -> Iterator[dict[Any, pd.DataFrame]]:
+        output: str = "pandas",
+    ) -> Iterator[dict[Any, Any]]:
         """Iterate synchronised chunks of several datasets over ``[start, end_excl)``.
 
         Each chunk is a dict ``{key: DataFrame}`` holding the rows of each
@@ -193,7 +197,10 @@ class Store:
             Seconds to wait for each dataset's lock.
         progress : bool, default False
             Show a progress bar of the chunks (tqdm, when it is installed;
-            nothing otherwise).
+            a warning otherwise).
+        output : {"pandas", "arrow", "polars"}, default "pandas"
+            The type of each chunk's frames: pandas DataFrames, pyarrow
+            RecordBatches (zero-copy) or polars DataFrames.
 
         Notes
         -----
@@ -223,8 +230,13 @@ class Store:
         """
         key_list = list(keys) if not isinstance(keys, (str, bytes)) else None
         show_progress = check_progress(progress)
+        convert = _CONVERTERS.get(output) if isinstance(output, str) else None
+        if convert is None:
+            raise InvalidParameterError(
+                f"'output' must be 'pandas', 'arrow' or 'polars', got {output!r}."
+            )
         return self._iter_intersections(
-            key_list, keys, start, n_prev, end_excl, lock_timeout, show_progress
+            key_list, keys, start, n_prev, end_excl, lock_timeout, show_progress, convert
         )
 
     def _iter_intersections(
@@ -236,7 +248,8 @@ class Store:
         end_excl: Any,
         lock_timeout: float | None,
         show_progress: bool,
-    ) -> Iterator[dict[Any, pd.DataFrame]]:
+        convert: Callable[[Any], Any],
+    ) -> Iterator[dict[Any, Any]]:
         if key_list is None:
             raise ParameterTypeError(
                 f"'keys' must be an iterable of keys, got {type(keys_arg).__name__}."
@@ -273,7 +286,7 @@ class Store:
                 show_progress, total=raw.n_chunks(), desc="iter_intersections", unit="chunk"
             )
             while (chunk := raw.next_chunk()) is not None:
-                yield {key_list[i]: chunk_to_pandas(batch) for i, batch in chunk}
+                yield {key_list[i]: convert(batch) for i, batch in chunk}
                 if bar is not None:
                     bar.update(1)
         finally:
@@ -282,6 +295,13 @@ class Store:
             for ds in datasets:
                 if ds is not None:
                     ds.close()
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "pandas": chunk_to_pandas,
+    "arrow": lambda batch: batch,
+    "polars": arrow_to_polars,
+}
 
 
 def _n_prev_list(n_prev: Any, n_keys: int) -> list[int]:

@@ -172,7 +172,7 @@ def write(
         if dirpath.ordered_on is not None and dirpath.ordered_on != ordered_on:
             raise OrderedOnMismatchError(
                 f"'ordered_on' parameter value {ordered_on!r} does not match "
-                f"{dirpath.ordered_on!r} in record dataset."
+                f"{dirpath.ordered_on!r} stored in the dataset."
             )
         # The caller's dataset keeps its lock after the write.
         dataset = contextlib.nullcontext(dirpath)
@@ -216,10 +216,11 @@ def _write(
     stats = raw.stats()
     if field is None:
         field = raw.info().ordered_field or arrow_name(ordered_on)
-    if frame is not None:
-        ordered_type = frame.table.schema.field(field).type
-    elif stats.num_rows:
+    # Period anchors are in the stored unit, to which new data is cast.
+    if stats.num_rows:
         ordered_type = stats.schema.field("ordered_on_mins").type
+    elif frame is not None:
+        ordered_type = frame.table.schema.field(field).type
     else:
         ordered_type = None
     target_kw = target_kwargs(target, ordered_type, _bounds(frame, field, stats))
