@@ -250,6 +250,8 @@ def _advance(bar: Any) -> Callable[[int, int], None]:
     def update(done: int, total: int) -> None:
         if bar.total != total:
             bar.total = total
-        bar.update(done - bar.n)
+        # Writer threads report in any order: never move the bar back.
+        if done > bar.n:
+            bar.update(done - bar.n)
 
     return update
