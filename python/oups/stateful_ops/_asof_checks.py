@@ -54,32 +54,38 @@ def check_tz(main_type: pa.DataType, on_type: pa.DataType, on: str) -> None:
         )
 
 
+def _went_back(keys: pa.Array, window: pa.Table, mark: bytes) -> tuple[Any, Any] | None:
+    """(first key, last merged key), shown in the keys' type, when ``keys``
+    start before the last key recorded in ``window``."""
+    if not len(keys):
+        return None
+    last = _last(window, mark)
+    first = _physical(keys, 0)
+    if last is None or first is None or first >= last:
+        return None
+    return _shown(first, keys.type), _shown(last, keys.type)
+
+
 def check_order(
     main: pa.Array, ons: list[list[pa.Array]], carry: list[list[pa.Table]], on: str
 ) -> None:
     """Refuses a call whose keys go back before what earlier calls merged:
     the carry would give wrong values, silently."""
-    if len(main):
-        last = _last(carry[0][0], _LAST_MAIN)
-        first = _physical(main, 0)
-        if last is not None and first is not None and first < last:
-            raise InvalidParameterError(
-                f"'main' goes back in time: it starts at {_shown(first, main.type)}, before the "
-                f"last key {_shown(last, main.type)} of the previous call. Calls must follow each "
-                "other in key order; set 'carry' to None to start over."
-            )
+    back = _went_back(main, carry[0][0], _LAST_MAIN)
+    if back is not None:
+        raise InvalidParameterError(
+            f"'main' goes back in time: it starts at {back[0]}, before the last key {back[1]} "
+            "of the previous call. Calls must follow each other in key order; set 'carry' to "
+            "None to start over."
+        )
     for g, (on_g, windows) in enumerate(zip(ons, carry, strict=True)):
         for i, (keys, window) in enumerate(zip(on_g, windows, strict=True)):
-            if not len(keys):
-                continue
-            last = _last(window, _LAST_ON)
-            first = _physical(keys, 0)
-            if last is not None and first is not None and first < last:
+            back = _went_back(keys, window, _LAST_ON)
+            if back is not None:
                 raise InvalidParameterError(
-                    f"dataframe '{i}' in group '{g}' starts at {on}={_shown(first, keys.type)}, "
-                    f"before its last row already merged ({_shown(last, keys.type)}): a chunk "
-                    "must not be older than the carry. Pass each chunk once, in order; set "
-                    "'carry' to None to start over."
+                    f"dataframe '{i}' in group '{g}' starts at {on}={back[0]}, before its last "
+                    f"row already merged ({back[1]}): a chunk must not be older than the carry. "
+                    "Pass each chunk once, in order; set 'carry' to None to start over."
                 )
 
 
