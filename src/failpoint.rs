@@ -3,35 +3,51 @@
 //! Set `OUPS_FAILPOINT=<name>` (optionally `<name>:<n>` to fire on the n-th
 //! hit) and the process aborts when it reaches that point, as a crash would.
 //! `OUPS_FAILPOINT=panic:<name>` panics instead, to test panic conversion.
+//!
+//! Only with the `failpoints` cargo feature (the test build); otherwise
+//! `hit` is an empty inline function and the variable is never read.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+/// Whether this build has the hooks (tests that need them skip otherwise).
+pub const ENABLED: bool = cfg!(feature = "failpoints");
 
-static SPEC: OnceLock<Option<(bool, String, u64)>> = OnceLock::new();
-static HITS: AtomicU64 = AtomicU64::new(0);
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn hit(_name: &str) {}
 
-fn spec() -> &'static Option<(bool, String, u64)> {
-    SPEC.get_or_init(|| {
-        let raw = std::env::var("OUPS_FAILPOINT").ok()?;
-        let (panic, rest) = match raw.strip_prefix("panic:") {
-            Some(rest) => (true, rest.to_string()),
-            None => (false, raw),
-        };
-        let (name, nth) = match rest.split_once(':') {
-            Some((n, k)) => (n.to_string(), k.parse().unwrap_or(1)),
-            None => (rest, 1),
-        };
-        Some((panic, name, nth))
-    })
-}
+#[cfg(feature = "failpoints")]
+pub use hooks::hit;
 
-pub fn hit(name: &str) {
-    if let Some((panic, target, nth)) = spec() {
-        if target == name && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *nth {
-            if *panic {
-                panic!("failpoint '{name}' triggered");
+#[cfg(feature = "failpoints")]
+mod hooks {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+
+    static SPEC: OnceLock<Option<(bool, String, u64)>> = OnceLock::new();
+    static HITS: AtomicU64 = AtomicU64::new(0);
+
+    fn spec() -> &'static Option<(bool, String, u64)> {
+        SPEC.get_or_init(|| {
+            let raw = std::env::var("OUPS_FAILPOINT").ok()?;
+            let (panic, rest) = match raw.strip_prefix("panic:") {
+                Some(rest) => (true, rest.to_string()),
+                None => (false, raw),
+            };
+            let (name, nth) = match rest.split_once(':') {
+                Some((n, k)) => (n.to_string(), k.parse().unwrap_or(1)),
+                None => (rest, 1),
+            };
+            Some((panic, name, nth))
+        })
+    }
+
+    pub fn hit(name: &str) {
+        if let Some((panic, target, nth)) = spec() {
+            if target == name && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *nth {
+                if *panic {
+                    panic!("failpoint '{name}' triggered");
+                }
+                std::process::abort();
             }
-            std::process::abort();
         }
     }
 }

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from oups import OrderedParquetDataset
+from oups import OrderedParquetDataset, _oups
 
 from .crash_writer import steps
 
@@ -95,6 +95,9 @@ FAILPOINTS = [
 ]
 
 
+@pytest.mark.skipif(
+    not _oups.FAILPOINTS, reason="needs the failpoints build feature (bash .ci/setup enables it)"
+)
 @pytest.mark.slow
 @pytest.mark.parametrize("failpoint", FAILPOINTS)
 def test_abort_at_each_commit_step(tmp_path, model_states, failpoint):

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from oups import StatefulLoop
+from oups import StatefulLoop, _oups
 from oups.stateful_loop import _codec
 
 SAVER = textwrap.dedent(
@@ -63,6 +63,9 @@ def _version(path):
     return v
 
 
+@pytest.mark.skipif(
+    not _oups.FAILPOINTS, reason="needs the failpoints build feature (bash .ci/setup enables it)"
+)
 def test_abort_during_save_keeps_previous_state(tmp_path):
     proc = _run(tmp_path, 0, 1)
     assert _wait(proc) == 0

@@ -15,6 +15,7 @@ import pyarrow as pa
 __all__ = [
     "__version__",
     "DEBUG_BUILD",
+    "FAILPOINTS",
     "RawDataset",
     "RawInfo",
     "RawKeySchema",
@@ -28,6 +29,7 @@ __all__ = [
 
 __version__: str
 DEBUG_BUILD: bool
+FAILPOINTS: bool
 
 _Path = str | PathLike[str]
 #: A bound already converted to the ordered column's physical value.

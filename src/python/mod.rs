@@ -22,6 +22,7 @@ fn _debug_panic(py: Python<'_>) -> PyResult<()> {
 fn _oups(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("DEBUG_BUILD", cfg!(debug_assertions))?;
+    m.add("FAILPOINTS", crate::failpoint::ENABLED)?;
     m.add_class::<dataset::RawDataset>()?;
     m.add_class::<dataset::RawInfo>()?;
     m.add_class::<key_schema::RawKeySchema>()?;
