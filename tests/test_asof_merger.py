@@ -1,6 +1,6 @@
-"""AsofMerger through its public API: the scenarios of spec/loop_asof.md B.8
-(with output columns in each frame's original order, as SPEC.md asks), the
-fixes of part C, chunked streaming equivalence and pandas.merge_asof parity."""
+"""AsofMerger through its public API: the behaviour docs/asof_merger.md
+describes (output columns in each frame's original order), the reference's
+defects fixed, chunked streaming equivalence and pandas.merge_asof parity."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""check_cmidx / conform_cmidx (spec/store_read.md §4)."""
+"""check_cmidx / conform_cmidx (column MultiIndex, docs/dataset.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Keys: @toplevel / @sublevel classes (spec/store_read.md §1, scenarios 1-7)."""
+"""Keys: @toplevel / @sublevel classes (docs/store.md, "Keys")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Store.iter_intersections (spec/store_read.md §6, scenarios 17-23)."""
+"""Store.iter_intersections (docs/store.md, "Synchronised iteration")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Loop-usage validation (spec/loop_asof.md A.8, L17, L18), with the fixes of
-C.L8/C.L10: source through linecache, wrappers and attribute receivers
+"""Loop-usage validation (docs/stateful_loop.md, "Loop usage validation"):
+source through linecache, wrappers and attribute receivers
 accepted, truth-tested ``check_loop_usage``, a warning when no source exists."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""StatefulLoop through its public API: the scenarios of spec/loop_asof.md A.9,
-with the reference's defects (part C) fixed as the issue asks."""
+"""StatefulLoop through its public API: the behaviour docs/stateful_loop.md
+describes, with the pure-Python reference's defects fixed."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Store: discovery, container protocol, get / del (spec/store_read.md §5, scenarios 8-11)."""
+"""Store: discovery, container protocol, get / del (docs/store.md, "The store")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every worked scenario of spec/store_write.md §8, through the public API.
+"""The worked merge scenarios of docs/dataset.md, through the public API.
 
 Initial row groups are created by successive appends with a huge target (a
 new value never falls inside the previous row group, so each append is one
@@ -852,7 +852,7 @@ def test_multiindex_columns_tuple_ordered_on(tmp_ds):
 
 
 def test_max_n_zero_means_one(tmp_ds):
-    # SPEC §2: 0 is accepted and means the same as 1 (the reference raised).
+    # 0 is accepted and means the same as 1 (the reference raised).
     build(tmp_ds, [[0, 1, 2, 3], [4, 5]])
     write(tmp_ds, ordered_on="a", df=frame([6]), row_group_target_size=4, max_n_off_target_rgs=0)
     assert rg_values(OrderedParquetDataset(tmp_ds)) == [[0, 1, 2, 3], [4, 5, 6]]

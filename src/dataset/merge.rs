@@ -1,6 +1,7 @@
-//! Producing the new row groups of one merge region (specification §3.5):
-//! existing rows then new rows, stably merged on the ordered key, duplicates
-//! dropped keeping the last, and split by row count or by period.
+//! Producing the new row groups of one merge region (docs/dataset.md, "How new
+//! rows are placed" and "Duplicates"): existing rows then new rows, stably
+//! merged on the ordered key, stored rows replaced by the new rows they
+//! duplicate, and split by row count or by period.
 
 use std::collections::HashSet;
 

@@ -1,9 +1,8 @@
 //! Which existing row groups a write rewrites, and where the new rows go.
 //!
-//! This is the merge planning of the specification (§3.2–§3.4): new rows are
-//! assigned to "ordered atomic regions" (OARs, one per existing row group plus
-//! one per run of new rows falling between row groups), each OAR is classified
-//! on or off target, and runs of OARs are grouped into merge regions. Planning
+//! New rows are assigned to "ordered atomic regions" (OARs, one per existing
+//! row group plus one per run of new rows falling between row groups; see
+//! docs/dataset.md), each OAR is classified on or off target, and runs of OARs are grouped into merge regions. Planning
 //! works on row-group stats and the new keys only; no data is read.
 
 use std::collections::HashMap;
