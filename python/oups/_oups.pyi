@@ -25,6 +25,7 @@ __all__ = [
     "load_state",
     "asof_merge",
     "_debug_panic",
+    "_check_exception_classes",
 ]
 
 __version__: str
@@ -139,3 +140,4 @@ def asof_merge(
     slots: Sequence[npt.NDArray[np.uint8] | None],
 ) -> tuple[list[pa.Array | None], list[list[list[pa.Array]]]]: ...
 def _debug_panic() -> None: ...
+def _check_exception_classes() -> list[str]: ...

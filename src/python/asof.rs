@@ -3,11 +3,11 @@
 
 use arrow_array::{Array, ArrayRef, UInt32Array};
 use numpy::{PyReadwriteArray1, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3_arrow::PyArray;
 
 use crate::asof::{merge, AsofInput, FrameChunk, OutSlot};
+use crate::error::OupsError;
 use crate::python::errors::run;
 
 /// `[g][d]`: the frame's `on` array and its value arrays.
@@ -50,9 +50,14 @@ pub fn asof_merge(
             Some(obj) => {
                 let mut view = obj.extract::<PyReadwriteArray1<u8>>()?;
                 if !view.is_contiguous() {
-                    return Err(PyValueError::new_err("output slots must be contiguous"));
+                    return Err(OupsError::InvalidArgument(
+                        "output slots must be contiguous".into(),
+                    )
+                    .into());
                 }
-                let bytes = view.as_slice_mut().map_err(PyValueError::new_err)?;
+                let bytes = view
+                    .as_slice_mut()
+                    .map_err(|e| OupsError::InvalidArgument(format!("output slot: {e}")))?;
                 let slot = OutSlot {
                     ptr: bytes.as_mut_ptr(),
                     len: bytes.len(),
@@ -68,7 +73,7 @@ pub fn asof_merge(
         let ids = a
             .as_any()
             .downcast_ref::<UInt32Array>()
-            .ok_or_else(|| PyTypeError::new_err("positions must be uint32 arrays"))?;
+            .ok_or_else(|| OupsError::InvalidType("positions must be uint32 arrays".into()))?;
         groups.push(ids.values().to_vec());
     }
     let chunks: Vec<Vec<FrameChunk>> = chunks

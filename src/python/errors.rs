@@ -5,45 +5,75 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::types::PyType;
 
 use crate::error::OupsError;
 
-fn class_name(e: &OupsError) -> &'static str {
-    match e {
-        OupsError::InvalidArgument(_) => "InvalidParameterError",
-        OupsError::InvalidType(_) => "ParameterTypeError",
-        OupsError::Unsorted(_) => "UnsortedError",
-        OupsError::SchemaMismatch(_) => "SchemaMismatchError",
-        OupsError::ColumnNotFound(_) => "ColumnNotFoundError",
-        OupsError::OrderedOnMismatch(_) => "OrderedOnMismatchError",
-        OupsError::Corrupt { .. } => "CorruptDatasetError",
-        OupsError::CorruptState { .. } => "CorruptStateError",
-        OupsError::LockTimeout { .. } => "LockTimeoutError",
-        OupsError::Io { source, .. } => match source.kind() {
-            std::io::ErrorKind::NotFound => "DatasetFileNotFoundError",
-            std::io::ErrorKind::PermissionDenied => "DatasetPermissionError",
-            _ => "DatasetIOError",
-        },
-        OupsError::Arrow(_) | OupsError::Parquet(_) => "DatasetIOError",
-        OupsError::Internal(_) => "InternalError",
+// The classes are imported by handle: a name that is not one of these Rust
+// types does not compile, and `_check_exception_classes` (run by the tests)
+// resolves every one against `oups.exceptions`.
+pyo3::import_exception!(oups.exceptions, InvalidParameterError);
+pyo3::import_exception!(oups.exceptions, ParameterTypeError);
+pyo3::import_exception!(oups.exceptions, UnsortedError);
+pyo3::import_exception!(oups.exceptions, SchemaMismatchError);
+pyo3::import_exception!(oups.exceptions, ColumnNotFoundError);
+pyo3::import_exception!(oups.exceptions, OrderedOnMismatchError);
+pyo3::import_exception!(oups.exceptions, CorruptDatasetError);
+pyo3::import_exception!(oups.exceptions, CorruptStateError);
+pyo3::import_exception!(oups.exceptions, LockTimeoutError);
+pyo3::import_exception!(oups.exceptions, DatasetIOError);
+pyo3::import_exception!(oups.exceptions, DatasetFileNotFoundError);
+pyo3::import_exception!(oups.exceptions, DatasetPermissionError);
+pyo3::import_exception!(oups.exceptions, InternalError);
+
+impl From<OupsError> for PyErr {
+    fn from(e: OupsError) -> PyErr {
+        let message = e.to_string();
+        match e {
+            OupsError::InvalidArgument(_) => InvalidParameterError::new_err(message),
+            OupsError::InvalidType(_) => ParameterTypeError::new_err(message),
+            OupsError::Unsorted(_) => UnsortedError::new_err(message),
+            OupsError::SchemaMismatch(_) => SchemaMismatchError::new_err(message),
+            OupsError::ColumnNotFound(_) => ColumnNotFoundError::new_err(message),
+            OupsError::OrderedOnMismatch(_) => OrderedOnMismatchError::new_err(message),
+            OupsError::Corrupt { .. } => CorruptDatasetError::new_err(message),
+            OupsError::CorruptState { .. } => CorruptStateError::new_err(message),
+            OupsError::LockTimeout { .. } => LockTimeoutError::new_err(message),
+            OupsError::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::NotFound => DatasetFileNotFoundError::new_err(message),
+                std::io::ErrorKind::PermissionDenied => DatasetPermissionError::new_err(message),
+                _ => DatasetIOError::new_err(message),
+            },
+            OupsError::Arrow(_) | OupsError::Parquet(_) => DatasetIOError::new_err(message),
+            OupsError::Internal(_) => InternalError::new_err(message),
+        }
     }
 }
 
 pub fn to_pyerr(e: OupsError) -> PyErr {
-    Python::attach(|py| {
-        let message = e.to_string();
-        let class = py
-            .import("oups.exceptions")
-            .and_then(|m| m.getattr(class_name(&e)))
-            .and_then(|c| c.cast_into::<PyType>().map_err(PyErr::from));
-        match class {
-            Ok(class) => PyErr::from_type(class, message),
-            Err(_) => PyRuntimeError::new_err(message),
-        }
-    })
+    e.into()
+}
+
+/// The names of every exception class the binding raises, each resolved in
+/// `oups.exceptions` (an import failure raises here, in the tests).
+#[pyfunction]
+pub fn _check_exception_classes(py: Python<'_>) -> PyResult<Vec<String>> {
+    let types = [
+        py.get_type::<InvalidParameterError>(),
+        py.get_type::<ParameterTypeError>(),
+        py.get_type::<UnsortedError>(),
+        py.get_type::<SchemaMismatchError>(),
+        py.get_type::<ColumnNotFoundError>(),
+        py.get_type::<OrderedOnMismatchError>(),
+        py.get_type::<CorruptDatasetError>(),
+        py.get_type::<CorruptStateError>(),
+        py.get_type::<LockTimeoutError>(),
+        py.get_type::<DatasetIOError>(),
+        py.get_type::<DatasetFileNotFoundError>(),
+        py.get_type::<DatasetPermissionError>(),
+        py.get_type::<InternalError>(),
+    ];
+    types.iter().map(|t| Ok(t.name()?.to_string())).collect()
 }
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use arrow_array::{Array, RecordBatch, UInt8Array};
 use arrow_buffer::ScalarBuffer;
 use arrow_schema::SchemaRef;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3_arrow::{PyArray, PyTable};
 
+use crate::error::OupsError;
 use crate::python::errors::run;
 use crate::stateful_loop::ledger::BufferLedger;
 use crate::stateful_loop::state_file::{self, SectionIn, SectionOut};
@@ -44,7 +44,9 @@ pub fn save_state(
                 let bytes = array
                     .as_any()
                     .downcast_ref::<UInt8Array>()
-                    .ok_or_else(|| PyValueError::new_err("a raw section must be a uint8 array"))?
+                    .ok_or_else(|| {
+                        OupsError::InvalidType("a raw section must be a uint8 array".into())
+                    })?
                     .clone();
                 OwnedSection::Raw(bytes)
             }
@@ -53,9 +55,9 @@ pub fn save_state(
                 OwnedSection::Arrow(schema, batches)
             }
             other => {
-                return Err(PyValueError::new_err(format!(
-                    "unknown section kind '{other}'"
-                )))
+                return Err(
+                    OupsError::InvalidArgument(format!("unknown section kind '{other}'")).into(),
+                )
             }
         });
     }

@@ -1,0 +1,14 @@
+"""Engine errors reach Python as the classes of oups.exceptions."""
+
+from __future__ import annotations
+
+import oups.exceptions as exc
+from oups import _oups
+
+
+def test_every_class_the_engine_raises_exists_in_oups_exceptions():
+    raised = set(_oups._check_exception_classes())
+    # ReadOnlyError is raised by the Python layer only; OupsError is the base.
+    assert raised == set(exc.__all__) - {"OupsError", "ReadOnlyError"}
+    for name in raised:
+        assert issubclass(getattr(exc, name), exc.OupsError)
