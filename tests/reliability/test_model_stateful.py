@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from oups import OrderedParquetDataset, write
-from tests.merge_model import merge_rows
+from tests.store.merge_model import merge_rows
 
 pytestmark = pytest.mark.slow
 

@@ -17,8 +17,7 @@ from oups.exceptions import (
     SchemaMismatchError,
     UnsortedError,
 )
-
-from .conftest import dir_digest
+from tests.conftest import dir_digest
 
 
 @pytest.fixture

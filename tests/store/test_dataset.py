@@ -13,8 +13,7 @@ import pytest
 
 from oups import OrderedParquetDataset, ReadOnlyOrderedParquetDataset, write
 from oups.exceptions import LockTimeoutError
-
-from .conftest import rg_values
+from tests.conftest import rg_values
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from oups import OrderedParquetDataset, write
-from tests.merge_model import merge_rows
+from tests.store.merge_model import merge_rows
 
 keys = st.lists(st.integers(0, 60), min_size=0, max_size=25).map(sorted)
 write_params = st.fixed_dictionaries(

@@ -12,8 +12,7 @@ import pytest
 
 import oups
 from oups import OrderedParquetDataset, write
-
-from .conftest import rg_values
+from tests.conftest import rg_values
 
 D1, D2, D3 = "2024-01-01", "2024-01-02", "2024-01-03"
 

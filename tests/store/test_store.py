@@ -12,8 +12,7 @@ import pytest
 
 from oups import OrderedParquetDataset, Store, sublevel, toplevel, write
 from oups.exceptions import LockTimeoutError, OrderedOnMismatchError
-
-from .conftest import dir_digest
+from tests.conftest import dir_digest
 
 
 @toplevel
