@@ -2,7 +2,7 @@
 //! files and of the directory that holds a rename.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{IoContext, Result};
 
@@ -33,4 +33,35 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     #[cfg(not(unix))]
     let _ = dir;
     Ok(())
+}
+
+/// Replaces `target` atomically: `write` fills a new file `tmp` (in the same
+/// directory) and hands it back, which is flushed to disk, renamed over
+/// `target`, and the rename made durable. On any failure `target` is left as
+/// it was and `tmp` is removed. `before_rename` names the failpoint hit just
+/// before the rename (the commit point).
+pub fn replace_atomic(
+    target: &Path,
+    tmp: &Path,
+    what: &'static str,
+    before_rename: &str,
+    write: impl FnOnce(fs::File) -> Result<fs::File>,
+) -> Result<()> {
+    let result = (|| {
+        let file = fs::File::create(tmp).at("cannot create temp file", tmp)?;
+        let file = write(file)?;
+        sync_file(&file, tmp)?;
+        drop(file);
+        crate::failpoint::hit(before_rename);
+        fs::rename(tmp, target).at(what, target)?;
+        let parent = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        sync_dir(&parent)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(tmp);
+    }
+    result
 }

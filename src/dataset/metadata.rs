@@ -107,20 +107,17 @@ pub fn read(layout: &Layout) -> Result<Option<MetadataDoc>> {
 pub fn write_atomic(layout: &Layout, doc: &MetadataDoc) -> Result<()> {
     let bytes = encode(doc)?;
     let tmp = layout.meta_tmp();
-    let result = (|| {
-        let mut f = fs::File::create(&tmp).at("cannot create metadata temp file", &tmp)?;
-        f.write_all(&bytes)
-            .at("cannot write metadata temp file", &tmp)?;
-        crate::durable::sync_file(&f, &tmp)?;
-        drop(f);
-        crate::failpoint::hit("before_commit_rename");
-        fs::rename(&tmp, &layout.meta).at("cannot commit metadata file", &layout.meta)?;
-        crate::durable::sync_dir(&layout.parent)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    crate::durable::replace_atomic(
+        &layout.meta,
+        &tmp,
+        "cannot commit metadata file",
+        "before_commit_rename",
+        |mut f| {
+            f.write_all(&bytes)
+                .at("cannot write metadata temp file", &tmp)?;
+            Ok(f)
+        },
+    )
 }
 
 #[cfg(test)]

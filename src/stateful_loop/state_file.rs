@@ -160,33 +160,24 @@ fn write_body<W: Write>(
 /// previous file is left untouched and the temporary file is removed.
 pub fn save(path: &Path, manifest: &str, sections: &[SectionOut]) -> Result<()> {
     let tmp = temp_path(path);
-    let result = (|| {
-        let file = fs::File::create(&tmp).at("cannot create state temp file", &tmp)?;
-        let mut w = HashingWriter {
-            inner: BufWriter::with_capacity(1 << 20, file),
-            crc: crc32fast::Hasher::new(),
-            pos: 0,
-        };
-        write_body(&mut w, manifest, sections, &tmp)?;
-        crate::failpoint::hit("state_file_written");
-        let file = w
-            .inner
-            .into_inner()
-            .map_err(|e| OupsError::io("cannot write state file", &tmp, e.into_error()))?;
-        crate::durable::sync_file(&file, &tmp)?;
-        drop(file);
-        crate::failpoint::hit("state_file_before_rename");
-        fs::rename(&tmp, path).at("cannot replace state file", path)?;
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        crate::durable::sync_dir(&parent)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    crate::durable::replace_atomic(
+        path,
+        &tmp,
+        "cannot replace state file",
+        "state_file_before_rename",
+        |file| {
+            let mut w = HashingWriter {
+                inner: BufWriter::with_capacity(1 << 20, file),
+                crc: crc32fast::Hasher::new(),
+                pos: 0,
+            };
+            write_body(&mut w, manifest, sections, &tmp)?;
+            crate::failpoint::hit("state_file_written");
+            w.inner
+                .into_inner()
+                .map_err(|e| OupsError::io("cannot write state file", &tmp, e.into_error()))
+        },
+    )
 }
 
 fn u32_at(buf: &[u8], at: usize) -> u32 {
