@@ -27,7 +27,6 @@ fn _oups(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<dataset::RawInfo>()?;
     m.add_class::<key_schema::RawKeySchema>()?;
     m.add_class::<intersections::RawIntersections>()?;
-    m.add_class::<stateful_loop::RawBufferLedger>()?;
     m.add_function(wrap_pyfunction!(stateful_loop::save_state, m)?)?;
     m.add_function(wrap_pyfunction!(stateful_loop::load_state, m)?)?;
     m.add_function(wrap_pyfunction!(asof::asof_merge, m)?)?;

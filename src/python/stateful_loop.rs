@@ -1,5 +1,5 @@
 //! Bindings for the StatefulLoop engine parts: the state-file codec
-//! (`save_state` / `load_state`) and the buffer memory ledger.
+//! (`save_state` / `load_state`).
 //!
 //! Sections cross as Arrow through the C data interface: tables as
 //! `pyarrow.Table`, raw bytes as a `pyarrow` uint8 array (zero-copy views of
@@ -16,7 +16,6 @@ use pyo3_arrow::{PyArray, PyTable};
 
 use crate::error::OupsError;
 use crate::python::errors::run;
-use crate::stateful_loop::ledger::BufferLedger;
 use crate::stateful_loop::state_file::{self, SectionIn, SectionOut};
 
 /// A section as Python sees it: its kind and its pyarrow object.
@@ -100,45 +99,4 @@ pub fn load_state(py: Python<'_>, path: PathBuf) -> PyResult<(String, Vec<Sectio
         });
     }
     Ok((loaded.manifest, out))
-}
-
-/// The byte counters of `StatefulLoop.buffer()`, one per call position.
-#[pyclass(module = "oups._oups")]
-#[derive(Default)]
-pub struct RawBufferLedger {
-    inner: BufferLedger,
-}
-
-#[pymethods]
-impl RawBufferLedger {
-    #[new]
-    fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds `frames` frames of `nbytes` bytes at `position`; True means flush now.
-    fn add(&mut self, position: usize, nbytes: u64, frames: u64, limit: i64, force: bool) -> bool {
-        self.inner
-            .add(position, nbytes, frames, limit.max(0) as u64, force)
-    }
-
-    /// Confirms a flush of `position`: its counters restart from zero.
-    fn flushed(&mut self, position: usize) {
-        self.inner.flushed(position);
-    }
-
-    /// `(bytes, frames)` pending at `position`.
-    fn usage(&self, position: usize) -> (u64, u64) {
-        let u = self.inner.usage(position);
-        (u.bytes, u.frames)
-    }
-
-    #[getter]
-    fn total_bytes(&self) -> u64 {
-        self.inner.total_bytes()
-    }
-
-    fn clear(&mut self) {
-        self.inner.clear();
-    }
 }

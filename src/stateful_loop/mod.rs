@@ -1,6 +1,5 @@
-//! Engine parts of `StatefulLoop`: the persistence file codec and the memory
-//! ledger of `buffer()`. The iteration protocol and state binding live in
-//! Python, where the user's objects are.
+//! Engine part of `StatefulLoop`: the persistence file codec. The iteration
+//! protocol, state binding and the buffers of `buffer()` (frames and their
+//! byte counts) live in Python, where the user's objects are.
 
-pub mod ledger;
 pub mod state_file;

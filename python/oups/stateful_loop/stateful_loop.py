@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from oups._oups import RawBufferLedger
 from oups.exceptions import InvalidParameterError, ParameterTypeError
 from oups.stateful_loop import _codec
 from oups.stateful_loop._frames import DEFAULT_CONCAT, frame_bytes, frame_kind
@@ -116,7 +115,8 @@ class StatefulLoop:
         self._states: dict[str, dict[str, Any]] = {}
         self._object_bindings: dict[str, tuple[Any, list[str]]] = {}
         self._key_counters: dict[str, int] = {}
-        self._ledger = RawBufferLedger()
+        # Bytes buffered since the last flush, per buffer() call position.
+        self._pending: list[int] = []
         self._buffers: list[dict[Any, list[Any]]] = []
         self._buffer_iteration: int | None = None
         self._buffer_position = 0
@@ -233,17 +233,14 @@ class StatefulLoop:
         self._iteration_count = -1
         self._is_last_iteration = False
         self._flushed = False
-        self._ledger.clear()
+        self._pending = []
         self._buffers = []
         self._buffer_iteration = None
         self._buffer_position = 0
         resumed, self._resumed_buffers = self._resumed_buffers, None
-        for position, entry in enumerate(resumed or []):
-            frames_by_key, nbytes = entry
+        for frames_by_key, nbytes in resumed or []:
             self._buffers.append({key: list(frames) for key, frames in frames_by_key})
-            n = sum(len(frames) for _, frames in frames_by_key)
-            # Re-counts what the checkpoint held; never flushes by itself.
-            self._ledger.add(position, int(nbytes), n, 2**62, False)
+            self._pending.append(int(nbytes))
 
     def _warn_unbound(self) -> None:
         stale = sorted(k for k in self._states if k not in self._bound)
@@ -270,7 +267,7 @@ class StatefulLoop:
         """Saves the state after an item whose flush was consumed, with the
         frames other buffers still hold: a resume from here loses nothing."""
         held = [
-            ([(key, frames) for key, frames in store.items() if frames], self._ledger.usage(p)[0])
+            ([(key, frames) for key, frames in store.items() if frames], self._pending[p])
             for p, store in enumerate(self._buffers)
         ]
         self._save(held if any(frames for frames, _ in held) else None)
@@ -363,7 +360,11 @@ class StatefulLoop:
                 store[key] = [frame]
             else:
                 frames.append(frame)
-        if not self._ledger.add(position, nbytes, len(data), limit, self._is_last_iteration):
+        pending = self._pending
+        while len(pending) <= position:
+            pending.append(0)
+        pending[position] += nbytes
+        if pending[position] < limit and not self._is_last_iteration:
             raise Skip
         out = {}
         for key, frames in store.items():
@@ -374,7 +375,7 @@ class StatefulLoop:
         # Only forget the frames once every concat succeeded.
         for key in store:
             store[key] = []
-        self._ledger.flushed(position)
+        pending[position] = 0
         self._flushed = True
         return out
 
