@@ -69,8 +69,11 @@ fn with_dictionaries(batch: &RecordBatch, base: &WriterProperties) -> WriterProp
     builder.build()
 }
 
-/// Writes one batch as a new file holding a single row group, durably.
-pub fn write_file(path: &Path, batch: &RecordBatch, props: &WriterProperties) -> Result<()> {
+/// Writes one batch as a new file holding a single row group, and starts its
+/// writeback; the caller makes it durable with [`crate::durable::sync_file`]
+/// once the other files are written too, so that encoding and the device's
+/// work overlap instead of taking turns.
+pub fn write_file(path: &Path, batch: &RecordBatch, props: &WriterProperties) -> Result<File> {
     let file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -99,8 +102,8 @@ pub fn write_file(path: &Path, batch: &RecordBatch, props: &WriterProperties) ->
         .into_inner()?
         .into_inner()
         .map_err(|e| OupsError::io("cannot write data file", path, e.into_error()))?;
-    crate::durable::sync_file(&file, path)?;
-    Ok(())
+    crate::durable::start_writeback(&file);
+    Ok(file)
 }
 
 fn missing_or_io(path: &Path, e: std::io::Error) -> OupsError {

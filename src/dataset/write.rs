@@ -32,6 +32,9 @@ use super::{ordered_on_mismatch, Dataset};
 use crate::error::{IoContext, OupsError, Result};
 use crate::failpoint;
 
+/// Data files written before their fsyncs are awaited.
+const SYNC_WINDOW: usize = 64;
+
 /// How row groups are sized.
 #[derive(Debug, Clone)]
 pub enum TargetSpec {
@@ -461,12 +464,20 @@ impl Dataset {
             }
         };
         report(0);
-        parallel_map(&jobs, |(path, batch)| {
-            parquet_io::write_file(path, batch, &props)?;
-            failpoint::hit("after_data_file");
-            report(batch.num_rows() as u64);
-            Ok(())
-        })?;
+        // Writeback starts as each file is written; waiting for a window of
+        // files at once then mostly finds it done. The window bounds the
+        // number of open descriptors.
+        for window in jobs.chunks(SYNC_WINDOW) {
+            let files = parallel_map(window, |(path, batch)| {
+                let file = parquet_io::write_file(path, batch, &props)?;
+                failpoint::hit("after_data_file");
+                report(batch.num_rows() as u64);
+                Ok(file)
+            })?;
+            let pending: Vec<(&std::fs::File, &PathBuf)> =
+                files.iter().zip(window.iter().map(|(p, _)| p)).collect();
+            parallel_map(&pending, |(f, p)| crate::durable::sync_file(f, p))?;
+        }
         crate::durable::sync_dir(&self.layout.dir)
     }
 }
