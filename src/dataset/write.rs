@@ -162,6 +162,10 @@ fn column_indices(batch: &RecordBatch, names: &[String]) -> Vec<usize> {
 
 impl Dataset {
     pub fn write(&mut self, req: WriteRequest) -> Result<()> {
+        // Checked before the data too (it is the more telling error), and
+        // again under the lock, against the latest state.
+        self.refresh()?;
+        self.check_ordered_on(&req.ordered_on)?;
         let new = validate_data(&req)?;
         // No rows and no metadata for a dataset that does not exist: nothing
         // to do, and nothing (not even a lock file) is created.
@@ -179,12 +183,7 @@ impl Dataset {
             .as_ref()
             .map(|l| l.writer.lock().unwrap_or_else(|p| p.into_inner()));
         self.refresh()?;
-        if self.state.exists
-            && !self.state.ordered_on.is_null()
-            && self.state.ordered_on != req.ordered_on
-        {
-            return Err(ordered_on_mismatch(&req.ordered_on, &self.state.ordered_on));
-        }
+        self.check_ordered_on(&req.ordered_on)?;
         let stored = self.schema()?;
         let new = match new {
             None => None,
@@ -248,6 +247,14 @@ impl Dataset {
         };
         let outputs = self.merge_steps(&steps, new.as_ref(), &req, ordered_col, &target)?;
         self.commit(steps, outputs, new.as_ref(), &req)
+    }
+
+    fn check_ordered_on(&self, given: &Value) -> Result<()> {
+        let stored = &self.state.ordered_on;
+        if self.state.exists && !stored.is_null() && stored != given {
+            return Err(ordered_on_mismatch(given, stored));
+        }
+        Ok(())
     }
 
     /// Produces the row groups of every merge region, in step order.

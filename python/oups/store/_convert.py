@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from oups.exceptions import ColumnNotFoundError, InvalidParameterError, ParameterTypeError
+from oups.exceptions import InvalidParameterError, ParameterTypeError
 from oups.store.cmidx import check_cmidx
 
 
@@ -75,14 +75,8 @@ class Frame:
                 )
             if name in self._index_names and isinstance(name, str):
                 return name
-        raise ColumnNotFoundError(
-            f"{what} {name!r} is not a column of 'df' (columns: {self._column_list()})."
-        )
-
-    def _column_list(self) -> list[Any]:
-        if self._columns is None:
-            return list(self.table.column_names)
-        return list(self._columns)
+        # Not a column: the engine refuses it, naming the columns it has.
+        return arrow_name(name)
 
 
 def to_frame(df: Any) -> Frame | None:

@@ -16,12 +16,12 @@ from oups._oups import RawDataset
 from oups._pandas_compat import writable
 from oups.exceptions import (
     InvalidParameterError,
-    OrderedOnMismatchError,
     ParameterTypeError,
     ReadOnlyError,
 )
 from oups.store._bounds import physical_range
 from oups.store._convert import arrow_name, ordered_on_from_json, ordered_on_to_json
+from oups.store._defaults import DEFAULT_COMPRESSION, ROW_GROUP_TARGET_SIZE
 
 _STATS_COLUMNS = ["file_ids", "n_rows", "ordered_on_mins", "ordered_on_maxs"]
 
@@ -297,7 +297,18 @@ class OrderedParquetDataset:
         return ReadOnlyOrderedParquetDataset._from_parent(self, stats, item)
 
     # -- writing -----------------------------------------------------------
-    def write(self, **kwargs: Any) -> None:
+    def write(
+        self,
+        *,
+        df: Any = None,
+        ordered_on: Hashable | None = None,
+        row_group_target_size: int | str = ROW_GROUP_TARGET_SIZE,
+        duplicates_on: Hashable | list[Hashable] | None = None,
+        max_n_off_target_rgs: int | None = None,
+        key_value_metadata: dict[str, Any] | None = None,
+        compression: str = DEFAULT_COMPRESSION,
+        progress: bool = False,
+    ) -> None:
         """Merge data into this dataset; see :func:`oups.write` for the parameters.
 
         ``ordered_on`` may be omitted once the dataset has one; when given it
@@ -315,16 +326,17 @@ class OrderedParquetDataset:
         """
         from oups.store.write import write
 
-        stored = self.ordered_on
-        ordered_on = kwargs.pop("ordered_on", None)
-        if stored is None and ordered_on is None:
-            raise InvalidParameterError("'ordered_on' parameter is required.")
-        if stored is not None and ordered_on is not None and ordered_on != stored:
-            raise OrderedOnMismatchError(
-                f"'ordered_on' parameter value {ordered_on!r} does not match {stored!r} "
-                "stored in the dataset."
-            )
-        write(self, ordered_on=stored if ordered_on is None else ordered_on, **kwargs)
+        write(
+            self,
+            ordered_on=self.ordered_on if ordered_on is None else ordered_on,
+            df=df,
+            row_group_target_size=row_group_target_size,
+            duplicates_on=duplicates_on,
+            max_n_off_target_rgs=max_n_off_target_rgs,
+            key_value_metadata=key_value_metadata,
+            compression=compression,
+            progress=progress,
+        )
 
     def remove_from_disk(self, preserve_metadata: bool = False, release_lock: bool = True) -> None:
         """Delete the dataset's files (metadata first, so a crash cannot half-delete it).

@@ -14,7 +14,6 @@ import pyarrow as pa
 from oups._progress import check_progress, progress_bar
 from oups.exceptions import (
     InvalidParameterError,
-    OrderedOnMismatchError,
     ParameterTypeError,
     ReadOnlyError,
 )
@@ -25,15 +24,11 @@ from oups.store._convert import (
     ordered_on_to_json,
     to_frame,
 )
+from oups.store._defaults import DEFAULT_COMPRESSION, ROW_GROUP_TARGET_SIZE
 from oups.store._target import target_kwargs
 
 if TYPE_CHECKING:
     from oups.store.ordered_parquet_dataset import OrderedParquetDataset
-
-#: Default number of rows per row group (as in the pure-Python oups).
-ROW_GROUP_TARGET_SIZE = 6_345_000
-#: Default Parquet compression of data files (see docs/dataset.md for the measurements).
-DEFAULT_COMPRESSION = "none"
 
 
 def _duplicates_subset(
@@ -73,7 +68,7 @@ def _max_n(value: Any) -> int | None:
 def _bounds(frame: Frame | None, field: str, stats: pa.Table | None) -> Any:
     def compute() -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
         values: list[pd.Timestamp] = []
-        if frame is not None and frame.num_rows:
+        if frame is not None and frame.num_rows and field in frame.table.column_names:
             col = frame.table.column(field)
             values += [pd.Timestamp(col[0].as_py()), pd.Timestamp(col[-1].as_py())]
         if stats is not None and stats.num_rows:
@@ -169,11 +164,6 @@ def write(
     show_progress = check_progress(progress)
     dataset: contextlib.AbstractContextManager[OrderedParquetDataset]
     if isinstance(dirpath, OrderedParquetDataset):
-        if dirpath.ordered_on is not None and dirpath.ordered_on != ordered_on:
-            raise OrderedOnMismatchError(
-                f"'ordered_on' parameter value {ordered_on!r} does not match "
-                f"{dirpath.ordered_on!r} stored in the dataset."
-            )
         # The caller's dataset keeps its lock after the write.
         dataset = contextlib.nullcontext(dirpath)
     elif isinstance(dirpath, (str, Path)):
@@ -219,7 +209,7 @@ def _write(
     # Period anchors are in the stored unit, to which new data is cast.
     if stats.num_rows:
         ordered_type = stats.schema.field("ordered_on_mins").type
-    elif frame is not None:
+    elif frame is not None and field in frame.table.column_names:
         ordered_type = frame.table.schema.field(field).type
     else:
         ordered_type = None
