@@ -26,17 +26,15 @@ from oups.store._defaults import DEFAULT_COMPRESSION, ROW_GROUP_TARGET_SIZE
 _STATS_COLUMNS = ["file_ids", "n_rows", "ordered_on_mins", "ordered_on_maxs"]
 
 
-def _check_timeout(name: str, value: Any) -> float | None:
+def _seconds(name: str, value: Any) -> float | None:
+    """A number of seconds as a float (the engine checks its value)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ParameterTypeError(
             f"'{name}' must be a number of seconds or None, got {type(value).__name__}."
         )
-    seconds = float(value)
-    if not seconds >= 0:
-        raise InvalidParameterError(f"'{name}' must be >= 0 seconds, got {seconds}.")
-    return seconds
+    return float(value)
 
 
 def _table_to_pandas(table: pa.Table) -> pd.DataFrame:
@@ -137,8 +135,11 @@ class OrderedParquetDataset:
             raise ParameterTypeError(
                 f"'dirpath' must be a str or a Path, got {type(dirpath).__name__}."
             )
-        timeout = _check_timeout("lock_timeout", lock_timeout)
-        _check_timeout("lock_lifetime", lock_lifetime)
+        timeout = _seconds("lock_timeout", lock_timeout)
+        lifetime = _seconds("lock_lifetime", lock_lifetime)
+        # Ignored, so never seen by the engine: its one check is here.
+        if lifetime is not None and not lifetime >= 0:
+            raise InvalidParameterError(f"'lock_lifetime' must be >= 0 seconds, got {lifetime}.")
         resolved = Path(dirpath).expanduser().resolve()
         object.__setattr__(self, "_dirpath", resolved)
         object.__setattr__(
