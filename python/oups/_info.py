@@ -10,10 +10,11 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from oups._oups import find_datasets as _find_datasets
+from oups._oups import metadata_path
 from oups.exceptions import OupsError
 from oups.store.ordered_parquet_dataset import OrderedParquetDataset
 
-_METADATA_SUFFIX = "_opdmd"
 # Row groups listed for a single dataset before the rest is summarised.
 _MAX_ROW_GROUPS_SHOWN = 20
 
@@ -42,18 +43,12 @@ class DatasetSummary:
 
 def find_datasets(root: Path) -> list[Path]:
     """Every dataset below ``root`` (a dataset is known by its metadata file), sorted."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            if name.endswith(_METADATA_SUFFIX) and len(name) > len(_METADATA_SUFFIX):
-                found.append(Path(dirpath) / name[: -len(_METADATA_SUFFIX)])
-    return sorted(found)
+    return [Path(p) for p in _find_datasets(str(root))]
 
 
 def _size(path: Path) -> int:
     total = 0
-    meta = path.with_name(path.name + _METADATA_SUFFIX)
+    meta = metadata_path(str(path))
     if meta.is_file():
         total += meta.stat().st_size
     if path.is_dir():
@@ -173,11 +168,12 @@ def info(path: str | os.PathLike[str], lock_timeout: float | None = 10.0) -> lis
         When ``path`` is neither a dataset nor a directory.
     """
     root = Path(path).expanduser().resolve()
-    if root.with_name(root.name + _METADATA_SUFFIX).is_file():
+    meta = metadata_path(str(root))
+    if meta.is_file():
         return format_dataset(summarize(root, lock_timeout))
     if not root.is_dir():
         raise FileNotFoundError(
-            f"{str(path)!r} is neither an oups dataset (no {root.name}{_METADATA_SUFFIX} "
+            f"{str(path)!r} is neither an oups dataset (no {meta.name} "
             "beside it) nor a directory; give the dataset directory or a store's base path."
         )
     summaries = []

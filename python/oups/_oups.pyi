@@ -6,6 +6,7 @@ package. Arrow data crosses as pyarrow objects through the C data interface.
 
 from collections.abc import Callable, Sequence
 from os import PathLike
+from pathlib import Path
 from typing import Any, final
 
 import numpy as np
@@ -25,6 +26,8 @@ __all__ = [
     "asof_merge",
     "_debug_panic",
     "_check_exception_classes",
+    "metadata_path",
+    "find_datasets",
 ]
 
 __version__: str
@@ -130,3 +133,5 @@ def asof_merge(
 ) -> tuple[list[pa.Array | None], list[list[list[pa.Array]]]]: ...
 def _debug_panic() -> None: ...
 def _check_exception_classes() -> list[str]: ...
+def metadata_path(dirpath: _Path) -> Path: ...
+def find_datasets(root: _Path) -> list[Path]: ...

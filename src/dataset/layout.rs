@@ -12,6 +12,8 @@ pub const ID_DIGITS: usize = 10;
 /// Exclusive upper bound of file ids (10 decimal digits).
 pub const ID_LIMIT: u64 = 10_000_000_000;
 const PREFIX: &str = "file_";
+/// What a dataset's metadata file adds to the dataset directory's name.
+pub const META_SUFFIX: &str = "_opdmd";
 const SUFFIX: &str = ".parquet";
 pub const TMP_PREFIX: &str = ".oups-tmp-";
 
@@ -39,7 +41,7 @@ impl Layout {
             .to_string();
         let parent = dir.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(Layout {
-            meta: parent.join(format!("{name}_opdmd")),
+            meta: parent.join(format!("{name}{META_SUFFIX}")),
             lock: parent.join(format!("{name}.lock")),
             dir: dir.to_path_buf(),
             parent,
@@ -53,7 +55,7 @@ impl Layout {
 
     pub fn meta_tmp(&self) -> PathBuf {
         self.parent.join(format!(
-            "{TMP_PREFIX}{}_opdmd-{}",
+            "{TMP_PREFIX}{}{META_SUFFIX}-{}",
             self.name,
             std::process::id()
         ))
@@ -66,6 +68,33 @@ impl Layout {
             .and_then(|rest| rest.strip_prefix(&self.name))
             .is_some_and(|rest| rest.starts_with("_opdmd-"))
     }
+}
+
+/// Every dataset below `root` (one whose metadata file is there), sorted;
+/// hidden directories are skipped.
+pub fn find_datasets(root: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue; // vanished or unreadable while we look
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let path = entry.path();
+            if let Some(stem) = name.strip_suffix(META_SUFFIX) {
+                if !stem.is_empty() && path.is_file() {
+                    found.push(dir.join(stem));
+                }
+            } else if !name.starts_with('.') && path.is_dir() {
+                pending.push(path);
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
 }
 
 pub fn file_name(id: u64) -> String {
@@ -92,6 +121,19 @@ mod tests {
         assert_eq!(parse_file_name(&a), Some(999));
         assert_eq!(parse_file_name("file_1.parquet"), None);
         assert_eq!(parse_file_name("notes.txt"), None);
+    }
+
+    #[test]
+    fn finds_datasets_by_their_metadata_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        for p in ["a_opdmd", "s/b_opdmd", ".hidden/c_opdmd", "s/_opdmd"] {
+            let path = root.join(p);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"").unwrap();
+        }
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        assert_eq!(find_datasets(root), vec![root.join("a"), root.join("s/b")]);
     }
 
     #[test]

@@ -222,6 +222,20 @@ impl RawDataset {
     }
 }
 
+/// The metadata file of the dataset in `dirpath` (whose existence makes it a dataset).
+#[pyfunction]
+pub fn metadata_path(dirpath: PathBuf) -> PyResult<PathBuf> {
+    Ok(crate::dataset::layout::Layout::new(&dirpath)
+        .map_err(to_pyerr)?
+        .meta)
+}
+
+/// Every dataset below `root`, sorted (hidden directories skipped).
+#[pyfunction]
+pub fn find_datasets(py: Python<'_>, root: PathBuf) -> PyResult<Vec<PathBuf>> {
+    py.detach(|| Ok(crate::dataset::layout::find_datasets(&root)))
+}
+
 /// Wraps a Python callable `f(rows_written, rows_total)` for the engine. A
 /// failing callback only loses progress output: its exception is printed and
 /// the write goes on.

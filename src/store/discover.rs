@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::error::{IoContext, Result};
 use crate::store::key_schema::{FieldValue, KeySchema};
 
-const META_SUFFIX: &str = "_opdmd";
+use crate::dataset::layout::META_SUFFIX;
 
 fn is_dir(entry: &fs::DirEntry) -> bool {
     match entry.file_type() {

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from oups._oups import RawIntersections
+from oups._oups import RawIntersections, metadata_path
 from oups._progress import check_progress, progress_bar
 from oups.exceptions import InvalidParameterError, OrderedOnMismatchError, ParameterTypeError
 from oups.store._bounds import physical_range
@@ -21,8 +21,6 @@ from oups.store.ordered_parquet_dataset import (
 )
 
 __all__ = ["Store"]
-
-_META_SUFFIX = "_opdmd"
 
 
 class Store:
@@ -119,8 +117,7 @@ class Store:
         return path
 
     def _meta_path(self, key: Any) -> Path:
-        path = self._dirpath(key)
-        return path.with_name(path.name + _META_SUFFIX)
+        return metadata_path(self._dirpath(key))
 
     def get(self, key: Any, **kwargs: Any) -> OrderedParquetDataset:
         """The dataset of ``key``; ``kwargs`` go to :class:`OrderedParquetDataset`
