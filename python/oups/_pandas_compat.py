@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -27,3 +29,28 @@ def writable(df: pd.DataFrame) -> pd.DataFrame:
         return df
     copied: pd.DataFrame = df.copy()
     return copied
+
+
+def frame_from_blocks(parts: list[tuple[Any, Any]], names: list[str], n: int) -> pd.DataFrame:
+    """A frame from 2-D blocks and their column placements, without consolidating."""
+    index, columns = pd.RangeIndex(n), pd.Index(names)
+    try:
+        from pandas.api.internals import (  # type: ignore[import-not-found,unused-ignore]
+            create_dataframe_from_blocks,
+        )
+    except ImportError:  # pandas 2: the route pyarrow's to_pandas takes
+        from pandas.core.internals import (  # type: ignore[import-not-found,unused-ignore]
+            BlockManager,
+        )
+        from pandas.core.internals.api import (  # type: ignore[import-not-found,unused-ignore]
+            make_block,
+        )
+
+        blocks = [make_block(values, placement=placement, ndim=2) for values, placement in parts]
+        manager = BlockManager(blocks, [columns, index])
+        frame: pd.DataFrame = pd.DataFrame._from_mgr(  # type: ignore[attr-defined]
+            manager, axes=manager.axes
+        )
+        return frame
+    built: pd.DataFrame = create_dataframe_from_blocks(parts, index=index, columns=columns)
+    return built

@@ -19,6 +19,7 @@ from oups.stateful_ops._asof_checks import (
     same_dtype,
     unify_categoricals,
 )
+from oups.stateful_ops._asof_output import assemble, output_blocks, with_missing
 
 __all__ = ["AsofMerger"]
 
@@ -564,7 +565,7 @@ class AsofMerger:
         if not fresh:
             check_order(main_arrow, ons, previous, self.on)
         dtypes = self._output_dtypes()
-        blocks, slots = _output_blocks(
+        blocks, slots = output_blocks(
             dtypes, self._output_dtypes(raw=True), chunks, carry, self.n_prev, n
         )
         out_columns, new_carry = asof_merge(
@@ -587,14 +588,14 @@ class AsofMerger:
             for per_group, windows in zip(new_carry, carry, strict=True)
         ]
         self.carry = mark_order(windows_out, previous, main_arrow, ons)
-        return _assemble(main, names, dtypes, out_columns, blocks)
+        return assemble(main, names, dtypes, out_columns, blocks)
 
     def _output_dtypes(self, raw: bool = False) -> list[Any]:
         """The pandas dtype of every output value column, in output order
         (``raw``: the frames' own dtypes, before "missing" widens them)."""
         missing = self.fill_values_init == "missing" and not raw
         return [
-            _with_missing(dtype) if missing else dtype
+            with_missing(dtype) if missing else dtype
             for _ in range(self._n_positions)
             for i, cols in enumerate(self._dtypes)
             for _, dtype in cols[:-1]
@@ -602,123 +603,7 @@ class AsofMerger:
         ]
 
 
-def _with_missing(dtype: Any) -> Any:
-    """The dtype pandas gives a column of ``dtype`` with missing values."""
-    if isinstance(dtype, np.dtype) and dtype.kind in "iu":
-        return np.dtype("float64")
-    if isinstance(dtype, np.dtype) and dtype.kind == "b":
-        return np.dtype("object")
-    return dtype
-
-
 def _add(seen: set[str], name: str) -> bool:
     """Adds ``name`` to ``seen``; False, so that it reads in a comprehension."""
     seen.add(name)
     return False
-
-
-def _output_blocks(
-    dtypes: list[Any],
-    raw: list[Any],
-    chunks: list[Any],
-    carry: list[Any],
-    n_prev: list[int],
-    n: int,
-) -> tuple[dict[Any, tuple[np.ndarray[Any, Any], list[int]]], list[Any]]:
-    """Numpy blocks (one 2-D array per dtype) that the engine fills directly,
-    and the per-column byte views it writes to (None: built from Arrow).
-
-    Only numpy numeric and naive temporal columns without missing values
-    qualify; the others keep their exact dtype through Arrow.
-    """
-    if n == 0:
-        return {}, []
-    # Per frame and column (as ordered in the output of one join position):
-    # may it go to a block? Only if no source array has missing values.
-    per_position = []
-    for i, tables in enumerate(zip(*chunks, strict=True)):
-        windows = [carry_g[i] for carry_g in carry]
-        for c in range(tables[0].num_columns):
-            ok = all(t.column(c).null_count == 0 for t in (*tables, *windows))
-            per_position.extend([ok] * (n_prev[i] + 1))
-    flags = per_position * (len(dtypes) // len(per_position)) if per_position else []
-    rows: dict[np.dtype, list[int]] = {}
-    for col, (dtype, source, ok) in enumerate(zip(dtypes, raw, flags, strict=True)):
-        # The engine writes the source values' bytes: the dtypes must agree.
-        if ok and dtype == source and isinstance(dtype, np.dtype) and dtype.kind in "iufmM":
-            rows.setdefault(dtype, []).append(col)
-    blocks = {dtype: (np.empty((len(cols), n), dtype=dtype), cols) for dtype, cols in rows.items()}
-    slots: list[Any] = [None] * len(dtypes)
-    for values, cols in blocks.values():
-        for row, col in enumerate(cols):
-            slots[col] = values[row].view(np.uint8)
-    return blocks, slots
-
-
-def _assemble(
-    main: Any, names: list[str], dtypes: list[Any], columns: list[Any], blocks: dict[Any, Any]
-) -> pd.DataFrame:
-    """The output frame, from the engine's blocks and Arrow columns, without
-    consolidating (copying) the blocks."""
-    n = len(main)
-    on = main.array if isinstance(main, (pd.Series, pd.Index)) else main
-    parts: list[tuple[Any, Any]] = [
-        (on.reshape(1, -1) if isinstance(on, np.ndarray) else on, np.array([0]))
-    ]
-    for values, cols in blocks.values():
-        parts.append((values, np.asarray(cols, dtype=np.intp) + 1))
-    for col, (array, dtype) in enumerate(zip(columns, dtypes, strict=True)):
-        if array is None:
-            continue
-        values = _array_to_pandas(array, dtype)
-        if isinstance(values, pd.Series):
-            values = values.to_numpy()
-        if isinstance(values, np.ndarray):
-            values = values.reshape(1, -1)
-        parts.append((values, np.array([col + 1])))
-    try:
-        return _frame_from_blocks(parts, names, n)
-    except (ImportError, AttributeError, TypeError):  # pragma: no cover - pandas internals
-        data: dict[int, Any] = {}
-        for values, placement in parts:
-            for row, col in enumerate(placement):
-                data[col] = values[row] if isinstance(values, np.ndarray) else values
-        frame: pd.DataFrame = pd.DataFrame({names[c]: data[c] for c in range(len(names))})
-        return frame
-
-
-def _frame_from_blocks(parts: list[tuple[Any, Any]], names: list[str], n: int) -> pd.DataFrame:
-    index, columns = pd.RangeIndex(n), pd.Index(names)
-    try:
-        from pandas.api.internals import (  # type: ignore[import-not-found,unused-ignore]
-            create_dataframe_from_blocks,
-        )
-    except ImportError:  # pandas 2: the route pyarrow's to_pandas takes
-        from pandas.core.internals import (  # type: ignore[import-not-found,unused-ignore]
-            BlockManager,
-        )
-        from pandas.core.internals.api import (  # type: ignore[import-not-found,unused-ignore]
-            make_block,
-        )
-
-        blocks = [make_block(values, placement=placement, ndim=2) for values, placement in parts]
-        manager = BlockManager(blocks, [columns, index])
-        frame: pd.DataFrame = pd.DataFrame._from_mgr(  # type: ignore[attr-defined]
-            manager, axes=manager.axes
-        )
-        return frame
-    built: pd.DataFrame = create_dataframe_from_blocks(parts, index=index, columns=columns)
-    return built
-
-
-def _array_to_pandas(array: pa.Array, dtype: Any) -> Any:
-    """An output column with the dtype of the frame column it comes from."""
-    if isinstance(dtype, np.dtype):
-        if dtype.kind in "iufbmM" and array.null_count == 0:
-            return array.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
-        values = array.to_pandas().to_numpy(dtype=dtype)
-        # A Series keeps object dtype; pandas 3 would infer `str` from a bare array.
-        return pd.Series(values, dtype=dtype) if dtype.kind == "O" else values
-    mapper = (lambda _: dtype) if hasattr(dtype, "__from_arrow__") else None
-    series = array.to_pandas(types_mapper=mapper)
-    return (series if series.dtype == dtype else series.astype(dtype)).array
