@@ -38,15 +38,17 @@ def _seconds(name: str, value: Any) -> float | None:
 
 
 def _table_to_pandas(table: pa.Table) -> pd.DataFrame:
-    # split_blocks avoids consolidating columns into 2-D blocks (a copy); the
-    # read-only zero-copy blocks are then copied, so the frame is the user's.
-    df: pd.DataFrame = table.to_pandas(split_blocks=True, self_destruct=True)
+    # Frames must be the user's to modify. Zero-copy blocks are read-only, and
+    # copying them afterwards costs more than letting pyarrow consolidate into
+    # fresh 2-D blocks while it frees the Arrow buffers (measured: 0.34 s
+    # against 0.45-0.72 s for 10M x 6 columns); `writable` is the safety net.
+    df: pd.DataFrame = table.to_pandas(self_destruct=True)
     return writable(df)
 
 
 def chunk_to_pandas(batch: pa.RecordBatch) -> pd.DataFrame:
     """A slice of a group read by the engine, as a writable DataFrame."""
-    df: pd.DataFrame = batch.to_pandas(split_blocks=True)
+    df: pd.DataFrame = batch.to_pandas()
     return writable(df)
 
 
