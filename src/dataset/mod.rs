@@ -66,13 +66,7 @@ impl Dataset {
     /// Opens a dataset. An existing one is locked for the object's lifetime;
     /// a missing one is not created (nor locked) until it is first written.
     pub fn open(dir: &Path, ordered_on: Value, lock_timeout: Option<f64>) -> Result<Self> {
-        if let Some(t) = lock_timeout {
-            if t.is_nan() || t < 0.0 {
-                return Err(OupsError::InvalidArgument(format!(
-                    "'lock_timeout' must be a number of seconds >= 0 or None, got {t}"
-                )));
-            }
-        }
+        check_lock_timeout(lock_timeout)?;
         let layout = Layout::new(dir)?;
         let mut ds = Dataset {
             layout,
@@ -343,6 +337,15 @@ impl Dataset {
 
     pub fn release(&mut self) {
         self.lock = None;
+    }
+}
+
+pub(crate) fn check_lock_timeout(lock_timeout: Option<f64>) -> Result<()> {
+    match lock_timeout {
+        Some(t) if t.is_nan() || t < 0.0 => Err(OupsError::InvalidArgument(format!(
+            "'lock_timeout' must be a number of seconds >= 0 or None, got {t}"
+        ))),
+        _ => Ok(()),
     }
 }
 

@@ -50,6 +50,9 @@ pub enum TargetSpec {
 pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
 pub struct WriteRequest {
+    /// Seconds to wait for the lock in this write, if this object does not
+    /// hold it; `None` keeps the timeout the dataset was opened with.
+    pub lock_timeout: Option<f64>,
     /// New rows; `None` for no data (metadata update or coalescing only).
     pub data: Option<RecordBatch>,
     pub ordered_on: Value,
@@ -162,6 +165,17 @@ fn column_indices(batch: &RecordBatch, names: &[String]) -> Vec<usize> {
 
 impl Dataset {
     pub fn write(&mut self, req: WriteRequest) -> Result<()> {
+        super::check_lock_timeout(req.lock_timeout)?;
+        let opened_with = self.lock_timeout;
+        if req.lock_timeout.is_some() {
+            self.lock_timeout = req.lock_timeout;
+        }
+        let result = self.write_locked(req);
+        self.lock_timeout = opened_with;
+        result
+    }
+
+    fn write_locked(&mut self, req: WriteRequest) -> Result<()> {
         // Checked before the data too (it is the more telling error), and
         // again under the lock, against the latest state.
         self.refresh()?;

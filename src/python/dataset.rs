@@ -146,7 +146,7 @@ impl RawDataset {
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (data, ordered_on_json, ordered_field, *, target_rows=None,
         period_ns=None, anchors=None, duplicates_on=None, max_n_off_target_rgs=None,
-        key_value_metadata_json="{}", compression="none", progress=None))]
+        key_value_metadata_json="{}", compression="none", progress=None, lock_timeout=None))]
     fn write(
         &self,
         py: Python<'_>,
@@ -161,6 +161,7 @@ impl RawDataset {
         key_value_metadata_json: &str,
         compression: &str,
         progress: Option<Py<PyAny>>,
+        lock_timeout: Option<f64>,
     ) -> PyResult<()> {
         let target = match (target_rows, period_ns, anchors) {
             (Some(n), None, None) => TargetSpec::Rows(n),
@@ -190,6 +191,7 @@ impl RawDataset {
             };
         let compression = parse_compression(compression).map_err(to_pyerr)?;
         let req = WriteRequest {
+            lock_timeout,
             data,
             ordered_on,
             ordered_field,

@@ -372,3 +372,30 @@ def test_frames_returned_by_reads_are_writable_and_never_reach_the_files(tmp_pat
         assert out["v"].iloc[0] == -1.0
     pd.testing.assert_frame_equal(ds.to_pandas(), df)
     pd.testing.assert_frame_equal(pd.read_parquet(store.basepath / "a").reset_index(drop=True), df)
+
+
+def test_write_lock_timeout_bounds_the_wait_of_a_dataset_object(seven):
+    code = textwrap.dedent(f"""
+        import time
+        from oups import OrderedParquetDataset
+        ds = OrderedParquetDataset({str(seven)!r})
+        print("locked", flush=True)
+        time.sleep(5)
+    """)
+    ds = OrderedParquetDataset(seven)
+    ds.close()  # released: its next write must take the lock again
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(LockTimeoutError):
+            ds.write(df=pd.DataFrame({"t": [9], "v": [0]}), lock_timeout=0.1)
+        # An object that does not hold the lock (released, or opened before the
+        # dataset existed) waits at most the write's own lock_timeout.
+        fresh = OrderedParquetDataset(seven.with_name("fresh"))
+        fresh.write(ordered_on="t", df=pd.DataFrame({"t": [1]}), lock_timeout=0.1)
+        assert fresh.n_rows == 1
+        with pytest.raises(LockTimeoutError):
+            write(seven, ordered_on="t", df=pd.DataFrame({"t": [9], "v": [0]}), lock_timeout=0.1)
+    finally:
+        holder.kill()
+        holder.communicate()

@@ -166,3 +166,14 @@ def key_value_metadata_to_json(kvm: Any) -> str:
                 f"float, bool, None, list, dict): {err}."
             ) from err
     return json.dumps(kvm, allow_nan=False)
+
+
+def seconds(name: str, value: Any) -> float | None:
+    """A number of seconds as a float (the engine checks its value)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ParameterTypeError(
+            f"'{name}' must be a number of seconds or None, got {type(value).__name__}."
+        )
+    return float(value)

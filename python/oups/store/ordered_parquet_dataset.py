@@ -20,21 +20,10 @@ from oups.exceptions import (
     ReadOnlyError,
 )
 from oups.store._bounds import physical_range
-from oups.store._convert import arrow_name, ordered_on_from_json, ordered_on_to_json
+from oups.store._convert import arrow_name, ordered_on_from_json, ordered_on_to_json, seconds
 from oups.store._defaults import DEFAULT_COMPRESSION, ROW_GROUP_TARGET_SIZE
 
 _STATS_COLUMNS = ["file_ids", "n_rows", "ordered_on_mins", "ordered_on_maxs"]
-
-
-def _seconds(name: str, value: Any) -> float | None:
-    """A number of seconds as a float (the engine checks its value)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ParameterTypeError(
-            f"'{name}' must be a number of seconds or None, got {type(value).__name__}."
-        )
-    return float(value)
 
 
 def _table_to_pandas(table: pa.Table) -> pd.DataFrame:
@@ -137,8 +126,8 @@ class OrderedParquetDataset:
             raise ParameterTypeError(
                 f"'dirpath' must be a str or a Path, got {type(dirpath).__name__}."
             )
-        timeout = _seconds("lock_timeout", lock_timeout)
-        lifetime = _seconds("lock_lifetime", lock_lifetime)
+        timeout = seconds("lock_timeout", lock_timeout)
+        lifetime = seconds("lock_lifetime", lock_lifetime)
         # Ignored, so never seen by the engine: its one check is here.
         if lifetime is not None and not lifetime >= 0:
             raise InvalidParameterError(f"'lock_lifetime' must be >= 0 seconds, got {lifetime}.")
@@ -310,12 +299,15 @@ class OrderedParquetDataset:
         max_n_off_target_rgs: int | None = None,
         key_value_metadata: dict[str, Any] | None = None,
         compression: str = DEFAULT_COMPRESSION,
+        lock_timeout: float | None = None,
         progress: bool = False,
     ) -> None:
         """Merge data into this dataset; see :func:`oups.write` for the parameters.
 
         ``ordered_on`` may be omitted once the dataset has one; when given it
-        must match it.
+        must match it. ``lock_timeout``, when given, bounds this write's wait for
+        the lock (if this object does not hold it) instead of the timeout the
+        dataset was opened with.
 
         Examples
         --------
@@ -338,6 +330,7 @@ class OrderedParquetDataset:
             max_n_off_target_rgs=max_n_off_target_rgs,
             key_value_metadata=key_value_metadata,
             compression=compression,
+            lock_timeout=lock_timeout,
             progress=progress,
         )
 

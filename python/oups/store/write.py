@@ -22,6 +22,7 @@ from oups.store._convert import (
     arrow_name,
     key_value_metadata_to_json,
     ordered_on_to_json,
+    seconds,
     to_frame,
 )
 from oups.store._defaults import DEFAULT_COMPRESSION, ROW_GROUP_TARGET_SIZE
@@ -129,7 +130,8 @@ def write(
         Parquet compression of new data files: ``"none"``, ``"snappy"``,
         ``"lz4"``, ``"zstd"``, ``"zstd(<level>)"`` or ``"gzip"``.
     lock_timeout : float or None
-        Seconds to wait for the dataset lock when ``dirpath`` is a path.
+        Seconds to wait for the dataset lock (for a dataset object that does
+        not hold it: instead of the timeout it was opened with).
     progress : bool
         Show a progress bar of the rows written to new data files (tqdm, when
         it is installed; nothing otherwise). Useful for large frames.
@@ -162,12 +164,13 @@ def write(
     max_n = _max_n(max_n_off_target_rgs)
     kvm_json = key_value_metadata_to_json(key_value_metadata)
     show_progress = check_progress(progress)
+    timeout = seconds("lock_timeout", lock_timeout)
     dataset: contextlib.AbstractContextManager[OrderedParquetDataset]
     if isinstance(dirpath, OrderedParquetDataset):
         # The caller's dataset keeps its lock after the write.
         dataset = contextlib.nullcontext(dirpath)
     elif isinstance(dirpath, (str, Path)):
-        dataset = OrderedParquetDataset(dirpath, ordered_on=ordered_on, lock_timeout=lock_timeout)
+        dataset = OrderedParquetDataset(dirpath, ordered_on=ordered_on, lock_timeout=timeout)
     else:
         raise ParameterTypeError(
             f"'dirpath' must be a str, a Path or an OrderedParquetDataset, "
@@ -186,6 +189,7 @@ def write(
             kvm_json,
             compression,
             show_progress,
+            timeout,
         )
 
 
@@ -201,6 +205,7 @@ def _write(
     kvm_json: str,
     compression: str,
     show_progress: bool,
+    lock_timeout: float | None,
 ) -> None:
     raw = ds._raw
     stats = raw.stats()
@@ -227,6 +232,7 @@ def _write(
             key_value_metadata_json=kvm_json,
             compression=compression,
             progress=None if bar is None else _advance(bar),
+            lock_timeout=lock_timeout,
             **target_kw,
         )
     finally:
