@@ -2,8 +2,11 @@
 
 10M rows x (timestamp + 4 float64 + 1 int64), row groups of 1,000,000 rows.
 Steps: bulk write; 100 chunked appends (max_n_off_target_rgs=2); a 10% upsert in
-the middle (duplicates_on the timestamp); full read to pandas. Each (library,
-step) runs in a fresh subprocess so that its peak RSS is its own; the median of
+the middle (duplicates_on the timestamp); full read to pandas; a 1% range read
+(100,000 rows from the middle, through ``Store.iter_intersections``); and a
+synchronised read of 10 datasets of 1M rows (row groups of 250,000, staggered
+timestamps; ArcticDB and pyarrow read each dataset whole). Each (library, step)
+runs in a fresh subprocess so that its peak RSS is its own; the median of
 ``--repeat`` runs is printed, with ratios against the peers.
 
     python bench/dataset.py [--rows 10000000] [--repeat 3] [--compression lz4]
@@ -29,6 +32,8 @@ import pandas as pd
 
 TARGET = 1_000_000
 N_APPENDS = 100
+START_NS = 1_704_067_200 * 10**9
+SYNC_DATASETS, SYNC_ROWS, SYNC_RG = 10, 1_000_000, 250_000
 
 
 def make_frame(n: int, start_ns: int = 1_704_067_200 * 10**9, seed: int = 0) -> pd.DataFrame:
@@ -55,6 +60,20 @@ def upsert_frame(n: int) -> pd.DataFrame:
     return up.reset_index(drop=True)
 
 
+def range_bounds(n: int) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """1% of the rows, from the middle (one row per ms)."""
+    lo = START_NS + (n // 2) * 1_000_000
+    return pd.Timestamp(lo), pd.Timestamp(lo + (n // 100) * 1_000_000)
+
+
+def sync_frames() -> list[pd.DataFrame]:
+    # Offsets that do not divide the row-group span: the row-group bounds interleave.
+    return [
+        make_frame(SYNC_ROWS, start_ns=START_NS + i * 37_000 * 1_000_000, seed=i)
+        for i in range(SYNC_DATASETS)
+    ]
+
+
 def dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -63,7 +82,11 @@ def dir_size(path: Path) -> int:
 
 
 def oups_step(step: str, work: Path, n: int, compression: str) -> float:
-    from oups import OrderedParquetDataset, write
+    from oups import OrderedParquetDataset, Store, toplevel, write
+
+    @toplevel
+    class Sym:
+        name: str
 
     path = work / "oups" / "ds"
     kw: dict = dict(ordered_on="ts", row_group_target_size=TARGET, compression=compression)
@@ -89,6 +112,24 @@ def oups_step(step: str, work: Path, n: int, compression: str) -> float:
             df = ds.to_pandas()
         elapsed = time.perf_counter() - t
         assert len(df) == n, len(df)
+        return elapsed
+    if step == "range":
+        lo, hi = range_bounds(n)
+        store = Store(work / "oups", Sym)
+        t = time.perf_counter()
+        rows = sum(len(c[Sym("ds")]) for c in store.iter_intersections([Sym("ds")], lo, 0, hi))
+        elapsed = time.perf_counter() - t
+        assert rows == n // 100, rows
+        return elapsed
+    if step == "sync":
+        store = Store(work / "sync", Sym)
+        keys = [Sym(f"s{i:02d}") for i in range(SYNC_DATASETS)]
+        for key, df in zip(keys, sync_frames(), strict=True):
+            store[key].write(ordered_on="ts", df=df, row_group_target_size=SYNC_RG)
+        t = time.perf_counter()
+        rows = sum(len(df) for chunk in store.iter_intersections(keys) for df in chunk.values())
+        elapsed = time.perf_counter() - t
+        assert rows == SYNC_ROWS * SYNC_DATASETS, rows
         return elapsed
     raise ValueError(step)
 
@@ -143,6 +184,26 @@ def pyarrow_step(step: str, work: Path, n: int, compression: str) -> float:
         elapsed = time.perf_counter() - t
         assert len(df) == n
         return elapsed
+    if step == "range":
+        lo, hi = range_bounds(n)
+        t = time.perf_counter()
+        table = pq.read_table(path / "all.parquet", filters=[("ts", ">=", lo), ("ts", "<", hi)])
+        df = table.to_pandas()
+        elapsed = time.perf_counter() - t
+        assert len(df) == n // 100
+        return elapsed
+    if step == "sync":
+        files = []
+        for i, df in enumerate(sync_frames()):
+            files.append(path / f"sync_{i}.parquet")
+            pq.write_table(
+                pa.Table.from_pandas(df, preserve_index=False), files[-1], row_group_size=SYNC_RG
+            )
+        t = time.perf_counter()
+        rows = sum(len(pq.read_table(f).to_pandas()) for f in files)
+        elapsed = time.perf_counter() - t
+        assert rows == SYNC_ROWS * SYNC_DATASETS
+        return elapsed
     raise ValueError(step)
 
 
@@ -175,6 +236,23 @@ def arctic_step(step: str, work: Path, n: int, compression: str) -> float:
         elapsed = time.perf_counter() - t
         assert len(df) == n
         return elapsed
+    if step == "range":
+        lo, hi = range_bounds(n)
+        t = time.perf_counter()
+        # date_range is inclusive at both ends: stop one ns early.
+        df = lib.read("ds", date_range=(lo, hi - pd.Timedelta(1))).data
+        elapsed = time.perf_counter() - t
+        assert len(df) == n // 100
+        return elapsed
+    if step == "sync":
+        names = [f"sync_{i}" for i in range(SYNC_DATASETS)]
+        for name, df in zip(names, sync_frames(), strict=True):
+            lib.write(name, df.set_index("ts"))
+        t = time.perf_counter()
+        rows = sum(len(lib.read(name).data) for name in names)
+        elapsed = time.perf_counter() - t
+        assert rows == SYNC_ROWS * SYNC_DATASETS
+        return elapsed
     raise ValueError(step)
 
 
@@ -185,7 +263,7 @@ RUNNERS = {
     "pyarrow": pyarrow_step,
     "arcticdb": arctic_step,
 }
-STEPS = ["write", "append", "upsert", "read"]
+STEPS = ["write", "append", "upsert", "read", "range", "sync"]
 
 
 def child(lib: str, step: str, work: str, n: int, compression: str) -> None:

@@ -268,6 +268,18 @@ pub fn merge_region(
 
 /// Cuts a sorted batch into row groups: fixed row counts, or one per period.
 pub fn split(batch: &RecordBatch, keys: &[u64], target: &Target) -> Vec<Chunk> {
+    split_bounds(keys, target)
+        .into_iter()
+        .map(|r| Chunk {
+            batch: batch.slice(r.start, r.len()),
+            min: keys[r.start],
+            max: keys[r.end - 1],
+        })
+        .collect()
+}
+
+/// The row ranges of the row groups [`split`] cuts sorted `keys` into.
+pub fn split_bounds(keys: &[u64], target: &Target) -> Vec<std::ops::Range<usize>> {
     let mut bounds = Vec::new();
     match target {
         Target::Rows(n) => {
@@ -290,13 +302,6 @@ pub fn split(batch: &RecordBatch, keys: &[u64], target: &Target) -> Vec<Chunk> {
         }
     }
     bounds
-        .into_iter()
-        .map(|r| Chunk {
-            batch: batch.slice(r.start, r.len()),
-            min: keys[r.start],
-            max: keys[r.end - 1],
-        })
-        .collect()
 }
 
 #[cfg(test)]

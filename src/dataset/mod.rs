@@ -12,6 +12,7 @@ pub mod period;
 pub mod plan;
 pub mod range_read;
 pub mod schema;
+pub mod splice;
 pub mod state;
 pub mod verify;
 mod write;

@@ -55,7 +55,8 @@ pub fn writer_properties(compression: Compression) -> WriterProperties {
         .build()
 }
 
-fn with_dictionaries(batch: &RecordBatch, base: &WriterProperties) -> WriterProperties {
+/// `base` with dictionary encoding for the string and categorical columns of `batch`.
+pub fn column_properties(batch: &RecordBatch, base: &WriterProperties) -> WriterProperties {
     use arrow_schema::DataType::*;
     let mut builder = base.clone().into_builder();
     for f in batch.schema().fields() {
@@ -74,13 +75,7 @@ fn with_dictionaries(batch: &RecordBatch, base: &WriterProperties) -> WriterProp
 /// once the other files are written too, so that encoding and the device's
 /// work overlap instead of taking turns.
 pub fn write_file(path: &Path, batch: &RecordBatch, props: &WriterProperties) -> Result<File> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .at("cannot create data file", path)?;
-    // Buffered: the encoder's many small writes are slow as system calls.
-    let buffered = std::io::BufWriter::with_capacity(1 << 20, file);
+    let buffered = create_data_file(path)?;
     let plain;
     let to_write = match crate::dictionaries::unordered(&batch.schema()) {
         None => batch,
@@ -92,14 +87,30 @@ pub fn write_file(path: &Path, batch: &RecordBatch, props: &WriterProperties) ->
     let mut writer = ArrowWriter::try_new(
         buffered,
         to_write.schema(),
-        Some(with_dictionaries(batch, props)),
+        Some(column_properties(batch, props)),
     )?;
     writer.write(to_write)?;
     for kv in crate::dictionaries::record(batch)? {
         writer.append_key_value_metadata(kv);
     }
-    let file = writer
-        .into_inner()?
+    finish_data_file(writer.into_inner()?, path)
+}
+
+/// A new data file, buffered: the encoder's many small writes are slow as
+/// system calls.
+pub fn create_data_file(path: &Path) -> Result<std::io::BufWriter<File>> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .at("cannot create data file", path)?;
+    Ok(std::io::BufWriter::with_capacity(1 << 20, file))
+}
+
+/// Flushes a data file written through [`create_data_file`] and starts its
+/// writeback.
+pub fn finish_data_file(buffered: std::io::BufWriter<File>, path: &Path) -> Result<File> {
+    let file = buffered
         .into_inner()
         .map_err(|e| OupsError::io("cannot write data file", path, e.into_error()))?;
     crate::durable::start_writeback(&file);
@@ -123,7 +134,7 @@ fn open_data_file(path: &Path) -> Result<File> {
 /// mapping it. Safe because data files are immutable: oups never modifies a
 /// data file in place, it only creates new names and unlinks old ones (an
 /// unlinked file stays mapped until it is dropped).
-fn map_file(path: &Path) -> Result<Bytes> {
+pub(crate) fn map_file(path: &Path) -> Result<Bytes> {
     let file = open_data_file(path)?;
     let len = file.metadata().at("cannot stat data file", path)?.len();
     if len == 0 {

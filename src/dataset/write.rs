@@ -19,13 +19,14 @@ use parquet::basic::Compression;
 use serde_json::{Map, Value};
 
 use super::file_ids;
-use super::merge::{self, Chunk, Side};
+use super::merge::{self, Side};
 use super::metadata;
 use super::ordered_key::{check_sorted, encode_column, key_kind, unit_nanos};
 use super::parquet_io::{self, parallel_map, writer_properties};
 use super::period::Periods;
 use super::plan::{self, Step, Target};
 use super::schema;
+use super::splice::{self, NewRowGroup};
 use super::state::{RowGroup, State};
 use super::verify;
 use super::{ordered_on_mismatch, Dataset};
@@ -279,11 +280,15 @@ impl Dataset {
         req: &WriteRequest,
         ordered_col: usize,
         target: &Target,
-    ) -> Result<Vec<Vec<Chunk>>> {
+    ) -> Result<Vec<Vec<NewRowGroup>>> {
         let mut outputs = Vec::new();
         for step in steps {
             let Step::Merge(region) = step else { continue };
             let rgs = &self.state.row_groups[region.rgs.clone()];
+            if let Some(spliced) = self.try_splice(rgs, region, new, req, ordered_col, target)? {
+                outputs.push(spliced);
+                continue;
+            }
             let existing = if rgs.is_empty() {
                 None
             } else {
@@ -324,28 +329,67 @@ impl Dataset {
                 let batch = existing.as_ref().map(|e| &e.0).or(new.map(|n| &n.batch));
                 batch.map(|b| column_indices(b, names)).unwrap_or_default()
             });
-            outputs.push(merge::merge_region(
+            let chunks = merge::merge_region(
                 existing_side.as_ref(),
                 new_side.as_ref(),
                 subset.as_deref(),
                 ordered_col,
                 target,
-            )?);
+            )?;
+            outputs.push(chunks.into_iter().map(NewRowGroup::Encoded).collect());
         }
         Ok(outputs)
+    }
+
+    /// The region's row groups by copying the stored files' pages, where the
+    /// merge is a concatenation (see [`splice`]).
+    fn try_splice(
+        &self,
+        rgs: &[RowGroup],
+        region: &plan::Region,
+        new: Option<&NewData>,
+        req: &WriteRequest,
+        ordered_col: usize,
+        target: &Target,
+    ) -> Result<Option<Vec<NewRowGroup>>> {
+        let Some((_, schema)) = &self.schema else {
+            return Ok(None);
+        };
+        if rgs.is_empty() {
+            return Ok(None);
+        }
+        let files: Vec<(PathBuf, RowGroup)> = rgs
+            .iter()
+            .map(|rg| (self.layout.file_path(rg.file_id), *rg))
+            .collect();
+        let new = new.filter(|_| !region.new.is_empty()).map(|n| {
+            (
+                n.batch.slice(region.new.start, region.new.len()),
+                &n.keys[region.new.clone()],
+            )
+        });
+        splice::plan(&splice::Region {
+            files: &files,
+            new,
+            schema,
+            ordered_col,
+            target,
+            drop: req.duplicates_on.is_some(),
+            compression: req.compression,
+        })
     }
 
     fn commit(
         &mut self,
         steps: Vec<Step>,
-        outputs: Vec<Vec<Chunk>>,
+        outputs: Vec<Vec<NewRowGroup>>,
         new: Option<&NewData>,
         req: &WriteRequest,
     ) -> Result<()> {
         let old = &self.state.row_groups;
         // The final sequence: kept row groups by id, new chunks as None.
         let mut seq: Vec<Option<u64>> = Vec::new();
-        let mut chunks: Vec<Chunk> = Vec::new();
+        let mut chunks: Vec<NewRowGroup> = Vec::new();
         let mut outputs = outputs.into_iter();
         for step in &steps {
             match step {
@@ -389,11 +433,12 @@ impl Dataset {
                 }
                 None => {
                     let c = chunk_iter.next().expect("one chunk per new row group");
+                    let (min, max) = c.bounds();
                     RowGroup {
                         file_id: id,
-                        n_rows: c.batch.num_rows() as u64,
-                        min: c.min,
-                        max: c.max,
+                        n_rows: c.n_rows(),
+                        min,
+                        max,
                     }
                 }
             })
@@ -444,7 +489,7 @@ impl Dataset {
         seq: &[Option<u64>],
         ids: &[u64],
         relink: bool,
-        chunks: &[Chunk],
+        chunks: &[NewRowGroup],
         req: &WriteRequest,
         created: &mut Vec<PathBuf>,
     ) -> Result<()> {
@@ -471,13 +516,13 @@ impl Dataset {
             }
         }
         let props = writer_properties(req.compression);
-        let jobs: Vec<(PathBuf, &RecordBatch)> = new_ids
+        let jobs: Vec<(PathBuf, &NewRowGroup)> = new_ids
             .iter()
             .zip(chunks)
-            .map(|(&id, c)| (self.layout.file_path(id), &c.batch))
+            .map(|(&id, c)| (self.layout.file_path(id), c))
             .collect();
         created.extend(jobs.iter().map(|(p, _)| p.clone()));
-        let total: u64 = chunks.iter().map(|c| c.batch.num_rows() as u64).sum();
+        let total: u64 = chunks.iter().map(NewRowGroup::n_rows).sum();
         let done = AtomicU64::new(0);
         let report = |rows: u64| {
             if let Some(progress) = &req.progress {
@@ -489,10 +534,13 @@ impl Dataset {
         // files at once then mostly finds it done. The window bounds the
         // number of open descriptors.
         for window in jobs.chunks(SYNC_WINDOW) {
-            let files = parallel_map(window, |(path, batch)| {
-                let file = parquet_io::write_file(path, batch, &props)?;
+            let files = parallel_map(window, |(path, row_group)| {
+                let file = match row_group {
+                    NewRowGroup::Encoded(c) => parquet_io::write_file(path, &c.batch, &props)?,
+                    NewRowGroup::Spliced(s) => splice::write(path, s, &props)?,
+                };
                 failpoint::hit("after_data_file");
-                report(batch.num_rows() as u64);
+                report(row_group.n_rows());
                 Ok(file)
             })?;
             let pending: Vec<(&std::fs::File, &PathBuf)> =
