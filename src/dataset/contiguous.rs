@@ -204,7 +204,7 @@ mod tests {
             .map(|i| dir.path().join(format!("{i}.parquet")))
             .collect();
         for (i, p) in paths.iter().enumerate() {
-            write_file(p, &batch(i * n, i == 1), &props).unwrap();
+            write_file(p, &batch(i * n, i == 1), &props, 0).unwrap();
         }
         let schema = read_file(&paths[0]).unwrap().schema();
         let rg = RowGroup {

@@ -1,5 +1,6 @@
 //! One ordered Parquet dataset: open, write (merge), read, remove.
 
+pub mod aligned;
 pub mod contiguous;
 pub mod file_ids;
 pub mod layout;
@@ -9,6 +10,7 @@ pub mod metadata;
 pub mod ordered_key;
 pub mod parquet_io;
 pub mod period;
+pub mod plain_page;
 pub mod plan;
 pub mod range_read;
 pub mod schema;

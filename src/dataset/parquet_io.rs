@@ -11,7 +11,7 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
     RowSelector,
 };
-use parquet::arrow::{ArrowWriter, ProjectionMask};
+use parquet::arrow::ProjectionMask;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::metadata::PageIndexPolicy;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -73,9 +73,15 @@ pub fn column_properties(batch: &RecordBatch, base: &WriterProperties) -> Writer
 /// Writes one batch as a new file holding a single row group, and starts its
 /// writeback; the caller makes it durable with [`crate::durable::sync_file`]
 /// once the other files are written too, so that encoding and the device's
-/// work overlap instead of taking turns.
-pub fn write_file(path: &Path, batch: &RecordBatch, props: &WriterProperties) -> Result<File> {
-    let buffered = create_data_file(path)?;
+/// work overlap instead of taking turns. `rows_before` is the number of rows
+/// before this file in the dataset: fixed-width values are placed so that a
+/// full read can map them ([`crate::dataset::aligned`]).
+pub fn write_file(
+    path: &Path,
+    batch: &RecordBatch,
+    props: &WriterProperties,
+    rows_before: u64,
+) -> Result<File> {
     let plain;
     let to_write = match crate::dictionaries::unordered(&batch.schema()) {
         None => batch,
@@ -84,16 +90,34 @@ pub fn write_file(path: &Path, batch: &RecordBatch, props: &WriterProperties) ->
             &plain
         }
     };
-    let mut writer = ArrowWriter::try_new(
-        buffered,
-        to_write.schema(),
-        Some(column_properties(batch, props)),
-    )?;
-    writer.write(to_write)?;
-    for kv in crate::dictionaries::record(batch)? {
-        writer.append_key_value_metadata(kv);
-    }
-    finish_data_file(writer.into_inner()?, path)
+    // The buffer for encoded columns is the thread's, reused from file to
+    // file: fresh memory costs a page fault per page.
+    let mut staging = STAGING.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    let result = (|| {
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .at("cannot create data file", path)?;
+        let extra = crate::dictionaries::record(batch)?;
+        crate::dataset::aligned::write_file(
+            &file,
+            path,
+            to_write,
+            props,
+            extra,
+            rows_before,
+            &mut staging,
+        )?;
+        crate::durable::start_writeback(&file);
+        Ok(file)
+    })();
+    STAGING.with(|s| *s.borrow_mut() = staging);
+    result
+}
+
+thread_local! {
+    static STAGING: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// A new data file, buffered: the encoder's many small writes are slow as
@@ -174,13 +198,9 @@ pub fn read_file_split(
 ) -> Result<RecordBatch> {
     let file = map_file(path)?;
     let corrupt = |e: parquet::errors::ParquetError| OupsError::corrupt(path, e.to_string());
-    // Only the offset index is needed to skip pages (there is no column index).
-    let policy = if rows.is_some() {
-        PageIndexPolicy::Optional
-    } else {
-        PageIndexPolicy::Skip
-    };
-    let options = ArrowReaderOptions::new().with_offset_index_policy(policy);
+    // The offset index skips pages and locates runs of values (there is no
+    // column index).
+    let options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
     let meta = ArrowReaderMetadata::load(&file, options).map_err(corrupt)?;
     let kv = meta.metadata().file_metadata().key_value_metadata();
     let schema = crate::dictionaries::file_schema(Arc::clone(meta.schema()), kv);
@@ -201,7 +221,23 @@ pub fn read_file_split(
         Some(r) => r.end - r.start,
         None => total,
     };
-    let parts = split_columns(&meta, &cols, ways);
+    // Runs of values are taken as they are in the file; the rest is decoded.
+    let mut taken: Vec<(usize, arrow_array::ArrayRef)> = Vec::new();
+    for &c in &cols {
+        if let Some(array) = value_array(&file, &meta, &schema, c, total, rows.clone())? {
+            taken.push((c, array));
+        }
+    }
+    let decoded_cols: Vec<usize> = cols
+        .iter()
+        .copied()
+        .filter(|c| !taken.iter().any(|(t, _)| t == c))
+        .collect();
+    let parts = if decoded_cols.is_empty() {
+        Vec::new()
+    } else {
+        split_columns(&meta, &decoded_cols, ways)
+    };
     let read_part = |part: &Vec<usize>| -> Result<RecordBatch> {
         let mut builder =
             ParquetRecordBatchReaderBuilder::new_with_metadata(file.clone(), meta.clone());
@@ -229,14 +265,18 @@ pub fn read_file_split(
             _ => crate::dictionaries::concat(&part_schema, &batches),
         }
     };
-    let decoded = if parts.len() == 1 {
-        vec![read_part(&parts[0])?]
-    } else {
-        parallel_map(&parts, read_part)?
+    let decoded = match parts.len() {
+        0 => Vec::new(),
+        1 => vec![read_part(&parts[0])?],
+        _ => parallel_map(&parts, read_part)?,
     };
     // Put the columns of the parts back in the requested (sorted) order.
     let mut arrays = Vec::with_capacity(cols.len());
     for c in &cols {
+        if let Some((_, array)) = taken.iter().find(|(t, _)| t == c) {
+            arrays.push(Arc::clone(array));
+            continue;
+        }
         let (p, i) = parts
             .iter()
             .enumerate()
@@ -261,6 +301,59 @@ pub fn read_file_split(
         ),
         Some(_) => restore_projected(batch, &cols, &meta),
     }
+}
+
+/// Column `c` of a mapped file as an array over the file's bytes, when its
+/// values are one run ([`crate::dataset::aligned::value_run`]) aligned for
+/// its type; `None` to decode it. `rows` selects some of the `total` rows.
+fn value_array(
+    file: &Bytes,
+    meta: &ArrowReaderMetadata,
+    schema: &arrow_schema::Schema,
+    c: usize,
+    total: usize,
+    rows: Option<std::ops::Range<usize>>,
+) -> Result<Option<arrow_array::ArrayRef>> {
+    let md = meta.metadata();
+    let field = schema.field(c);
+    let Some(width) = crate::dataset::aligned::mappable_width(field.data_type()) else {
+        return Ok(None);
+    };
+    let descr = md.file_metadata().schema_descr();
+    // The leaf of a fixed-width root column: the one whose root it is.
+    let Some(leaf) = (0..descr.num_columns()).find(|&l| descr.get_column_root_idx(l) == c) else {
+        return Ok(None);
+    };
+    let (Some(pages), [rg]) = (
+        md.offset_index()
+            .and_then(|o| o.first())
+            .and_then(|o| o.get(leaf)),
+        md.row_groups(),
+    ) else {
+        return Ok(None);
+    };
+    let chunk = rg.column(leaf);
+    if !crate::dataset::aligned::physical_width_is(chunk.column_type(), width) {
+        return Ok(None);
+    }
+    let Some(run) = crate::dataset::aligned::value_run(chunk, pages, width) else {
+        return Ok(None);
+    };
+    let rows = rows.unwrap_or(0..total);
+    let (start, end) = (run.start as usize, run.end as usize);
+    if end > file.len()
+        || (end - start) != total * width
+        || rows.end > total
+        || (file.as_ptr() as usize + start) % width != 0
+    {
+        return Ok(None);
+    }
+    let values = file.slice(start + rows.start * width..start + rows.end * width);
+    let data = arrow_data::ArrayData::builder(field.data_type().clone())
+        .len(rows.len())
+        .add_buffer(arrow_buffer::Buffer::from(values))
+        .build()?;
+    Ok(Some(arrow_array::make_array(data)))
 }
 
 /// [`crate::dictionaries::restore`] for a batch of some columns of a file.

@@ -516,12 +516,28 @@ impl Dataset {
             }
         }
         let props = writer_properties(req.compression);
-        let jobs: Vec<(PathBuf, &NewRowGroup)> = new_ids
+        // Rows before each new row group in the new sequence, for the layout.
+        let mut before = Vec::with_capacity(chunks.len());
+        let (mut rows, mut next_chunk) = (0u64, chunks.iter());
+        for kept in seq {
+            match kept {
+                Some(id) => {
+                    let rg = self.state.row_groups.iter().find(|rg| rg.file_id == *id);
+                    rows += rg.map_or(0, |rg| rg.n_rows);
+                }
+                None => {
+                    before.push(rows);
+                    rows += next_chunk.next().map_or(0, NewRowGroup::n_rows);
+                }
+            }
+        }
+        let jobs: Vec<(PathBuf, &NewRowGroup, u64)> = new_ids
             .iter()
             .zip(chunks)
-            .map(|(&id, c)| (self.layout.file_path(id), c))
+            .zip(before)
+            .map(|((&id, c), b)| (self.layout.file_path(id), c, b))
             .collect();
-        created.extend(jobs.iter().map(|(p, _)| p.clone()));
+        created.extend(jobs.iter().map(|(p, _, _)| p.clone()));
         let total: u64 = chunks.iter().map(NewRowGroup::n_rows).sum();
         let done = AtomicU64::new(0);
         let report = |rows: u64| {
@@ -534,9 +550,11 @@ impl Dataset {
         // files at once then mostly finds it done. The window bounds the
         // number of open descriptors.
         for window in jobs.chunks(SYNC_WINDOW) {
-            let files = parallel_map(window, |(path, row_group)| {
+            let files = parallel_map(window, |(path, row_group, before)| {
                 let file = match row_group {
-                    NewRowGroup::Encoded(c) => parquet_io::write_file(path, &c.batch, &props)?,
+                    NewRowGroup::Encoded(c) => {
+                        parquet_io::write_file(path, &c.batch, &props, *before)?
+                    }
                     NewRowGroup::Spliced(s) => splice::write(path, s, &props)?,
                 };
                 failpoint::hit("after_data_file");
@@ -544,7 +562,7 @@ impl Dataset {
                 Ok(file)
             })?;
             let pending: Vec<(&std::fs::File, &PathBuf)> =
-                files.iter().zip(window.iter().map(|(p, _)| p)).collect();
+                files.iter().zip(window.iter().map(|(p, _, _)| p)).collect();
             parallel_map(&pending, |(f, p)| crate::durable::sync_file(f, p))?;
         }
         crate::durable::sync_dir(&self.layout.dir)
