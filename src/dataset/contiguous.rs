@@ -11,7 +11,8 @@
 //! Other columns (strings, dictionaries, booleans, nullable ones) use the
 //! Arrow concat kernel.
 
-use std::path::PathBuf;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 
@@ -20,7 +21,7 @@ use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBuffer};
 use arrow_data::ArrayData;
 use arrow_schema::{DataType, SchemaRef};
 
-use crate::dataset::parquet_io::{parallel_map, read_file, read_file_split};
+use crate::dataset::parquet_io::{parallel_map, read_file_in_place, read_file_split};
 use crate::dataset::state::RowGroup;
 use crate::dataset::verify::check_file;
 use crate::dictionaries::concat_arrays;
@@ -29,12 +30,72 @@ use crate::error::{OupsError, Result};
 /// Below this size a dedicated mapping does not pay off.
 const MIN_MAPPED_BYTES: usize = 4 << 20;
 
-fn populated(bytes: usize) -> Result<memmap2::MmapMut> {
+/// The joined column's memory: reserved, not yet backed (slots are either
+/// mapped from the files or populated just before they are copied into).
+fn reserved(bytes: usize) -> Result<memmap2::MmapMut> {
     memmap2::MmapOptions::new()
         .len(bytes.max(1))
-        .populate()
         .map_anon()
         .map_err(|e| OupsError::Internal(format!("cannot map {bytes} bytes: {e}")))
+}
+
+/// Backs `dst` with fresh pages in one system call, rather than one fault
+/// per page while copying (older kernels: faults it is).
+fn populate(dst: &mut [u8]) {
+    let page = crate::dataset::aligned::PAGE as usize;
+    let start = (dst.as_mut_ptr() as usize) & !(page - 1);
+    let len = dst.as_mut_ptr() as usize + dst.len() - start;
+    // SAFETY: advice on pages of our own mapping; it changes no contents.
+    unsafe {
+        libc::madvise(start as *mut libc::c_void, len, libc::MADV_POPULATE_WRITE);
+    }
+}
+
+/// Puts `src` (values in the mapped file `path`, whose mapping spans
+/// `mapped`) into `dst` by mapping the file's pages there, copy-on-write,
+/// when the file lays them out at the same offset within a page as `dst`
+/// ([`crate::dataset::aligned`]): only the partial pages at both ends are
+/// copied. `false` when it cannot (the caller copies).
+fn place_by_mapping(dst: &mut [u8], src: &[u8], mapped: &Range<usize>, path: &Path) -> bool {
+    let page = crate::dataset::aligned::PAGE as usize;
+    let src_at = src.as_ptr() as usize;
+    if !mapped.contains(&src_at) || dst.len() != src.len() {
+        return false;
+    }
+    let file_offset = src_at - mapped.start;
+    let dst_at = dst.as_mut_ptr() as usize;
+    if dst_at.wrapping_sub(file_offset) % page != 0 {
+        return false;
+    }
+    let first = dst_at.next_multiple_of(page);
+    let last = (dst_at + dst.len()) & !(page - 1);
+    if last <= first {
+        return false;
+    }
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    // SAFETY: the target pages lie inside `dst`, memory of a mapping we own
+    // and hold exclusively; MAP_FIXED replaces them with private copy-on-
+    // write pages of the file, whose offset is page-aligned by the check
+    // above. Nothing reads `dst` meanwhile.
+    let got = unsafe {
+        libc::mmap(
+            first as *mut libc::c_void,
+            last - first,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_FIXED | libc::MAP_POPULATE,
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            (file_offset + (first - dst_at)) as libc::off_t,
+        )
+    };
+    if got != first as *mut libc::c_void {
+        return false;
+    }
+    let (head, tail) = (first - dst_at, last - dst_at);
+    dst[..head].copy_from_slice(&src[..head]);
+    dst[tail..].copy_from_slice(&src[tail..]);
+    true
 }
 
 fn fixed_width(dt: &DataType) -> Option<usize> {
@@ -71,7 +132,7 @@ pub fn read_joined(
         .collect();
     let mut maps: Vec<Option<memmap2::MmapMut>> = widths
         .iter()
-        .map(|w| w.map(|w| populated(total * w)).transpose())
+        .map(|w| w.map(|w| reserved(total * w)).transpose())
         .collect::<Result<_>>()?;
     // Disjoint slots: file i, column c gets rows[i] * width bytes.
     let mut slots: Vec<Vec<Option<&mut [u8]>>> = (0..paths.len()).map(|_| Vec::new()).collect();
@@ -95,7 +156,7 @@ pub fn read_joined(
     // Per file: the columns kept as arrays (variable width), and the validity
     // of the copied ones.
     let parts = parallel_map(&jobs, |(path, rg, slots)| {
-        let batch = read_file(path)?;
+        let (batch, mapped) = read_file_in_place(path)?;
         check_file(path, &batch, schema, rg, ordered)?;
         let n = &(rg.n_rows as usize);
         let mut slots = slots.lock().unwrap_or_else(|p| p.into_inner());
@@ -106,7 +167,10 @@ pub fn read_joined(
                 (Some(dst), Some(w)) => {
                     let data = col.to_data();
                     let src = &data.buffers()[0].as_slice()[data.offset() * w..][..*n * w];
-                    dst.copy_from_slice(src);
+                    if !place_by_mapping(dst, src, &mapped, path) {
+                        populate(dst);
+                        dst.copy_from_slice(src);
+                    }
                     kept.push(Err(col.logical_nulls()));
                 }
                 _ => kept.push(Ok(col.clone())),
@@ -168,7 +232,7 @@ pub fn read_joined(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataset::parquet_io::{write_file, writer_properties};
+    use crate::dataset::parquet_io::{read_file, write_file, writer_properties};
     use arrow_array::{ArrayRef, Float64Array, Int64Array, StringArray};
     use parquet::basic::Compression;
 

@@ -196,7 +196,26 @@ pub fn read_file_split(
     rows: Option<std::ops::Range<usize>>,
     ways: usize,
 ) -> Result<RecordBatch> {
+    read_mapped(path, map_file(path)?, columns, rows, ways)
+}
+
+/// A whole data file, with the address range of its mapping: the columns
+/// taken as runs of values point into it ([`crate::dataset::contiguous`]
+/// maps the same file pages where they are joined).
+pub fn read_file_in_place(path: &Path) -> Result<(RecordBatch, std::ops::Range<usize>)> {
     let file = map_file(path)?;
+    let start = file.as_ptr() as usize;
+    let range = start..start + file.len();
+    Ok((read_mapped(path, file, None, None, 1)?, range))
+}
+
+fn read_mapped(
+    path: &Path,
+    file: Bytes,
+    columns: Option<&[usize]>,
+    rows: Option<std::ops::Range<usize>>,
+    ways: usize,
+) -> Result<RecordBatch> {
     let corrupt = |e: parquet::errors::ParquetError| OupsError::corrupt(path, e.to_string());
     // The offset index skips pages and locates runs of values (there is no
     // column index).

@@ -1,0 +1,84 @@
+"""What a read returns is the caller's: later writes, coalescing and removal leave it as
+it was, and modifying it never reaches the files (reads map file pages copy-on-write)."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from oups import OrderedParquetDataset, write
+from tests.conftest import dir_digest
+
+
+def frame(start: int, n: int, value: float) -> pd.DataFrame:
+    idx = np.arange(start, start + n)
+    return pd.DataFrame(
+        {
+            "ts": pd.to_datetime(idx, unit="s"),
+            "f": np.full(n, value),
+            "i": idx,
+            "i32": idx.astype("int32"),
+        }
+    )
+
+
+# Large enough to be joined into dedicated mappings (4 MB a column); row groups not a
+# multiple of 512 rows, so that files meet inside memory pages.
+RG = 262_144 + 100
+N = 2 * RG + 1000
+
+
+def mapped_files(path) -> set[str]:
+    """Data files of `path` that this process maps (Linux)."""
+    with open("/proc/self/maps") as maps:
+        return {line.split()[-1] for line in maps if str(path) in line}
+
+
+@pytest.mark.parametrize("change", ["rewrite", "coalesce", "remove"])
+def test_a_read_outlives_what_happens_to_the_files(tmp_path, change):
+    path = tmp_path / "ds"
+    write(path, ordered_on="ts", df=frame(0, N, 1.0), row_group_target_size=RG)
+    with OrderedParquetDataset(path) as ds:
+        df = ds.to_pandas()
+        table = ds.to_arrow()
+    expected, expected_table = df.copy(), table
+    if sys.platform == "linux":
+        # The frame's columns are the files' pages, not copies of them.
+        assert len(mapped_files(path)) == 3
+    assert expected_table.num_rows == N
+    if change == "rewrite":
+        write(
+            path,
+            ordered_on="ts",
+            df=frame(0, N, 2.0),
+            row_group_target_size=RG,
+            duplicates_on="ts",
+        )
+    elif change == "coalesce":
+        write(path, ordered_on="ts", df=None, row_group_target_size=10 * N, max_n_off_target_rgs=1)
+    else:
+        OrderedParquetDataset(path).remove_from_disk()
+    pd.testing.assert_frame_equal(df, expected)
+    assert table["f"].to_pylist() == [1.0] * N
+    assert table["i"].to_pylist() == list(range(N))
+
+
+def test_modifying_a_read_frame_never_changes_the_files(tmp_path):
+    path = tmp_path / "ds"
+    write(path, ordered_on="ts", df=frame(0, N, 1.0), row_group_target_size=RG)
+    before = dir_digest(tmp_path)
+    with OrderedParquetDataset(path) as ds:
+        df = ds.to_pandas()
+    df["f"] = df["f"].to_numpy()  # keep the block, then write into it
+    df.loc[:, "i"] = -1
+    df.iloc[RG + 5000, df.columns.get_loc("f")] = 99.0
+    df.iloc[:, df.columns.get_loc("i32")] = np.int32(7)
+    assert dir_digest(tmp_path) == before
+    with OrderedParquetDataset(path) as ds:
+        again = ds.to_pandas()
+    assert again["i"].tolist() == list(range(N))
+    assert (again["f"] == 1.0).all()
+    assert again["i32"].tolist() == list(range(N))
