@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 
 def writable(df: pd.DataFrame) -> pd.DataFrame:
@@ -31,9 +33,12 @@ def writable(df: pd.DataFrame) -> pd.DataFrame:
     return copied
 
 
-def frame_from_blocks(parts: list[tuple[Any, Any]], names: list[str], n: int) -> pd.DataFrame:
-    """A frame from 2-D blocks and their column placements, without consolidating."""
-    index, columns = pd.RangeIndex(n), pd.Index(names)
+def frame_from_blocks(
+    parts: list[tuple[Any, Any]], names: list[Any], n: int, index: pd.Index | None = None
+) -> pd.DataFrame:
+    """A frame from 2-D blocks (or 1-D extension arrays) and their column placements,
+    without consolidating; the index is a RangeIndex unless given."""
+    index, columns = pd.RangeIndex(n) if index is None else index, pd.Index(names)
     try:
         from pandas.api.internals import (  # type: ignore[import-not-found,unused-ignore]
             create_dataframe_from_blocks,
@@ -54,3 +59,75 @@ def frame_from_blocks(parts: list[tuple[Any, Any]], names: list[str], n: int) ->
         return frame
     built: pd.DataFrame = create_dataframe_from_blocks(parts, index=index, columns=columns)
     return built
+
+
+def _zero_copy_values(raw: np.ndarray, field: pa.Field, dtype: Any) -> Any:
+    """``raw`` (the column's bytes) as the values pandas would hold for ``field`` with
+    ``dtype``, without copying; None when that takes a conversion."""
+    t = field.type
+    if pa.types.is_timestamp(t) or pa.types.is_duration(t):
+        unit = t.unit
+        if isinstance(dtype, pd.DatetimeTZDtype):
+            if pa.types.is_timestamp(t) and t.tz is not None and dtype.unit == unit:
+                values = raw.view(f"M8[{unit}]")
+                return pd.arrays.DatetimeArray._simple_new(values, dtype=dtype)  # type: ignore[attr-defined]
+            return None
+        kind = "M" if pa.types.is_timestamp(t) else "m"
+        if (
+            isinstance(dtype, np.dtype)
+            and dtype.kind == kind
+            and np.datetime_data(dtype)[0] == unit
+            and (kind == "m" or t.tz is None)
+        ):
+            return raw.view(dtype).reshape(1, -1)
+        return None
+    if (
+        isinstance(dtype, np.dtype)
+        and dtype.kind in "iuf"
+        and (pa.types.is_integer(t) or pa.types.is_floating(t))
+        and dtype == np.dtype(t.to_pandas_dtype())
+    ):
+        return raw.view(dtype).reshape(1, -1)
+    return None
+
+
+def frame_with_raw_columns(
+    rest: pa.Table, schema: pa.Schema, raw: list[tuple[str, np.ndarray]]
+) -> pd.DataFrame:
+    """The frame pyarrow's ``to_pandas`` would make of a table of ``schema``, built
+    from ``rest`` (the other columns) and fixed-width columns given as writable byte
+    arrays, which become the frame's blocks without a copy.
+
+    A column whose pandas dtype needs a conversion (a date, an extension dtype the
+    pandas metadata asks for, an index column) goes back to pyarrow.
+    """
+    n = rest.num_rows
+    target = schema.empty_table().to_pandas()
+    labels = list(target.columns)
+    index_columns = set()
+    pandas_meta = (schema.metadata or {}).get(b"pandas")
+    if pandas_meta is not None:
+        index_columns = {c for c in json.loads(pandas_meta)["index_columns"] if isinstance(c, str)}
+    flat = isinstance(target.columns, pd.Index) and not isinstance(target.columns, pd.MultiIndex)
+    position = {label: i for i, label in enumerate(labels)} if flat else {}
+    direct: list[tuple[Any, Any]] = []
+    for name, data in raw:
+        field = schema.field(name)
+        values = None
+        if name in position and name not in index_columns and len(position) == len(labels):
+            values = _zero_copy_values(data, field, target[name].dtype)
+        if values is None:
+            array = pa.Array.from_buffers(field.type, n, [None, pa.py_buffer(data)])
+            rest = rest.append_column(field, array)
+        else:
+            direct.append((values, np.array([position[name]])))
+    rest_df: pd.DataFrame = rest.to_pandas(self_destruct=True)
+    if not direct:
+        ordered: pd.DataFrame = rest_df[labels] if list(rest_df.columns) != labels else rest_df
+        return ordered
+    parts = list(direct)
+    for block in rest_df._mgr.blocks:
+        names = rest_df.columns[block.mgr_locs.indexer]
+        parts.append((block.values, np.array([position[c] for c in names])))
+    index = rest_df.index if len(rest_df.index) == n else None
+    return frame_from_blocks(parts, labels, n, index)

@@ -115,16 +115,40 @@ pub fn read_joined(
     schema: &SchemaRef,
     ordered: Option<usize>,
 ) -> Result<RecordBatch> {
-    if let ([path], [rg]) = (paths, rgs) {
+    Ok(join(paths, rgs, schema, ordered, false)?.0)
+}
+
+/// Like [`read_joined`], for a caller that hands the joined columns over as
+/// mutable memory (numpy arrays): the dedicated mappings stay writable (private
+/// copy-on-write pages, so writes never reach the files), and the second
+/// value says which columns are in one. Each of those buffers is referenced by
+/// the returned batch alone.
+pub fn read_joined_private(
+    paths: &[PathBuf],
+    rgs: &[RowGroup],
+    schema: &SchemaRef,
+    ordered: Option<usize>,
+) -> Result<(RecordBatch, Vec<bool>)> {
+    join(paths, rgs, schema, ordered, true)
+}
+
+fn join(
+    paths: &[PathBuf],
+    rgs: &[RowGroup],
+    schema: &SchemaRef,
+    ordered: Option<usize>,
+    private: bool,
+) -> Result<(RecordBatch, Vec<bool>)> {
+    let n_cols = schema.fields().len();
+    if let ([path], [rg], false) = (paths, rgs, private) {
         // One file is already contiguous: no copy, its columns decoded in parallel.
         let ways = std::thread::available_parallelism().map_or(1, |n| n.get());
         let batch = read_file_split(path, None, None, ways)?;
         check_file(path, &batch, schema, rg, ordered)?;
-        return Ok(batch.with_schema(Arc::clone(schema))?);
+        return Ok((batch.with_schema(Arc::clone(schema))?, vec![false; n_cols]));
     }
     let rows: Vec<usize> = rgs.iter().map(|rg| rg.n_rows as usize).collect();
     let total: usize = rows.iter().sum();
-    let n_cols = schema.fields().len();
     let widths: Vec<Option<usize>> = schema
         .fields()
         .iter()
@@ -179,18 +203,25 @@ pub fn read_joined(
         Ok(kept)
     })?;
     let mut columns = Vec::with_capacity(n_cols);
+    let mut in_mapping = vec![false; n_cols];
     for (c, map) in maps.into_iter().enumerate() {
         let field = schema.field(c);
         match map {
-            Some(map) => {
+            Some(mut map) => {
                 let bytes = total * widths[c].unwrap_or(0);
-                let map = map
-                    .make_read_only()
-                    .map_err(|e| OupsError::Internal(format!("cannot seal mapping: {e}")))?;
-                let ptr = NonNull::new(map.as_ptr() as *mut u8)
+                let ptr = NonNull::new(map.as_mut_ptr())
                     .ok_or_else(|| OupsError::Internal("null mapping".into()))?;
+                let owner: Arc<dyn arrow_buffer::alloc::Allocation> =
+                    if private {
+                        Arc::new(map)
+                    } else {
+                        Arc::new(map.make_read_only().map_err(|e| {
+                            OupsError::Internal(format!("cannot seal mapping: {e}"))
+                        })?)
+                    };
+                in_mapping[c] = true;
                 // SAFETY: the buffer owns the mapping; `bytes` lies within it.
-                let values = unsafe { Buffer::from_custom_allocation(ptr, bytes, Arc::new(map)) };
+                let values = unsafe { Buffer::from_custom_allocation(ptr, bytes, owner) };
                 let validity: Vec<Option<NullBuffer>> = parts
                     .iter()
                     .map(|p| p[c].as_ref().err().cloned().flatten())
@@ -226,7 +257,10 @@ pub fn read_joined(
             }
         }
     }
-    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
+    Ok((
+        RecordBatch::try_new(Arc::clone(schema), columns)?,
+        in_mapping,
+    ))
 }
 
 #[cfg(test)]

@@ -35,6 +35,9 @@ use crate::dataset::ordered_key::keys_to_array;
 use crate::dataset::state::{RowGroup, State};
 use crate::error::{IoContext, OupsError, Result};
 
+/// A joined batch and, per column, whether it is private copy-on-write memory.
+pub type PrivateBatch = (RecordBatch, Vec<bool>);
+
 /// Identity of the metadata file as last read, to notice commits by others.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Stamp {
@@ -265,6 +268,26 @@ impl Dataset {
         &mut self,
         file_ids: Option<&[u64]>,
     ) -> Result<(Vec<RecordBatch>, Option<SchemaRef>)> {
+        let (batch, schema) = self.read_with(file_ids, false)?;
+        Ok((batch.into_iter().map(|(b, _)| b).collect(), schema))
+    }
+
+    /// Like [`Self::read`], as one batch whose fixed-width columns the
+    /// caller may hand over as mutable memory: the flags say which columns
+    /// are private copy-on-write mappings ([`contiguous::read_joined_private`]).
+    pub fn read_private(
+        &mut self,
+        file_ids: Option<&[u64]>,
+    ) -> Result<(Option<PrivateBatch>, Option<SchemaRef>)> {
+        let (batch, schema) = self.read_with(file_ids, true)?;
+        Ok((batch, schema))
+    }
+
+    fn read_with(
+        &mut self,
+        file_ids: Option<&[u64]>,
+        private: bool,
+    ) -> Result<(Option<PrivateBatch>, Option<SchemaRef>)> {
         self.with_lock(|ds| {
             let ids: Vec<u64> = match file_ids {
                 None => ds.state.row_groups.iter().map(|rg| rg.file_id).collect(),
@@ -282,7 +305,7 @@ impl Dataset {
                 }
             };
             if ids.is_empty() {
-                return Ok((Vec::new(), None));
+                return Ok((None, None));
             }
             let paths: Vec<PathBuf> = ids.iter().map(|&id| ds.layout.file_path(id)).collect();
             let schema = ds.schema()?;
@@ -298,10 +321,17 @@ impl Dataset {
                     .ordered_field
                     .as_deref()
                     .and_then(|f| s.index_of(f).ok());
-                let joined = contiguous::read_joined(&paths, &rgs, s, ordered)?;
-                return Ok((vec![joined], schema));
+                let joined = if private {
+                    contiguous::read_joined_private(&paths, &rgs, s, ordered)?
+                } else {
+                    (
+                        contiguous::read_joined(&paths, &rgs, s, ordered)?,
+                        Vec::new(),
+                    )
+                };
+                return Ok((Some(joined), schema));
             }
-            Ok((Vec::new(), schema))
+            Ok((None, schema))
         })
     }
 

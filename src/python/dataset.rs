@@ -3,8 +3,10 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use numpy::PyReadonlyArray1;
+use arrow_array::{RecordBatch, RecordBatchOptions};
+use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 use pyo3_arrow::input::AnyRecordBatch;
 use pyo3_arrow::PyTable;
 use serde_json::{Map, Value};
@@ -19,6 +21,12 @@ use crate::python::intersections::{key_range, PhysicalBound};
 fn parse_json(text: &str, what: &str) -> Result<Value> {
     serde_json::from_str(text)
         .map_err(|e| OupsError::InvalidArgument(format!("{what} is not valid JSON: {e}")))
+}
+
+/// The memory of a column handed to numpy: the array's base object.
+#[pyclass(frozen, module = "oups._oups")]
+struct ColumnMemory {
+    _buffer: arrow_buffer::Buffer,
 }
 
 #[pyclass(frozen, module = "oups._oups")]
@@ -114,6 +122,68 @@ impl RawDataset {
             None => Ok(None),
             Some(schema) => Ok(Some(PyTable::try_new(batches, schema)?.into_pyarrow(py)?)),
         }
+    }
+
+    /// Like `read`, for conversion to pandas: `(rest, schema, raw)` where `raw`
+    /// lists `(name, uint8 array)` for the fixed-width columns held in private
+    /// copy-on-write memory (writable, never reaching the files), `rest` is a
+    /// pyarrow Table of the other columns and `schema` that of the whole.
+    #[pyo3(signature = (file_ids=None))]
+    fn read_private<'py>(
+        &self,
+        py: Python<'py>,
+        file_ids: Option<Vec<u64>>,
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let (joined, schema) = run(py, || self.lock().read_private(file_ids.as_deref()))?;
+        let (Some((batch, private)), Some(schema)) = (joined, schema) else {
+            return Ok(None);
+        };
+        let mut raw = Vec::new();
+        let mut rest = Vec::new();
+        for (c, column) in batch.columns().iter().enumerate() {
+            let data = column.to_data();
+            let width = schema.field(c).data_type().primitive_width();
+            match (private[c], width, data.buffers()) {
+                (true, Some(w), [buffer]) if data.offset() == 0 && data.null_count() == 0 => {
+                    let len = data.len() * w;
+                    let owner = Bound::new(
+                        py,
+                        ColumnMemory {
+                            _buffer: buffer.clone(),
+                        },
+                    )?;
+                    // SAFETY: `owner` keeps the buffer's memory alive as the
+                    // array's base; the memory is a private writable mapping
+                    // that nothing else references once `batch` is dropped.
+                    let view =
+                        unsafe { numpy::ndarray::ArrayView1::from_shape_ptr(len, buffer.as_ptr()) };
+                    let array =
+                        unsafe { PyArray1::<u8>::borrow_from_array(&view, owner.into_any()) };
+                    raw.push((schema.field(c).name().clone(), array));
+                }
+                _ => rest.push(c),
+            }
+        }
+        let rest_batch = RecordBatch::try_new_with_options(
+            Arc::new(
+                schema
+                    .project(&rest)
+                    .map_err(OupsError::from)
+                    .map_err(to_pyerr)?,
+            ),
+            rest.iter().map(|&c| Arc::clone(batch.column(c))).collect(),
+            &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+        )
+        .map_err(OupsError::from)
+        .map_err(to_pyerr)?;
+        drop(batch);
+        let rest_schema = rest_batch.schema();
+        let table = PyTable::try_new(vec![rest_batch], rest_schema)?.into_pyarrow(py)?;
+        let full = pyo3_arrow::PySchema::new(schema).into_pyarrow(py)?;
+        Ok(Some(PyTuple::new(
+            py,
+            [table, full, raw.into_pyobject(py)?.into_any()],
+        )?))
     }
 
     /// Rows with `start <= ordered_on < end_excl` of some row groups (all when

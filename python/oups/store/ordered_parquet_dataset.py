@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from oups._oups import RawDataset
-from oups._pandas_compat import writable
+from oups._pandas_compat import frame_with_raw_columns, writable
 from oups.exceptions import (
     InvalidParameterError,
     ParameterTypeError,
@@ -260,6 +260,12 @@ class OrderedParquetDataset:
         >>> ds.to_pandas(start=3, end_excl=6, columns=["v"])["v"].tolist()
         [13, 14, 15]
         """
+        if start is None and end_excl is None and columns is None:
+            ids = self._file_ids()
+            if ids is not None and not ids:
+                return None
+            parts = self._raw.read_private(ids)
+            return None if parts is None else writable(frame_with_raw_columns(*parts))
         table = self.to_arrow(start, end_excl, columns)
         return None if table is None else _table_to_pandas(table)
 
