@@ -84,13 +84,19 @@ fn place_by_mapping(dst: &mut [u8], src: &[u8], mapped: &Range<usize>, path: &Pa
             first as *mut libc::c_void,
             last - first,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_FIXED | libc::MAP_POPULATE,
+            libc::MAP_PRIVATE | libc::MAP_FIXED,
             std::os::fd::AsRawFd::as_raw_fd(&file),
             (file_offset + (first - dst_at)) as libc::off_t,
         )
     };
     if got != first as *mut libc::c_void {
         return false;
+    }
+    // Populated for reading: MAP_POPULATE on a writable private mapping
+    // would fault every page for writing, copying it.
+    // SAFETY: advice on the pages just mapped; it changes no contents.
+    unsafe {
+        libc::madvise(got, last - first, libc::MADV_POPULATE_READ);
     }
     let (head, tail) = (first - dst_at, last - dst_at);
     dst[..head].copy_from_slice(&src[..head]);
