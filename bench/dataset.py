@@ -7,7 +7,9 @@ the middle (duplicates_on the timestamp); full read to pandas; a 1% range read
 synchronised read of 10 datasets of 1M rows (row groups of 250,000, staggered
 timestamps; ArcticDB and pyarrow read each dataset whole). Each (library, step)
 runs in a fresh subprocess so that its peak RSS is its own; the median of
-``--repeat`` runs is printed, with ratios against the peers.
+``--repeat`` runs is printed, with ratios against the peers. "RSS MB" is the step's
+peak resident set, "+MB" its growth over the process before the step (mapped file
+pages a read hands over count in both).
 
     python bench/dataset.py [--rows 10000000] [--repeat 3] [--compression lz4]
     python bench/dataset.py --compare-compression     # file sizes and times per codec
@@ -318,7 +320,7 @@ def report(results: dict, n: int, compression: str) -> None:
     )
     print(
         f"{'step':<8}"
-        + "".join(f"{lib + ' s':>16}{'RSS MB':>8}" for lib in libs)
+        + "".join(f"{lib + ' s':>16}{'RSS MB':>8}{'+MB':>7}" for lib in libs)
         + "".join(f"{'oups/' + lib:>16}" for lib in libs if not lib.startswith("oups"))
     )
     for step in STEPS:
@@ -326,6 +328,8 @@ def report(results: dict, n: int, compression: str) -> None:
         for lib in libs:
             line += f"{median(results[lib][step], 'seconds'):>16.3f}"
             line += f"{median(results[lib][step], 'peak_rss_mb'):>8.0f}"
+            growth = (r["peak_rss_mb"] - r["base_mb"] for r in results[lib][step])
+            line += f"{statistics.median(growth):>7.0f}"
         for lib in libs:
             if not lib.startswith("oups"):
                 ratio = median(results["oups"][step], "seconds") / median(
