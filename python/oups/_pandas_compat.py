@@ -131,3 +131,74 @@ def frame_with_raw_columns(
         parts.append((block.values, np.array([position[c] for c in names])))
     index = rest_df.index if len(rest_df.index) == n else None
     return frame_from_blocks(parts, labels, n, index)
+
+
+# Per schema: the empty frame pyarrow makes of it (labels, dtypes), and whether its
+# frames can be built column by column (flat string labels, no stored index).
+_TEMPLATES: dict[pa.Schema, tuple[pd.DataFrame, bool]] = {}
+
+
+def _template(schema: pa.Schema) -> tuple[pd.DataFrame, bool]:
+    found = _TEMPLATES.get(schema)
+    if found is not None:
+        return found
+    target = schema.empty_table().to_pandas()
+    meta = json.loads((schema.metadata or {}).get(b"pandas", b"{}") or b"{}")
+    stored_index = any(isinstance(c, str) for c in meta.get("index_columns", []))
+    simple = (
+        not stored_index
+        and not isinstance(target.columns, pd.MultiIndex)
+        and list(target.columns) == schema.names
+        and target.columns.is_unique
+    )
+    if len(_TEMPLATES) >= 256:
+        _TEMPLATES.clear()
+    _TEMPLATES[schema] = (target, simple)
+    return target, simple
+
+
+def _byte_width(t: pa.DataType) -> int:
+    """Bytes per value of a fixed-width numeric or temporal type, else 0."""
+    fixed = (
+        pa.types.is_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_timestamp(t)
+        or pa.types.is_duration(t)
+    )
+    return t.bit_width // 8 if fixed and t.bit_width >= 8 else 0
+
+
+def frame_from_arrow(data: pa.RecordBatch | pa.Table) -> pd.DataFrame:
+    """``data.to_pandas()``, writable, with fixed-width columns without nulls copied
+    straight into their own blocks: pyarrow's conversion costs about a millisecond a
+    call in metadata handling, which dominates the many small chunks of a
+    synchronised read."""
+    target, simple = _template(data.schema)
+    if not simple:
+        return writable(data.to_pandas())
+    n = data.num_rows
+    parts: list[tuple[Any, Any]] = []
+    rest: list[str] = []
+    for i, field in enumerate(data.schema):
+        column = data.column(i)
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        width = _byte_width(field.type)
+        buffers = column.buffers()
+        values = None
+        if column.null_count == 0 and width > 0 and len(buffers) == 2 and buffers[1] is not None:
+            start = column.offset * width
+            raw = np.frombuffer(buffers[1], dtype=np.uint8)[start : start + n * width].copy()
+            values = _zero_copy_values(raw, field, target[field.name].dtype)
+        if values is None:
+            rest.append(field.name)
+        else:
+            parts.append((values, np.array([i])))
+    if not parts:
+        return writable(data.to_pandas())
+    if rest:
+        others = data.select(rest).to_pandas()
+        for block in others._mgr.blocks:
+            names = others.columns[block.mgr_locs.indexer]
+            parts.append((block.values, np.array([data.schema.get_field_index(c) for c in names])))
+    return writable(frame_from_blocks(parts, data.schema.names, n))

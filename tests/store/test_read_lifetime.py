@@ -82,3 +82,28 @@ def test_modifying_a_read_frame_never_changes_the_files(tmp_path):
     assert again["i"].tolist() == list(range(N))
     assert (again["f"] == 1.0).all()
     assert again["i32"].tolist() == list(range(N))
+
+
+def test_range_reads_and_chunks_are_writable_and_typed_as_pyarrow_makes_them(tmp_path):
+    from oups import Store, toplevel
+
+    @toplevel
+    class K:
+        name: str
+
+    store = Store(tmp_path / "store", K)
+    df = frame(0, 5000, 1.0)
+    df["tz"] = df["ts"].dt.tz_localize("UTC").dt.tz_convert("Asia/Tokyo")
+    df["s"] = ["a", "b"] * 2500
+    df["n"] = pd.array(np.where(np.arange(5000) % 3 == 0, None, 1), dtype="Int64")
+    store[K("a")].write(ordered_on="ts", df=df, row_group_target_size=1000)
+    lo, hi = df["ts"].iloc[1500], df["ts"].iloc[3500]
+    with OrderedParquetDataset(tmp_path / "store" / "a") as ds:
+        part = ds.to_pandas(start=lo, end_excl=hi)
+        reference = ds.to_arrow(start=lo, end_excl=hi).to_pandas()
+    pd.testing.assert_frame_equal(part, reference)
+    part.iloc[0, part.columns.get_loc("f")] = 5.0
+    chunks = [c[K("a")] for c in store.iter_intersections([K("a")])]
+    pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), df)
+    chunks[0].loc[0, "i"] = -9
+    assert chunks[0]["i"].iloc[0] == -9
