@@ -157,6 +157,12 @@ def _template(schema: pa.Schema) -> tuple[pd.DataFrame, bool]:
     return target, simple
 
 
+def _pooled(nbytes: int) -> np.ndarray:
+    """Writable memory from pyarrow's pool: it reuses freed memory, where numpy's
+    fresh allocations of this size fault in every page."""
+    return np.frombuffer(pa.allocate_buffer(nbytes), dtype=np.uint8)
+
+
 def _byte_width(t: pa.DataType) -> int:
     """Bytes per value of a fixed-width numeric or temporal type, else 0."""
     fixed = (
@@ -182,13 +188,14 @@ def frame_from_arrow(data: pa.RecordBatch | pa.Table) -> pd.DataFrame:
     for i, field in enumerate(data.schema):
         column = data.column(i)
         if isinstance(column, pa.ChunkedArray):
-            column = column.combine_chunks()
+            column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
         width = _byte_width(field.type)
         buffers = column.buffers()
         values = None
         if column.null_count == 0 and width > 0 and len(buffers) == 2 and buffers[1] is not None:
             start = column.offset * width
-            raw = np.frombuffer(buffers[1], dtype=np.uint8)[start : start + n * width].copy()
+            raw = _pooled(n * width)
+            raw[:] = np.frombuffer(buffers[1], dtype=np.uint8)[start : start + n * width]
             values = _zero_copy_values(raw, field, target[field.name].dtype)
         if values is None:
             rest.append(field.name)
