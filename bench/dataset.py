@@ -12,6 +12,7 @@ peak resident set, "+MB" its growth over the process before the step (mapped fil
 pages a read hands over count in both).
 
     python bench/dataset.py [--rows 10000000] [--repeat 3] [--compression lz4]
+    python bench/dataset.py --steps sync --libs oups,arcticdb   # some steps only
     python bench/dataset.py --compare-compression     # file sizes and times per codec
 """
 
@@ -293,15 +294,15 @@ def run_child(lib: str, step: str, work: Path, n: int, compression: str) -> dict
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bench(libs: list[str], n: int, repeat: int, compression: str) -> dict:
-    results: dict = {lib: {s: [] for s in STEPS} for lib in libs}
+def bench(libs: list[str], n: int, repeat: int, compression: str, steps: list[str]) -> dict:
+    results: dict = {lib: {s: [] for s in steps} for lib in libs}
     for _ in range(repeat):
         for lib in libs:
             work = Path(tempfile.mkdtemp(prefix=f"oups-bench-{lib}-"))
             try:
-                for step in STEPS:
+                for step in steps:
                     results[lib][step].append(run_child(lib, step, work, n, compression))
-                if lib.startswith("oups"):
+                if lib.startswith("oups") and "write" in steps:
                     results[lib]["size"] = dir_size(work / "oups" / "ds")
             finally:
                 shutil.rmtree(work, ignore_errors=True)
@@ -314,16 +315,17 @@ def median(rows: list[dict], key: str) -> float:
 
 def report(results: dict, n: int, compression: str) -> None:
     libs = list(results)
+    steps = [s for s in STEPS if s in results[libs[0]]]
     print(
         f"\n{n:,} rows x 6 columns, target {TARGET:,} rows/row group, oups compression "
-        f"'{compression}', medians of {len(results[libs[0]]['write'])} runs\n"
+        f"'{compression}', medians of {len(results[libs[0]][steps[0]])} runs\n"
     )
     print(
         f"{'step':<8}"
         + "".join(f"{lib + ' s':>16}{'RSS MB':>8}{'+MB':>7}" for lib in libs)
         + "".join(f"{'oups/' + lib:>16}" for lib in libs if not lib.startswith("oups"))
     )
-    for step in STEPS:
+    for step in steps:
         line = f"{step:<8}"
         for lib in libs:
             line += f"{median(results[lib][step], 'seconds'):>16.3f}"
@@ -345,7 +347,7 @@ def report(results: dict, n: int, compression: str) -> None:
 def compare_compression(n: int, repeat: int) -> None:
     print(f"{'codec':<10}{'write s':>9}{'read s':>9}{'size MiB':>10}")
     for codec in ["none", "lz4", "snappy", "zstd"]:
-        res = bench(["oups"], n, repeat, codec)["oups"]
+        res = bench(["oups"], n, repeat, codec, STEPS)["oups"]
         print(
             f"{codec:<10}{median(res['write'], 'seconds'):>9.3f}"
             f"{median(res['read'], 'seconds'):>9.3f}{res['size'] / 2**20:>10.0f}"
@@ -362,13 +364,20 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--compression", default="none")
     parser.add_argument("--libs", default="oups,oups-nofsync,pyarrow,arcticdb")
+    parser.add_argument(
+        "--steps",
+        default=",".join(STEPS),
+        help="a subset of the steps; upsert, read and range need the write step",
+    )
     parser.add_argument("--compare-compression", action="store_true")
     args = parser.parse_args()
     if args.compare_compression:
         compare_compression(args.rows, args.repeat)
         return
     libs = [lib for lib in args.libs.split(",") if lib]
-    report(bench(libs, args.rows, args.repeat, args.compression), args.rows, args.compression)
+    steps = [s for s in STEPS if s in args.steps.split(",")]
+    results = bench(libs, args.rows, args.repeat, args.compression, steps)
+    report(results, args.rows, args.compression)
     print(f"\nmachine: {os.cpu_count()} cores")
 
 

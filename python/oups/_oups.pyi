@@ -7,7 +7,7 @@ package. Arrow data crosses as pyarrow objects through the C data interface.
 from collections.abc import Callable, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import Any, final
+from typing import Any, Literal, final, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -122,7 +122,14 @@ class RawIntersections:
         end_excl: _Bound | None = None,
     ) -> RawIntersections: ...
     def n_chunks(self) -> int: ...
-    def next_chunk(self) -> list[tuple[int, pa.RecordBatch]] | None: ...
+    @overload
+    def next_chunk(
+        self, private: Literal[False] = False
+    ) -> list[tuple[int, pa.RecordBatch]] | None: ...
+    @overload
+    def next_chunk(
+        self, private: Literal[True]
+    ) -> list[tuple[int, pa.RecordBatch, pa.Schema, list[tuple[str, np.ndarray]]]] | None: ...
 
 def save_state(path: _Path, manifest: str, sections: Sequence[tuple[str, Any]]) -> None: ...
 def load_state(path: _Path) -> tuple[str, list[tuple[str, Any]]]: ...

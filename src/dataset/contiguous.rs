@@ -21,7 +21,9 @@ use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBuffer};
 use arrow_data::ArrayData;
 use arrow_schema::{DataType, SchemaRef};
 
-use crate::dataset::parquet_io::{parallel_map, read_file_in_place, read_file_split};
+use crate::dataset::parquet_io::{
+    parallel_map, read_file_in_place, read_file_private, read_file_split,
+};
 use crate::dataset::state::RowGroup;
 use crate::dataset::verify::check_file;
 use crate::dictionaries::concat_arrays;
@@ -104,6 +106,21 @@ fn place_by_mapping(dst: &mut [u8], src: &[u8], mapped: &Range<usize>, path: &Pa
     true
 }
 
+/// Per column: whether its values are a run of the file mapping `mapped`
+/// (fixed width, without nulls), which no other batch references.
+fn in_mapping(batch: &RecordBatch, mapped: &Range<usize>) -> Vec<bool> {
+    batch
+        .columns()
+        .iter()
+        .map(|col| {
+            let data = col.to_data();
+            fixed_width(col.data_type()).is_some()
+                && data.null_count() == 0
+                && matches!(data.buffers(), [b] if mapped.contains(&(b.as_ptr() as usize)))
+        })
+        .collect()
+}
+
 fn fixed_width(dt: &DataType) -> Option<usize> {
     dt.is_primitive().then(|| dt.primitive_width()).flatten()
 }
@@ -146,8 +163,15 @@ fn join(
     private: bool,
 ) -> Result<(RecordBatch, Vec<bool>)> {
     let n_cols = schema.fields().len();
-    if let ([path], [rg], false) = (paths, rgs, private) {
-        // One file is already contiguous: no copy, its columns decoded in parallel.
+    if let ([path], [rg]) = (paths, rgs) {
+        // One file is already contiguous: no copy.
+        if private {
+            let (batch, mapped) = read_file_private(path)?;
+            check_file(path, &batch, schema, rg, ordered)?;
+            let in_mapping = in_mapping(&batch, &mapped);
+            return Ok((batch.with_schema(Arc::clone(schema))?, in_mapping));
+        }
+        // Its columns decoded in parallel.
         let ways = std::thread::available_parallelism().map_or(1, |n| n.get());
         let batch = read_file_split(path, None, None, ways)?;
         check_file(path, &batch, schema, rg, ordered)?;

@@ -160,13 +160,40 @@ fn open_data_file(path: &Path) -> Result<File> {
 /// unlinked file stays mapped until it is dropped).
 pub(crate) fn map_file(path: &Path) -> Result<Bytes> {
     let file = open_data_file(path)?;
+    checked_len(&file, path)?;
+    // SAFETY: see above; the mapping is read-only and owned by the Bytes.
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
+        .at("cannot map data file", path)?;
+    Ok(Bytes::from_owner(map))
+}
+
+fn checked_len(file: &File, path: &Path) -> Result<u64> {
     let len = file.metadata().at("cannot stat data file", path)?.len();
     if len == 0 {
         return Err(OupsError::corrupt(path, "the data file is empty"));
     }
-    // SAFETY: see above; the mapping is read-only and owned by the Bytes.
-    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
-        .at("cannot map data file", path)?;
+    Ok(len)
+}
+
+/// Like [`map_file`], but a private copy-on-write mapping: its pages may be
+/// handed over as mutable memory (numpy arrays), and a write to one copies
+/// that page instead of reaching the file.
+fn map_file_private(path: &Path) -> Result<Bytes> {
+    let file = open_data_file(path)?;
+    checked_len(&file, path)?;
+    // SAFETY: as for `map_file`; writes through the mapping stay private.
+    let map =
+        unsafe { memmap2::MmapOptions::new().map_copy(&file) }.at("cannot map data file", path)?;
+    // Populated for reading: MAP_POPULATE on a writable private mapping would
+    // fault every page for writing, copying it.
+    // SAFETY: advice on the pages just mapped; it changes no contents.
+    unsafe {
+        libc::madvise(
+            map.as_ptr() as *mut libc::c_void,
+            map.len(),
+            libc::MADV_POPULATE_READ,
+        );
+    }
     Ok(Bytes::from_owner(map))
 }
 
@@ -203,7 +230,17 @@ pub fn read_file_split(
 /// taken as runs of values point into it ([`crate::dataset::contiguous`]
 /// maps the same file pages where they are joined).
 pub fn read_file_in_place(path: &Path) -> Result<(RecordBatch, std::ops::Range<usize>)> {
-    let file = map_file(path)?;
+    in_place(path, map_file(path)?)
+}
+
+/// [`read_file_in_place`] over a private copy-on-write mapping
+/// ([`map_file_private`]): the zero-copy value runs may be handed over as
+/// mutable memory.
+pub fn read_file_private(path: &Path) -> Result<(RecordBatch, std::ops::Range<usize>)> {
+    in_place(path, map_file_private(path)?)
+}
+
+fn in_place(path: &Path, file: Bytes) -> Result<(RecordBatch, std::ops::Range<usize>)> {
     let start = file.as_ptr() as usize;
     let range = start..start + file.len();
     Ok((read_mapped(path, file, None, None, 1)?, range))

@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use arrow_array::{RecordBatch, RecordBatchOptions};
-use numpy::{PyArray1, PyReadonlyArray1};
+use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use pyo3_arrow::input::AnyRecordBatch;
@@ -16,17 +15,12 @@ use crate::dataset::range_read::Snapshot;
 use crate::dataset::{stats_batch, Dataset, Progress, TargetSpec, WriteRequest};
 use crate::error::{OupsError, Result};
 use crate::python::errors::{run, to_pyerr};
+use crate::python::handover::{split, Split};
 use crate::python::intersections::{key_range, PhysicalBound};
 
 fn parse_json(text: &str, what: &str) -> Result<Value> {
     serde_json::from_str(text)
         .map_err(|e| OupsError::InvalidArgument(format!("{what} is not valid JSON: {e}")))
-}
-
-/// The memory of a column handed to numpy: the array's base object.
-#[pyclass(frozen, module = "oups._oups")]
-struct ColumnMemory {
-    _buffer: arrow_buffer::Buffer,
 }
 
 #[pyclass(frozen, module = "oups._oups")]
@@ -138,45 +132,10 @@ impl RawDataset {
         let (Some((batch, private)), Some(schema)) = (joined, schema) else {
             return Ok(None);
         };
-        let mut raw = Vec::new();
-        let mut rest = Vec::new();
-        for (c, column) in batch.columns().iter().enumerate() {
-            let data = column.to_data();
-            let width = schema.field(c).data_type().primitive_width();
-            match (private[c], width, data.buffers()) {
-                (true, Some(w), [buffer]) if data.offset() == 0 && data.null_count() == 0 => {
-                    let len = data.len() * w;
-                    let owner = Bound::new(
-                        py,
-                        ColumnMemory {
-                            _buffer: buffer.clone(),
-                        },
-                    )?;
-                    // SAFETY: `owner` keeps the buffer's memory alive as the
-                    // array's base; the memory is a private writable mapping
-                    // that nothing else references once `batch` is dropped.
-                    let view =
-                        unsafe { numpy::ndarray::ArrayView1::from_shape_ptr(len, buffer.as_ptr()) };
-                    let array =
-                        unsafe { PyArray1::<u8>::borrow_from_array(&view, owner.into_any()) };
-                    raw.push((schema.field(c).name().clone(), array));
-                }
-                _ => rest.push(c),
-            }
-        }
-        let rest_batch = RecordBatch::try_new_with_options(
-            Arc::new(
-                schema
-                    .project(&rest)
-                    .map_err(OupsError::from)
-                    .map_err(to_pyerr)?,
-            ),
-            rest.iter().map(|&c| Arc::clone(batch.column(c))).collect(),
-            &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
-        )
-        .map_err(OupsError::from)
-        .map_err(to_pyerr)?;
-        drop(batch);
+        let Split {
+            rest: rest_batch,
+            raw,
+        } = split(py, batch, &schema, &private)?;
         let rest_schema = rest_batch.schema();
         let table = PyTable::try_new(vec![rest_batch], rest_schema)?.into_pyarrow(py)?;
         let full = pyo3_arrow::PySchema::new(schema).into_pyarrow(py)?;

@@ -5,6 +5,7 @@ use std::sync::Mutex;
 
 use arrow_schema::DataType;
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 use pyo3_arrow::PyRecordBatch;
 
 use crate::dataset::ordered_key::{encode_f64, encode_i64, key_kind, KeyKind};
@@ -12,6 +13,7 @@ use crate::dataset::range_read::KeyRange;
 use crate::error::{OupsError, Result};
 use crate::python::dataset::RawDataset;
 use crate::python::errors::run;
+use crate::python::handover::{split, Split};
 use crate::store::intersections::Intersections;
 
 /// A bound already converted by Python into the column's physical value
@@ -57,8 +59,8 @@ fn domain(dt: &DataType) -> String {
     }
 }
 
-/// One dataset's rows in a chunk: its position in `datasets`, a RecordBatch.
-type Part<'py> = (usize, Bound<'py, PyAny>);
+/// One dataset's rows in a chunk, led by its position in `datasets`.
+type Part<'py> = Bound<'py, PyTuple>;
 
 #[pyclass(frozen, module = "oups._oups")]
 pub struct RawIntersections {
@@ -121,7 +123,12 @@ impl RawIntersections {
     }
 
     /// `[(dataset position, pyarrow RecordBatch), ...]`, or None at the end.
-    fn next_chunk<'py>(&self, py: Python<'py>) -> PyResult<Option<Vec<Part<'py>>>> {
+    /// With `private`, each entry is `(position, rest, schema, raw)` instead,
+    /// as `RawDataset.read_private` returns them: `raw` lists the fixed-width
+    /// columns as writable uint8 arrays of the chunk's own private memory,
+    /// `rest` the other columns and `schema` that of the whole.
+    #[pyo3(signature = (private=false))]
+    fn next_chunk<'py>(&self, py: Python<'py>, private: bool) -> PyResult<Option<Vec<Part<'py>>>> {
         let chunk = run(py, || {
             self.inner
                 .lock()
@@ -132,8 +139,29 @@ impl RawIntersections {
             return Ok(None);
         };
         let mut out = Vec::with_capacity(chunk.len());
-        for (i, batch) in chunk {
-            out.push((i, PyRecordBatch::new(batch).into_pyarrow(py)?));
+        for part in chunk {
+            let item = if private {
+                let schema = part.batch.schema();
+                let Split { rest, raw } = split(py, part.batch, &schema, &part.private)?;
+                PyTuple::new(
+                    py,
+                    [
+                        part.source.into_pyobject(py)?.into_any(),
+                        PyRecordBatch::new(rest).into_pyarrow(py)?,
+                        pyo3_arrow::PySchema::new(schema).into_pyarrow(py)?,
+                        raw.into_pyobject(py)?.into_any(),
+                    ],
+                )?
+            } else {
+                PyTuple::new(
+                    py,
+                    [
+                        part.source.into_pyobject(py)?.into_any(),
+                        PyRecordBatch::new(part.batch).into_pyarrow(py)?,
+                    ],
+                )?
+            };
+            out.push(item);
         }
         Ok(Some(out))
     }

@@ -3,6 +3,7 @@
 mod asof;
 mod dataset;
 mod errors;
+mod handover;
 mod intersections;
 mod key_schema;
 mod stateful_loop;

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 
 use arrow_array::RecordBatch;
 
-use crate::dataset::contiguous::read_joined;
+use crate::dataset::contiguous::read_joined_private;
 use crate::dataset::ordered_key::count_below;
 use crate::dataset::range_read::{KeyRange, Snapshot};
 use crate::dataset::state::RowGroup;
@@ -126,17 +126,39 @@ struct Loaded {
     group: usize,
     batch: RecordBatch,
     ordered: usize,
+    /// Per column: whether it is private memory that its chunks may hand over
+    /// as mutable ([`Part::private`]).
+    private: Vec<bool>,
+    /// Rows already handed out in chunks. They are never read again: a caller
+    /// may have modified them.
+    consumed: usize,
 }
 
 impl Loaded {
     fn below(&self, key: u64) -> usize {
-        count_below(self.batch.column(self.ordered).as_ref(), key)
+        let n = self.batch.num_rows();
+        let rest = self
+            .batch
+            .column(self.ordered)
+            .slice(self.consumed, n - self.consumed);
+        self.consumed + count_below(rest.as_ref(), key)
     }
 
-    /// Rows with keys in `range`.
+    /// Rows with keys in `range`, among those not handed out yet.
     fn rows(&self, range: &KeyRange) -> std::ops::Range<usize> {
         range.rows_in(self.batch.num_rows(), |k| self.below(k))
     }
+}
+
+/// One dataset's rows in a chunk.
+pub struct Part {
+    /// The dataset's position in the sources.
+    pub source: usize,
+    pub batch: RecordBatch,
+    /// Per column: the values are private copy-on-write memory that no other
+    /// chunk and no file shares, so the caller may hand them over as mutable
+    /// memory (writes never reach the files nor other chunks).
+    pub private: Vec<bool>,
 }
 
 type Pending = (usize, usize, JoinHandle<Result<Loaded>>);
@@ -155,11 +177,14 @@ pub struct Intersections {
 
 fn load_group(snap: &Snapshot, group: usize, rgs: &[RowGroup]) -> Result<Loaded> {
     let paths = snap.paths(rgs);
-    let batch = read_joined(&paths, rgs, &snap.schema, Some(snap.ordered_index))?;
+    let (batch, private) =
+        read_joined_private(&paths, rgs, &snap.schema, Some(snap.ordered_index))?;
     Ok(Loaded {
         group,
         batch,
         ordered: snap.ordered_index,
+        private,
+        consumed: 0,
     })
 }
 
@@ -264,11 +289,13 @@ impl Intersections {
         let skip = got.saturating_sub(missing);
         let tail = earlier.batch.slice(skip, got - skip);
         loaded.batch = crate::dictionaries::concat(&snap.schema, &[tail, loaded.batch])?;
+        // Concatenated into memory of the Arrow allocator: not a mapping.
+        loaded.private.fill(false);
         Ok(loaded)
     }
 
-    /// The next chunk: `(source index, rows)` for every participating dataset.
-    pub fn next_chunk(&mut self) -> Result<Option<Vec<(usize, RecordBatch)>>> {
+    /// The next chunk: the rows of every participating dataset.
+    pub fn next_chunk(&mut self) -> Result<Option<Vec<Part>>> {
         let chunk = self.chunk;
         if chunk >= self.plan.n_chunks() {
             self.prefetch = None;
@@ -305,14 +332,19 @@ impl Intersections {
         let mut out = Vec::with_capacity(self.plan.participants.len());
         for (p, part) in self.plan.participants.iter().enumerate() {
             let loaded = self.loaded[p]
-                .as_ref()
+                .as_mut()
                 .ok_or_else(|| OupsError::Internal("a dataset group was not loaded".into()))?;
             let mut rows = loaded.rows(&bounds);
             if chunk == 0 && lo.is_some() {
                 let n = self.n_prev.get(part.source).copied().unwrap_or(0);
                 rows.start = rows.start.saturating_sub(n);
             }
-            out.push((part.source, loaded.batch.slice(rows.start, rows.len())));
+            loaded.consumed = loaded.consumed.max(rows.end);
+            out.push(Part {
+                source: part.source,
+                batch: loaded.batch.slice(rows.start, rows.len()),
+                private: loaded.private.clone(),
+            });
         }
         self.chunk += 1;
         Ok(Some(out))

@@ -107,3 +107,47 @@ def test_range_reads_and_chunks_are_writable_and_typed_as_pyarrow_makes_them(tmp
     pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), df)
     chunks[0].loc[0, "i"] = -9
     assert chunks[0]["i"].iloc[0] == -9
+
+
+def test_chunks_are_their_own_memory_and_outlive_the_dataset(tmp_path):
+    """Chunks of a synchronised read take over the mapped pages of the files they
+    come from; several chunks come from one file and meet inside memory pages.
+    Writing into a chunk, even into its ordered column, changes neither the
+    files, nor the other chunks, nor where the next chunks start."""
+    from oups import Store, toplevel
+
+    @toplevel
+    class K:
+        name: str
+
+    store = Store(tmp_path / "store", K)
+    keys = [K("a"), K("b")]
+    frames = {K("a"): frame(0, 20_000, 1.0), K("b"): frame(1_234, 20_000, 2.0)}
+    store[K("a")].write(ordered_on="ts", df=frames[K("a")], row_group_target_size=3_001)
+    store[K("b")].write(ordered_on="ts", df=frames[K("b")], row_group_target_size=2_503)
+    before = dir_digest(tmp_path)
+    reference = [
+        {k: t.to_pandas() for k, t in c.items()}
+        for c in store.iter_intersections(keys, output="arrow")
+    ]
+    assert len(reference) > 10
+    received = []
+    for chunk in store.iter_intersections(keys):
+        received.append(chunk)
+        if sys.platform == "linux" and len(received) == 1:
+            assert mapped_files(tmp_path / "store")
+        copies = {k: df.copy() for k, df in chunk.items()}
+        for df in chunk.values():
+            if len(df):
+                df.loc[:, "ts"] = pd.Timestamp("2100-01-01")
+                df.loc[:, "f"] = -1.0
+                df.iloc[-1, df.columns.get_loc("i")] = -5
+        for k, df in copies.items():
+            pd.testing.assert_frame_equal(df, reference[len(received) - 1][k])
+    assert len(received) == len(reference)
+    assert dir_digest(tmp_path) == before
+    for k in keys:
+        pd.testing.assert_frame_equal(store[k].to_pandas(), frames[k])
+        store[k].remove_from_disk()
+    last = received[-1][K("b")]
+    assert (last["f"] == -1.0).all() and last["i"].iloc[-1] == -5

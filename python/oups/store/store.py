@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from oups._oups import RawIntersections, metadata_path
+from oups._pandas_compat import frame_with_raw_columns
 from oups._progress import check_progress, progress_bar
 from oups.exceptions import InvalidParameterError, OrderedOnMismatchError, ParameterTypeError
 from oups.store._bounds import physical_range
@@ -282,8 +283,8 @@ class Store:
             bar = progress_bar(
                 show_progress, total=raw.n_chunks(), desc="iter_intersections", unit="chunk"
             )
-            while (chunk := raw.next_chunk()) is not None:
-                yield {key_list[i]: convert(batch) for i, batch in chunk}
+            while (chunk := _next_chunk(raw, convert)) is not None:
+                yield {key_list[i]: frame for i, frame in chunk}
                 if bar is not None:
                     bar.update(1)
         finally:
@@ -292,6 +293,18 @@ class Store:
             for ds in datasets:
                 if ds is not None:
                     ds.close()
+
+
+def _next_chunk(raw: RawIntersections, convert: Callable[[Any], Any]) -> list[Any] | None:
+    """The next chunk as (dataset position, converted rows) pairs. pandas frames
+    take over the chunk's private column memory instead of copying it."""
+    if convert is chunk_to_pandas:
+        parts = raw.next_chunk(True)
+        if parts is None:
+            return None
+        return [(i, frame_with_raw_columns(rest, schema, cols)) for i, rest, schema, cols in parts]
+    chunk = raw.next_chunk()
+    return None if chunk is None else [(i, convert(batch)) for i, batch in chunk]
 
 
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {
