@@ -272,8 +272,9 @@ STEPS = ["write", "append", "upsert", "read", "range", "sync"]
 def child(lib: str, step: str, work: str, n: int, compression: str) -> None:
     import pyarrow as pa
 
-    # One-time library initialisation (pyarrow's pandas bridge) is not the step's cost.
-    pa.table({"x": [1]}).to_pandas()
+    # One-time library initialisation (pyarrow's pandas bridge, with the pandas
+    # metadata path) is not the step's cost.
+    pa.Table.from_pandas(pd.DataFrame({"x": [1.0]})).to_pandas()
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     elapsed = RUNNERS[lib](step, Path(work), n, compression)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

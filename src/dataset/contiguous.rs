@@ -53,6 +53,23 @@ fn populate(dst: &mut [u8]) {
     }
 }
 
+/// Maps the pages under `bytes` (of a file mapping) in one system call, for
+/// reading: MAP_POPULATE on a writable private mapping would fault every page
+/// for writing, copying it, and faulting them in one by one costs more.
+pub(crate) fn populate_read(bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    let page = crate::dataset::aligned::PAGE as usize;
+    let start = (bytes.as_ptr() as usize) & !(page - 1);
+    let len = bytes.as_ptr() as usize + bytes.len() - start;
+    // SAFETY: advice on pages of a mapping the caller holds; it changes no
+    // contents.
+    unsafe {
+        libc::madvise(start as *mut libc::c_void, len, libc::MADV_POPULATE_READ);
+    }
+}
+
 /// Puts `src` (values in the mapped file `path`, whose mapping spans
 /// `mapped`) into `dst` by mapping the file's pages there, copy-on-write,
 /// when the file lays them out at the same offset within a page as `dst`
@@ -94,12 +111,8 @@ fn place_by_mapping(dst: &mut [u8], src: &[u8], mapped: &Range<usize>, path: &Pa
     if got != first as *mut libc::c_void {
         return false;
     }
-    // Populated for reading: MAP_POPULATE on a writable private mapping
-    // would fault every page for writing, copying it.
-    // SAFETY: advice on the pages just mapped; it changes no contents.
-    unsafe {
-        libc::madvise(got, last - first, libc::MADV_POPULATE_READ);
-    }
+    // SAFETY: the pages just mapped, `last - first` bytes from `got`.
+    populate_read(unsafe { std::slice::from_raw_parts(got as *const u8, last - first) });
     let (head, tail) = (first - dst_at, last - dst_at);
     dst[..head].copy_from_slice(&src[..head]);
     dst[tail..].copy_from_slice(&src[tail..]);
@@ -138,21 +151,24 @@ pub fn read_joined(
     schema: &SchemaRef,
     ordered: Option<usize>,
 ) -> Result<RecordBatch> {
-    Ok(join(paths, rgs, schema, ordered, false)?.0)
+    Ok(join(paths, rgs, schema, ordered, None)?.0)
 }
 
 /// Like [`read_joined`], for a caller that hands the joined columns over as
 /// mutable memory (numpy arrays): the dedicated mappings stay writable (private
 /// copy-on-write pages, so writes never reach the files), and the second
 /// value says which columns are in one. Each of those buffers is referenced by
-/// the returned batch alone.
+/// the returned batch alone. Without `populate`, a single file's pages are
+/// mapped as they are touched (the checks and searches touch a few): the
+/// caller populates what it hands over ([`populate_read`]).
 pub fn read_joined_private(
     paths: &[PathBuf],
     rgs: &[RowGroup],
     schema: &SchemaRef,
     ordered: Option<usize>,
+    populate: bool,
 ) -> Result<(RecordBatch, Vec<bool>)> {
-    join(paths, rgs, schema, ordered, true)
+    join(paths, rgs, schema, ordered, Some(populate))
 }
 
 fn join(
@@ -160,13 +176,14 @@ fn join(
     rgs: &[RowGroup],
     schema: &SchemaRef,
     ordered: Option<usize>,
-    private: bool,
+    // Some(populate) for private memory ([`read_joined_private`]).
+    private: Option<bool>,
 ) -> Result<(RecordBatch, Vec<bool>)> {
     let n_cols = schema.fields().len();
     if let ([path], [rg]) = (paths, rgs) {
         // One file is already contiguous: no copy.
-        if private {
-            let (batch, mapped) = read_file_private(path)?;
+        if let Some(populate) = private {
+            let (batch, mapped) = read_file_private(path, populate)?;
             check_file(path, &batch, schema, rg, ordered)?;
             let in_mapping = in_mapping(&batch, &mapped);
             return Ok((batch.with_schema(Arc::clone(schema))?, in_mapping));
@@ -242,7 +259,7 @@ fn join(
                 let ptr = NonNull::new(map.as_mut_ptr())
                     .ok_or_else(|| OupsError::Internal("null mapping".into()))?;
                 let owner: Arc<dyn arrow_buffer::alloc::Allocation> =
-                    if private {
+                    if private.is_some() {
                         Arc::new(map)
                     } else {
                         Arc::new(map.make_read_only().map_err(|e| {

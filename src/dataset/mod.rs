@@ -322,7 +322,7 @@ impl Dataset {
                     .as_deref()
                     .and_then(|f| s.index_of(f).ok());
                 let joined = if private {
-                    contiguous::read_joined_private(&paths, &rgs, s, ordered)?
+                    contiguous::read_joined_private(&paths, &rgs, s, ordered, true)?
                 } else {
                     (
                         contiguous::read_joined(&paths, &rgs, s, ordered)?,

@@ -177,22 +177,17 @@ fn checked_len(file: &File, path: &Path) -> Result<u64> {
 
 /// Like [`map_file`], but a private copy-on-write mapping: its pages may be
 /// handed over as mutable memory (numpy arrays), and a write to one copies
-/// that page instead of reaching the file.
-fn map_file_private(path: &Path) -> Result<Bytes> {
+/// that page instead of reaching the file. Without `populate`, pages are
+/// mapped as they are touched, for a caller that populates the ranges it
+/// hands over ([`crate::dataset::contiguous::populate_read`]).
+fn map_file_private(path: &Path, populate: bool) -> Result<Bytes> {
     let file = open_data_file(path)?;
     checked_len(&file, path)?;
     // SAFETY: as for `map_file`; writes through the mapping stay private.
     let map =
         unsafe { memmap2::MmapOptions::new().map_copy(&file) }.at("cannot map data file", path)?;
-    // Populated for reading: MAP_POPULATE on a writable private mapping would
-    // fault every page for writing, copying it.
-    // SAFETY: advice on the pages just mapped; it changes no contents.
-    unsafe {
-        libc::madvise(
-            map.as_ptr() as *mut libc::c_void,
-            map.len(),
-            libc::MADV_POPULATE_READ,
-        );
+    if populate {
+        crate::dataset::contiguous::populate_read(&map);
     }
     Ok(Bytes::from_owner(map))
 }
@@ -236,8 +231,11 @@ pub fn read_file_in_place(path: &Path) -> Result<(RecordBatch, std::ops::Range<u
 /// [`read_file_in_place`] over a private copy-on-write mapping
 /// ([`map_file_private`]): the zero-copy value runs may be handed over as
 /// mutable memory.
-pub fn read_file_private(path: &Path) -> Result<(RecordBatch, std::ops::Range<usize>)> {
-    in_place(path, map_file_private(path)?)
+pub fn read_file_private(
+    path: &Path,
+    populate: bool,
+) -> Result<(RecordBatch, std::ops::Range<usize>)> {
+    in_place(path, map_file_private(path, populate)?)
 }
 
 fn in_place(path: &Path, file: Bytes) -> Result<(RecordBatch, std::ops::Range<usize>)> {

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 
 use arrow_array::RecordBatch;
 
-use crate::dataset::contiguous::read_joined_private;
+use crate::dataset::contiguous::{populate_read, read_joined_private};
 use crate::dataset::ordered_key::count_below;
 use crate::dataset::range_read::{KeyRange, Snapshot};
 use crate::dataset::state::RowGroup;
@@ -132,6 +132,8 @@ struct Loaded {
     /// Rows already handed out in chunks. They are never read again: a caller
     /// may have modified them.
     consumed: usize,
+    /// Whether its pages are all mapped in ([`load_group`]).
+    populated: bool,
 }
 
 impl Loaded {
@@ -175,16 +177,21 @@ pub struct Intersections {
     chunk: usize,
 }
 
-fn load_group(snap: &Snapshot, group: usize, rgs: &[RowGroup]) -> Result<Loaded> {
+/// Loads the files of a group. `whole`: all its rows will be handed out, so
+/// its pages are mapped in at once (on the read-ahead thread); otherwise they
+/// are mapped as chunks hand them over, since a range read may take a few
+/// rows of a large file.
+fn load_group(snap: &Snapshot, group: usize, rgs: &[RowGroup], whole: bool) -> Result<Loaded> {
     let paths = snap.paths(rgs);
     let (batch, private) =
-        read_joined_private(&paths, rgs, &snap.schema, Some(snap.ordered_index))?;
+        read_joined_private(&paths, rgs, &snap.schema, Some(snap.ordered_index), whole)?;
     Ok(Loaded {
         group,
         batch,
         ordered: snap.ordered_index,
         private,
         consumed: 0,
+        populated: whole,
     })
 }
 
@@ -236,6 +243,13 @@ impl Intersections {
         (snap, rgs)
     }
 
+    /// Whether all rows of group `g` of participant `p` lie in the range.
+    fn within_range(&self, p: usize, g: usize) -> bool {
+        let group = &self.plan.participants[p].groups[g];
+        self.range.start.is_none_or(|s| group.min >= s)
+            && self.range.end_excl.is_none_or(|e| group.max < e)
+    }
+
     /// Starts reading the next scheduled group on another thread.
     fn start_prefetch(&mut self) {
         if self.prefetch.is_some() {
@@ -243,7 +257,8 @@ impl Intersections {
         }
         if let Some(&(_, p, g)) = self.schedule.get(self.next_load) {
             let (snap, rgs) = self.group_rgs(p, g);
-            let handle = std::thread::spawn(move || load_group(&snap, g, &rgs));
+            let whole = self.within_range(p, g);
+            let handle = std::thread::spawn(move || load_group(&snap, g, &rgs, whole));
             self.prefetch = Some((p, g, handle));
         }
     }
@@ -258,7 +273,7 @@ impl Intersections {
             }
         }
         let (snap, rgs) = self.group_rgs(p, g);
-        load_group(&snap, g, &rgs)
+        load_group(&snap, g, &rgs, self.within_range(p, g))
     }
 
     /// Prepends the rows just before `start` from earlier row groups when the
@@ -285,7 +300,7 @@ impl Intersections {
         if from == first_rg {
             return Ok(loaded);
         }
-        let earlier = load_group(snap, loaded.group, &snap.row_groups[from..first_rg])?;
+        let earlier = load_group(snap, loaded.group, &snap.row_groups[from..first_rg], false)?;
         let skip = got.saturating_sub(missing);
         let tail = earlier.batch.slice(skip, got - skip);
         loaded.batch = crate::dictionaries::concat(&snap.schema, &[tail, loaded.batch])?;
@@ -340,9 +355,23 @@ impl Intersections {
                 rows.start = rows.start.saturating_sub(n);
             }
             loaded.consumed = loaded.consumed.max(rows.end);
+            let batch = loaded.batch.slice(rows.start, rows.len());
+            // A group at the edge of the range is mapped lazily
+            // ([`load_group`]): what a chunk hands over is mapped in at once.
+            let lazy = loaded.private.iter().map(|&p| p && !loaded.populated);
+            for (column, _) in batch.columns().iter().zip(lazy).filter(|(_, p)| *p) {
+                let data = column.to_data();
+                if let (Some(w), [values]) = (column.data_type().primitive_width(), data.buffers())
+                {
+                    let start = data.offset() * w;
+                    if let Some(bytes) = values.as_slice().get(start..start + data.len() * w) {
+                        populate_read(bytes);
+                    }
+                }
+            }
             out.push(Part {
                 source: part.source,
-                batch: loaded.batch.slice(rows.start, rows.len()),
+                batch,
                 private: loaded.private.clone(),
             });
         }
