@@ -56,6 +56,14 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 /// Footer key listing the columns that are ordered categoricals.
 const ORDERED_KEY: &str = "oups:ordered";
 
+/// Whether some column of `schema` is dictionary-encoded (a categorical).
+pub fn has_dictionary(schema: &Schema) -> bool {
+    schema
+        .fields()
+        .iter()
+        .any(|f| matches!(f.data_type(), DataType::Dictionary(_, _)))
+}
+
 /// `schema` without the ordered flags of its dictionaries, for the file's own
 /// Arrow schema: other readers would apply the order to the categories the
 /// Parquet writer re-encoded in order of appearance, which is not the order

@@ -38,6 +38,7 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::{ColumnDescPtr, ColumnPath};
 
 use crate::dataset::plain_page;
+use crate::dataset::splice::stats::combine;
 use parquet::file::page_index::offset_index::{OffsetIndexMetaData, PageLocation};
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::writer::TrackedWrite;
@@ -131,40 +132,46 @@ pub fn value_run(
         .then(|| end - len..end)
 }
 
-/// Writes `batch` as a one-row-group Parquet file to `out`.
+/// Writes the rows of `pieces` (batches of one schema, laid end to end) as a
+/// one-row-group Parquet file to `out`.
 ///
 /// Fixed-width columns without nulls (and without a codec) are written as one
 /// data page each, straight from the Arrow buffers ([`plain_page`]), padded
 /// so that their values start where they land in a joined column:
 /// `rows_before * width`, modulo [`PAGE`]. The other columns are encoded by
 /// the Arrow writer into `staging` and copied in. `extra` goes to the footer's
-/// key-value metadata after the Arrow schema.
+/// key-value metadata after the Arrow schema. The pieces are written one
+/// after the other: a merge hands over slices of the stored files' mappings
+/// and of the new rows, which are never gathered into new memory.
 pub fn write_file(
     out: &File,
     path: &Path,
-    batch: &RecordBatch,
+    pieces: &[RecordBatch],
     props: &WriterProperties,
     extra: Vec<KeyValue>,
     rows_before: u64,
     staging: &mut Vec<u8>,
 ) -> Result<()> {
     let io = |e: std::io::Error| OupsError::io("cannot write data file", path, e);
-    let schema = batch.schema();
+    let schema = pieces
+        .first()
+        .ok_or_else(|| OupsError::Internal("a row group without rows".into()))?
+        .schema();
     let descr = Arc::new(
         ArrowSchemaConverter::new()
             .with_coerce_types(props.coerce_types())
             .convert(&schema)?,
     );
-    let n = batch.num_rows();
+    let n: usize = pieces.iter().map(RecordBatch::num_rows).sum();
     // Per root column: written directly (its value width) or encoded.
     let direct: Vec<Option<usize>> = schema
         .fields()
         .iter()
-        .zip(batch.columns())
-        .map(|(f, col)| {
+        .enumerate()
+        .map(|(c, f)| {
             let w = mappable_width(f.data_type())?;
             let path = ColumnPath::from(f.name().as_str());
-            (col.null_count() == 0
+            (pieces.iter().all(|p| p.column(c).null_count() == 0)
                 && n.saturating_mul(w) < MAX_RUN
                 && props.compression(&path) == Compression::UNCOMPRESSED)
                 .then_some(w)
@@ -175,13 +182,20 @@ pub fn write_file(
         None
     } else {
         staging.clear();
-        let part = batch.project(&encoded_roots)?;
+        let parts: Vec<RecordBatch> = pieces
+            .iter()
+            .map(|p| p.project(&encoded_roots))
+            .collect::<std::result::Result<_, _>>()?;
         let mut writer = ArrowWriter::try_new(
             &mut *staging,
-            part.schema(),
-            Some(crate::dataset::parquet_io::column_properties(&part, props)),
+            parts[0].schema(),
+            Some(crate::dataset::parquet_io::column_properties(
+                &parts[0], props,
+            )),
         )?;
-        writer.write(&part)?;
+        for part in &parts {
+            writer.write(part)?;
+        }
         writer.close()?;
         Some(
             ParquetMetaDataReader::new()
@@ -203,8 +217,11 @@ pub fn write_file(
         let leaf_descr = descr.column(leaf);
         let at = tracked.bytes_written() as i64;
         if let Some(width) = direct[root] {
-            let data = batch.column(root).to_data();
-            let values = plain_page::value_bytes(&data, width)
+            let data: Vec<_> = pieces.iter().map(|p| p.column(root).to_data()).collect();
+            let values: Vec<&[u8]> = data
+                .iter()
+                .map(|d| plain_page::value_bytes(d, width))
+                .collect::<Option<_>>()
                 .ok_or_else(|| OupsError::Internal("a column shorter than its rows".into()))?;
             let prefix = plain_page::prefix(n, width, leaf_descr.max_def_level() > 0)
                 .ok_or_else(|| OupsError::Internal("a page too large".into()))?;
@@ -214,8 +231,10 @@ pub fn write_file(
             tracked.write_all(&ZEROS[..pad as usize]).map_err(io)?;
             let start = at + pad as i64;
             tracked.write_all(&prefix.bytes).map_err(io)?;
-            tracked.write_all(values).map_err(io)?;
-            let size = (prefix.bytes.len() + values.len()) as i64;
+            for piece in &values {
+                tracked.write_all(piece).map_err(io)?;
+            }
+            let size = (prefix.bytes.len() + n * width) as i64;
             let mut encodings = vec![Encoding::PLAIN];
             if leaf_descr.max_def_level() > 0 {
                 encodings.push(Encoding::RLE);
@@ -227,7 +246,16 @@ pub fn write_file(
                 .set_total_uncompressed_size(size)
                 .set_num_values(n as i64)
                 .set_data_page_offset(start);
-            if let Some(stats) = plain_page::statistics(&data, leaf_descr.sort_order()) {
+            let order = leaf_descr.sort_order();
+            let stats: Vec<_> = data
+                .iter()
+                .map(|d| plain_page::statistics(d, order))
+                .collect();
+            let stats = match stats.as_slice() {
+                [one] => one.clone(),
+                all => combine(&all.iter().map(Option::as_ref).collect::<Vec<_>>(), order),
+            };
+            if let Some(stats) = stats {
                 builder = builder.set_statistics(stats);
             }
             columns.push(builder.build()?);

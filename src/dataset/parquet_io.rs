@@ -82,12 +82,37 @@ pub fn write_file(
     props: &WriterProperties,
     rows_before: u64,
 ) -> Result<File> {
-    let plain;
-    let to_write = match crate::dictionaries::unordered(&batch.schema()) {
-        None => batch,
+    write_pieces(path, std::slice::from_ref(batch), props, rows_before)
+}
+
+/// [`write_file`] for rows given as slices laid end to end (see
+/// [`crate::dataset::aligned::write_file`]).
+pub fn write_pieces(
+    path: &Path,
+    pieces: &[RecordBatch],
+    props: &WriterProperties,
+    rows_before: u64,
+) -> Result<File> {
+    let first = pieces
+        .first()
+        .ok_or_else(|| OupsError::Internal("a row group without rows".into()))?;
+    let joined;
+    // Slices of batches with dictionaries may not share them: one is written.
+    let pieces = if pieces.len() > 1 && crate::dictionaries::has_dictionary(&first.schema()) {
+        joined = [crate::dictionaries::concat(&first.schema(), pieces)?];
+        &joined[..]
+    } else {
+        pieces
+    };
+    let plain: Vec<RecordBatch>;
+    let to_write = match crate::dictionaries::unordered(&first.schema()) {
+        None => pieces,
         Some(schema) => {
-            plain = RecordBatch::try_new(schema, batch.columns().to_vec())?;
-            &plain
+            plain = pieces
+                .iter()
+                .map(|p| RecordBatch::try_new(Arc::clone(&schema), p.columns().to_vec()))
+                .collect::<std::result::Result<_, _>>()?;
+            &plain[..]
         }
     };
     // The buffer for encoded columns is the thread's, reused from file to
@@ -99,7 +124,7 @@ pub fn write_file(
             .create_new(true)
             .open(path)
             .at("cannot create data file", path)?;
-        let extra = crate::dictionaries::record(batch)?;
+        let extra = crate::dictionaries::record(&pieces[0])?;
         crate::dataset::aligned::write_file(
             &file,
             path,

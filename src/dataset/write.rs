@@ -30,6 +30,7 @@ use super::splice::{self, NewRowGroup};
 use super::state::{RowGroup, State};
 use super::verify;
 use super::{ordered_on_mismatch, Dataset};
+use crate::dictionaries::has_dictionary;
 use crate::error::{IoContext, OupsError, Result};
 use crate::failpoint;
 
@@ -289,33 +290,7 @@ impl Dataset {
                 outputs.push(spliced);
                 continue;
             }
-            let existing = if rgs.is_empty() {
-                None
-            } else {
-                let paths: Vec<PathBuf> = rgs
-                    .iter()
-                    .map(|rg| self.layout.file_path(rg.file_id))
-                    .collect();
-                let batches = parquet_io::read_files(&paths)?;
-                // The dataset's schema (cached by `write` before planning).
-                let schema = match &self.schema {
-                    Some((_, s)) => Arc::clone(s),
-                    None => batches[0].schema(),
-                };
-                // Never merge a file that is not what the metadata says it is.
-                for ((batch, path), rg) in batches.iter().zip(&paths).zip(rgs) {
-                    verify::check_file(path, batch, &schema, rg, Some(ordered_col))?;
-                }
-                let batch = crate::dictionaries::concat(&schema, &batches)?;
-                let field = req.ordered_field.as_str();
-                let keys = encode_column(batch.column(ordered_col).as_ref(), field)?;
-                let kind = key_kind(batch.schema().field(ordered_col).data_type(), field)?;
-                let dt = batch.schema().field(ordered_col).data_type().clone();
-                check_sorted(&keys, kind, field, &dt).map_err(|e| {
-                    OupsError::corrupt(&paths[0], format!("its row groups are not sorted: {e}"))
-                })?;
-                Some((batch, keys))
-            };
+            let stored = self.read_stored(rgs, req, ordered_col)?;
             let new_side = new.map(|n| {
                 let len = region.new.len();
                 (
@@ -323,6 +298,44 @@ impl Dataset {
                     &n.keys[region.new.clone()],
                 )
             });
+            // Duplicates on the ordered key alone (or none) and no dictionaries:
+            // the merge is found as runs and written from slices.
+            let by_key = req
+                .duplicates_on
+                .as_ref()
+                .map(|names| {
+                    new.map_or(Vec::new(), |n| column_indices(&n.batch, names))
+                        .iter()
+                        .all(|&c| c == ordered_col)
+                })
+                .unwrap_or(true);
+            let plain = stored
+                .as_ref()
+                .is_none_or(|(b, _)| !b.iter().any(|b| has_dictionary(&b.schema())))
+                && new.is_none_or(|n| !has_dictionary(&n.batch.schema()));
+            if by_key && plain {
+                let empty: Vec<RecordBatch> = Vec::new();
+                let (batches, keys) = stored
+                    .as_ref()
+                    .map_or((&empty, &[][..]), |(b, k)| (b, k.as_slice()));
+                let new_side = new_side.as_ref().map(|(b, k)| Side { batch: b, keys: k });
+                let chunks = merge::merge_runs_region(
+                    batches,
+                    keys,
+                    new_side.as_ref(),
+                    req.duplicates_on.is_some(),
+                    target,
+                )?;
+                outputs.push(chunks.into_iter().map(NewRowGroup::Encoded).collect());
+                continue;
+            }
+            let existing = match stored {
+                None => None,
+                Some((batches, keys)) => {
+                    let schema = batches[0].schema();
+                    Some((crate::dictionaries::concat(&schema, &batches)?, keys))
+                }
+            };
             let existing_side = existing.as_ref().map(|(b, k)| Side { batch: b, keys: k });
             let new_side = new_side.as_ref().map(|(b, k)| Side { batch: b, keys: k });
             let subset = req.duplicates_on.as_ref().map(|names| {
@@ -339,6 +352,45 @@ impl Dataset {
             outputs.push(chunks.into_iter().map(NewRowGroup::Encoded).collect());
         }
         Ok(outputs)
+    }
+
+    /// The stored rows of a merge region, file by file, with their ordered
+    /// keys; each file checked against its metadata entry and the keys
+    /// against the order.
+    fn read_stored(
+        &self,
+        rgs: &[RowGroup],
+        req: &WriteRequest,
+        ordered_col: usize,
+    ) -> Result<Option<(Vec<RecordBatch>, Vec<u64>)>> {
+        if rgs.is_empty() {
+            return Ok(None);
+        }
+        let paths: Vec<PathBuf> = rgs
+            .iter()
+            .map(|rg| self.layout.file_path(rg.file_id))
+            .collect();
+        let batches = parquet_io::read_files(&paths)?;
+        // The dataset's schema (cached by `write` before planning).
+        let schema = match &self.schema {
+            Some((_, s)) => Arc::clone(s),
+            None => batches[0].schema(),
+        };
+        // Never merge a file that is not what the metadata says it is.
+        for ((batch, path), rg) in batches.iter().zip(&paths).zip(rgs) {
+            verify::check_file(path, batch, &schema, rg, Some(ordered_col))?;
+        }
+        let field = req.ordered_field.as_str();
+        let dt = schema.field(ordered_col).data_type().clone();
+        let kind = key_kind(&dt, field)?;
+        let mut keys = Vec::with_capacity(rgs.iter().map(|rg| rg.n_rows as usize).sum());
+        for batch in &batches {
+            keys.extend(encode_column(batch.column(ordered_col).as_ref(), field)?);
+        }
+        check_sorted(&keys, kind, field, &dt).map_err(|e| {
+            OupsError::corrupt(&paths[0], format!("its row groups are not sorted: {e}"))
+        })?;
+        Ok(Some((batches, keys)))
     }
 
     /// The region's row groups by copying the stored files' pages, where the
@@ -553,7 +605,7 @@ impl Dataset {
             let files = parallel_map(window, |(path, row_group, before)| {
                 let file = match row_group {
                     NewRowGroup::Encoded(c) => {
-                        parquet_io::write_file(path, &c.batch, &props, *before)?
+                        parquet_io::write_pieces(path, &c.pieces, &props, *before)?
                     }
                     NewRowGroup::Spliced(s) => splice::write(path, s, &props)?,
                 };

@@ -101,7 +101,9 @@ def to_frame(df: Any) -> Frame | None:
         keep_index = _meaningful_index(df.index)
         index_names = [n for n in df.index.names if n is not None] if keep_index else []
         try:
-            table = pa.Table.from_pandas(df, preserve_index=keep_index)
+            table = None if keep_index else _plain_numeric_table(df)
+            if table is None:
+                table = pa.Table.from_pandas(df, preserve_index=keep_index)
             if isinstance(df.columns, pd.MultiIndex):
                 table = _with_column_levels(table, df)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
@@ -117,6 +119,58 @@ def to_frame(df: Any) -> Frame | None:
         f"'df' must be a pandas DataFrame, an Arrow table or record batch, or any object with "
         f"'__arrow_c_stream__' (polars...), got {type(df).__name__}."
     )
+
+
+_NAT = np.iinfo(np.int64).min
+
+
+def _plain_numeric_table(df: pd.DataFrame) -> pa.Table | None:
+    """``pa.Table.from_pandas(df, preserve_index=False)`` without a copy, for a
+    frame of numeric and datetime columns without NaN or NaT; None otherwise.
+
+    pyarrow builds a validity bitmap for every float column of a frame (a NaN
+    from pandas is a null), a pass as long as the write itself. The values are
+    handed over as they are when none is missing; the schema and its pandas
+    metadata are those pyarrow gives the frame's first zero rows, which depend
+    on the dtypes alone.
+    """
+    if isinstance(df.columns, pd.MultiIndex):
+        return None
+    arrays = []
+    for i in range(df.shape[1]):
+        values = _plain_values(df.iloc[:, i])
+        if values is None:
+            return None
+        arrays.append(values)
+    schema = pa.Table.from_pandas(df.iloc[:0], preserve_index=False).schema
+    columns = [
+        pa.Array.from_buffers(field.type, len(df), [None, pa.py_buffer(values)])
+        for field, values in zip(schema, arrays, strict=True)
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _plain_values(column: pd.Series) -> np.ndarray | None:
+    """The column's values as Arrow would hold them, when they need no mask."""
+    dtype = column.dtype
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        values = np.asarray(column.array._ndarray)
+    elif isinstance(dtype, np.dtype) and dtype.kind in "iufMm" and dtype.itemsize > 1:
+        values = column.to_numpy(copy=False)
+    else:
+        return None
+    if values.ndim != 1 or not values.flags.c_contiguous or values.dtype.byteorder == ">":
+        return None
+    if values.dtype.kind == "f":
+        # A sum is NaN when a value is (or when +inf meets -inf: the slow path,
+        # which is exact too); it reads the values once without allocating.
+        with np.errstate(invalid="ignore", over="ignore"):
+            total = values.sum()
+        if np.isnan(total):
+            return None
+    elif values.dtype.kind in "Mm" and (values.view(np.int64) == _NAT).any():
+        return None
+    return values
 
 
 def _meaningful_index(index: pd.Index) -> bool:

@@ -31,7 +31,7 @@ use parquet::basic::Compression;
 use parquet::file::metadata::{KeyValue, PageIndexPolicy};
 
 mod chunks;
-mod stats;
+pub(crate) mod stats;
 mod write;
 
 pub use write::write;
@@ -79,7 +79,7 @@ pub enum NewRowGroup {
 impl NewRowGroup {
     pub fn n_rows(&self) -> u64 {
         match self {
-            NewRowGroup::Encoded(c) => c.batch.num_rows() as u64,
+            NewRowGroup::Encoded(c) => c.num_rows() as u64,
             NewRowGroup::Spliced(s) => s.n_rows,
         }
     }
@@ -200,7 +200,7 @@ pub fn plan(region: &Region) -> Result<Option<Vec<NewRowGroup>>> {
         let (min, max) = (keys[bound.start], keys[bound.end - 1]);
         let row_group = match parts.as_slice() {
             [Part::Rows(batch)] => NewRowGroup::Encoded(Chunk {
-                batch: batch.clone(),
+                pieces: vec![batch.clone()],
                 min,
                 max,
             }),
