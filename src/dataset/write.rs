@@ -18,6 +18,7 @@ use arrow_array::RecordBatch;
 use parquet::basic::Compression;
 use serde_json::{Map, Value};
 
+use super::aligned;
 use super::file_ids;
 use super::merge::{self, Side};
 use super::metadata;
@@ -286,18 +287,6 @@ impl Dataset {
         for step in steps {
             let Step::Merge(region) = step else { continue };
             let rgs = &self.state.row_groups[region.rgs.clone()];
-            if let Some(spliced) = self.try_splice(rgs, region, new, req, ordered_col, target)? {
-                outputs.push(spliced);
-                continue;
-            }
-            let stored = self.read_stored(rgs, req, ordered_col)?;
-            let new_side = new.map(|n| {
-                let len = region.new.len();
-                (
-                    n.batch.slice(region.new.start, len),
-                    &n.keys[region.new.clone()],
-                )
-            });
             // Duplicates on the ordered key alone (or none) and no dictionaries:
             // the merge is found as runs and written from slices.
             let by_key = req
@@ -309,10 +298,36 @@ impl Dataset {
                         .all(|&c| c == ordered_col)
                 })
                 .unwrap_or(true);
-            let plain = stored
+            let plain = self
+                .schema
                 .as_ref()
-                .is_none_or(|(b, _)| !b.iter().any(|b| has_dictionary(&b.schema())))
+                .is_some_and(|(_, s)| !has_dictionary(s))
                 && new.is_none_or(|n| !has_dictionary(&n.batch.schema()));
+            // When every column is written straight from its values, slices of
+            // the mapped files are written as they are: splicing their pages
+            // would only add a copy.
+            let all_direct = req.compression == Compression::UNCOMPRESSED
+                && self.schema.as_ref().is_some_and(|(_, s)| {
+                    s.fields()
+                        .iter()
+                        .all(|f| aligned::mappable_width(f.data_type()).is_some())
+                });
+            if !(by_key && plain && all_direct) {
+                if let Some(spliced) =
+                    self.try_splice(rgs, region, new, req, ordered_col, target)?
+                {
+                    outputs.push(spliced);
+                    continue;
+                }
+            }
+            let stored = self.read_stored(rgs, req, ordered_col)?;
+            let new_side = new.map(|n| {
+                let len = region.new.len();
+                (
+                    n.batch.slice(region.new.start, len),
+                    &n.keys[region.new.clone()],
+                )
+            });
             if by_key && plain {
                 let empty: Vec<RecordBatch> = Vec::new();
                 let (batches, keys) = stored
