@@ -8,8 +8,9 @@ synchronised read of 10 datasets of 1M rows (row groups of 250,000, staggered
 timestamps; ArcticDB and pyarrow read each dataset whole). Each (library, step)
 runs in a fresh subprocess so that its peak RSS is its own; the median of
 ``--repeat`` runs is printed, with ratios against the peers. "RSS MB" is the step's
-peak resident set, "+MB" its growth over the process before the step (mapped file
-pages a read hands over count in both).
+peak resident set, "op MB" the timed operation's own peak above the resident set
+when it started (the frame to write already built; mapped file pages a read hands
+over count in both).
 
     python bench/dataset.py [--rows 10000000] [--repeat 3] [--compression lz4]
     python bench/dataset.py --steps sync --libs oups,arcticdb   # some steps only
@@ -83,6 +84,32 @@ def dir_size(path: Path) -> int:
 
 # -- one step of one library, in a subprocess --------------------------------------
 
+# The resident set when the timed operation started (set by `start_clock`).
+_OP_START_MB = [0.0]
+
+
+def _status_mb(key: str) -> float:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def start_clock() -> float:
+    """Starts timing an operation: resets the peak resident set (Linux) and notes the
+    resident set, so that the operation's own memory is its peak above it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        pass
+    _OP_START_MB[0] = _status_mb("VmRSS")
+    return time.perf_counter()
+
 
 def oups_step(step: str, work: Path, n: int, compression: str) -> float:
     from oups import OrderedParquetDataset, Store, toplevel, write
@@ -95,22 +122,22 @@ def oups_step(step: str, work: Path, n: int, compression: str) -> float:
     kw: dict = dict(ordered_on="ts", row_group_target_size=TARGET, compression=compression)
     if step == "write":
         df = make_frame(n)
-        t = time.perf_counter()
+        t = start_clock()
         write(path, df=df, **kw)
         return time.perf_counter() - t
     if step == "append":
         chunks = np.array_split(make_frame(n), N_APPENDS)
-        t = time.perf_counter()
+        t = start_clock()
         for c in chunks:
             write(path.with_name("appended"), df=c, max_n_off_target_rgs=2, **kw)
         return time.perf_counter() - t
     if step == "upsert":
         up = upsert_frame(n)
-        t = time.perf_counter()
+        t = start_clock()
         write(path, df=up, duplicates_on="ts", **kw)
         return time.perf_counter() - t
     if step == "read":
-        t = time.perf_counter()
+        t = start_clock()
         with OrderedParquetDataset(path) as ds:
             df = ds.to_pandas()
         elapsed = time.perf_counter() - t
@@ -119,7 +146,7 @@ def oups_step(step: str, work: Path, n: int, compression: str) -> float:
     if step == "range":
         lo, hi = range_bounds(n)
         store = Store(work / "oups", Sym)
-        t = time.perf_counter()
+        t = start_clock()
         rows = sum(len(c[Sym("ds")]) for c in store.iter_intersections([Sym("ds")], lo, 0, hi))
         elapsed = time.perf_counter() - t
         assert rows == n // 100, rows
@@ -129,7 +156,7 @@ def oups_step(step: str, work: Path, n: int, compression: str) -> float:
         keys = [Sym(f"s{i:02d}") for i in range(SYNC_DATASETS)]
         for key, df in zip(keys, sync_frames(), strict=True):
             store[key].write(ordered_on="ts", df=df, row_group_target_size=SYNC_RG)
-        t = time.perf_counter()
+        t = start_clock()
         rows = sum(len(df) for chunk in store.iter_intersections(keys) for df in chunk.values())
         elapsed = time.perf_counter() - t
         assert rows == SYNC_ROWS * SYNC_DATASETS, rows
@@ -146,7 +173,7 @@ def pyarrow_step(step: str, work: Path, n: int, compression: str) -> float:
     codec = "none" if compression == "none" else compression.split("(")[0]
     if step == "write":
         df = make_frame(n)
-        t = time.perf_counter()
+        t = start_clock()
         pq.write_table(
             pa.Table.from_pandas(df, preserve_index=False),
             path / "all.parquet",
@@ -158,7 +185,7 @@ def pyarrow_step(step: str, work: Path, n: int, compression: str) -> float:
         # pyarrow cannot append to a file: one file per chunk is the cheapest equivalent.
         chunks = np.array_split(make_frame(n), N_APPENDS)
         (path / "chunks").mkdir(exist_ok=True)
-        t = time.perf_counter()
+        t = start_clock()
         for i, c in enumerate(chunks):
             pq.write_table(
                 pa.Table.from_pandas(c, preserve_index=False),
@@ -169,7 +196,7 @@ def pyarrow_step(step: str, work: Path, n: int, compression: str) -> float:
     if step == "upsert":
         # Without an engine: read all, merge, rewrite all.
         up = upsert_frame(n)
-        t = time.perf_counter()
+        t = start_clock()
         df = pq.read_table(path / "all.parquet").to_pandas()
         merged = (
             pd.concat([df, up]).drop_duplicates("ts", keep="last").sort_values("ts", kind="stable")
@@ -182,14 +209,14 @@ def pyarrow_step(step: str, work: Path, n: int, compression: str) -> float:
         )
         return time.perf_counter() - t
     if step == "read":
-        t = time.perf_counter()
+        t = start_clock()
         df = pq.read_table(path / "all.parquet").to_pandas()
         elapsed = time.perf_counter() - t
         assert len(df) == n
         return elapsed
     if step == "range":
         lo, hi = range_bounds(n)
-        t = time.perf_counter()
+        t = start_clock()
         table = pq.read_table(path / "all.parquet", filters=[("ts", ">=", lo), ("ts", "<", hi)])
         df = table.to_pandas()
         elapsed = time.perf_counter() - t
@@ -202,7 +229,7 @@ def pyarrow_step(step: str, work: Path, n: int, compression: str) -> float:
             pq.write_table(
                 pa.Table.from_pandas(df, preserve_index=False), files[-1], row_group_size=SYNC_RG
             )
-        t = time.perf_counter()
+        t = start_clock()
         rows = sum(len(pq.read_table(f).to_pandas()) for f in files)
         elapsed = time.perf_counter() - t
         assert rows == SYNC_ROWS * SYNC_DATASETS
@@ -217,31 +244,31 @@ def arctic_step(step: str, work: Path, n: int, compression: str) -> float:
     lib = ac.get_library("bench", create_if_missing=True)
     if step == "write":
         df = make_frame(n).set_index("ts")
-        t = time.perf_counter()
+        t = start_clock()
         lib.write("ds", df)
         return time.perf_counter() - t
     if step == "append":
         chunks = np.array_split(make_frame(n).set_index("ts"), N_APPENDS)
         lib.delete("ds2") if lib.has_symbol("ds2") else None
-        t = time.perf_counter()
+        t = start_clock()
         lib.write("ds2", chunks[0])
         for c in chunks[1:]:
             lib.append("ds2", c)
         return time.perf_counter() - t
     if step == "upsert":
         up = upsert_frame(n).set_index("ts")
-        t = time.perf_counter()
+        t = start_clock()
         lib.update("ds", up)
         return time.perf_counter() - t
     if step == "read":
-        t = time.perf_counter()
+        t = start_clock()
         df = lib.read("ds").data
         elapsed = time.perf_counter() - t
         assert len(df) == n
         return elapsed
     if step == "range":
         lo, hi = range_bounds(n)
-        t = time.perf_counter()
+        t = start_clock()
         # date_range is inclusive at both ends: stop one ns early.
         df = lib.read("ds", date_range=(lo, hi - pd.Timedelta(1))).data
         elapsed = time.perf_counter() - t
@@ -251,7 +278,7 @@ def arctic_step(step: str, work: Path, n: int, compression: str) -> float:
         names = [f"sync_{i}" for i in range(SYNC_DATASETS)]
         for name, df in zip(names, sync_frames(), strict=True):
             lib.write(name, df.set_index("ts"))
-        t = time.perf_counter()
+        t = start_clock()
         rows = sum(len(lib.read(name).data) for name in names)
         elapsed = time.perf_counter() - t
         assert rows == SYNC_ROWS * SYNC_DATASETS
@@ -278,7 +305,17 @@ def child(lib: str, step: str, work: str, n: int, compression: str) -> None:
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     elapsed = RUNNERS[lib](step, Path(work), n, compression)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": elapsed, "peak_rss_mb": peak / 1024, "base_mb": base / 1024}))
+    op_mb = _status_mb("VmHWM") - _OP_START_MB[0]
+    print(
+        json.dumps(
+            {
+                "seconds": elapsed,
+                "peak_rss_mb": peak / 1024,
+                "base_mb": base / 1024,
+                "op_mb": op_mb,
+            }
+        )
+    )
 
 
 def run_child(lib: str, step: str, work: Path, n: int, compression: str) -> dict:
@@ -323,7 +360,7 @@ def report(results: dict, n: int, compression: str) -> None:
     )
     print(
         f"{'step':<8}"
-        + "".join(f"{lib + ' s':>16}{'RSS MB':>8}{'+MB':>7}" for lib in libs)
+        + "".join(f"{lib + ' s':>16}{'RSS MB':>8}{'op MB':>7}" for lib in libs)
         + "".join(f"{'oups/' + lib:>16}" for lib in libs if not lib.startswith("oups"))
     )
     for step in steps:
@@ -331,8 +368,7 @@ def report(results: dict, n: int, compression: str) -> None:
         for lib in libs:
             line += f"{median(results[lib][step], 'seconds'):>16.3f}"
             line += f"{median(results[lib][step], 'peak_rss_mb'):>8.0f}"
-            growth = (r["peak_rss_mb"] - r["base_mb"] for r in results[lib][step])
-            line += f"{statistics.median(growth):>7.0f}"
+            line += f"{median(results[lib][step], 'op_mb'):>7.0f}"
         for lib in libs:
             if not lib.startswith("oups"):
                 ratio = median(results["oups"][step], "seconds") / median(

@@ -381,18 +381,28 @@ pub fn merge_runs_region(
     let new_keys = new.map_or(empty, |n| n.keys);
     let runs = merge_runs(existing_keys, new_keys, dedup);
     let sides = [existing_keys, new_keys];
-    let mut keys = Vec::with_capacity(runs.iter().map(|r| r.2).sum());
-    for &(side, start, len) in &runs {
-        keys.extend_from_slice(&sides[side][start..start + len]);
-    }
+    let total: usize = runs.iter().map(|r| r.2).sum();
+    // Row counts need no keys; periods look at every merged key.
+    let bounds = match target {
+        Target::Rows(_) => split_bounds_n(total, target, &[]),
+        Target::Periods(_) => {
+            let mut keys = Vec::with_capacity(total);
+            for &(side, start, len) in &runs {
+                keys.extend_from_slice(&sides[side][start..start + len]);
+            }
+            split_bounds(&keys, target)
+        }
+    };
     let stored = Sequence::new(existing);
     let fresh: Vec<RecordBatch> = new.map(|n| n.batch.clone()).into_iter().collect();
     let fresh = Sequence::new(&fresh);
     let mut chunks = Vec::new();
     let (mut run, mut used) = (0usize, 0usize);
-    for bound in split_bounds(&keys, target) {
+    for bound in bounds {
         let mut pieces = Vec::new();
         let mut wanted = bound.len();
+        let (side, start, _) = runs[run];
+        let (min, mut max) = (sides[side][start + used], 0);
         while wanted > 0 {
             let (side, start, len) = runs[run];
             let take = (len - used).min(wanted);
@@ -400,16 +410,13 @@ pub fn merge_runs_region(
             source.slices(start + used, take, &mut pieces);
             wanted -= take;
             used += take;
+            max = sides[side][start + used - 1];
             if used == len {
                 run += 1;
                 used = 0;
             }
         }
-        chunks.push(Chunk {
-            pieces,
-            min: keys[bound.start],
-            max: keys[bound.end - 1],
-        });
+        chunks.push(Chunk { pieces, min, max });
     }
     let Some(schema) = existing
         .first()
@@ -446,13 +453,19 @@ pub fn split(batch: &RecordBatch, keys: &[u64], target: &Target) -> Vec<Chunk> {
 
 /// The row ranges of the row groups [`split`] cuts sorted `keys` into.
 pub fn split_bounds(keys: &[u64], target: &Target) -> Vec<std::ops::Range<usize>> {
+    split_bounds_n(keys.len(), target, keys)
+}
+
+/// [`split_bounds`] of `total` rows: `keys` (all of them) are looked at for
+/// periods only.
+fn split_bounds_n(total: usize, target: &Target, keys: &[u64]) -> Vec<std::ops::Range<usize>> {
     let mut bounds = Vec::new();
     match target {
         Target::Rows(n) => {
             let n = (*n).max(1) as usize;
             let mut s = 0;
-            while s < keys.len() {
-                bounds.push(s..(s + n).min(keys.len()));
+            while s < total {
+                bounds.push(s..(s + n).min(total));
                 s += n;
             }
         }
