@@ -1,6 +1,7 @@
 //! One ordered Parquet dataset: open, write (merge), read, remove.
 
 pub mod aligned;
+pub mod bounds;
 pub mod contiguous;
 pub mod file_ids;
 pub mod layout;

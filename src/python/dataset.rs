@@ -10,13 +10,14 @@ use pyo3_arrow::input::AnyRecordBatch;
 use pyo3_arrow::PyTable;
 use serde_json::{Map, Value};
 
+use crate::dataset::bounds::key_range;
 use crate::dataset::parquet_io::parse_compression;
 use crate::dataset::range_read::Snapshot;
 use crate::dataset::{stats_batch, Dataset, Progress, TargetSpec, WriteRequest};
 use crate::error::{OupsError, Result};
+use crate::python::convert::PyBound;
 use crate::python::errors::{run, to_pyerr};
 use crate::python::handover::{split, Split};
-use crate::python::intersections::{key_range, PhysicalBound};
 
 fn parse_json(text: &str, what: &str) -> Result<Value> {
     serde_json::from_str(text)
@@ -153,15 +154,15 @@ impl RawDataset {
         &self,
         py: Python<'py>,
         file_ids: Option<Vec<u64>>,
-        start: Option<PhysicalBound>,
-        end_excl: Option<PhysicalBound>,
+        start: Option<PyBound>,
+        end_excl: Option<PyBound>,
         columns: Option<Vec<String>>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let (batches, schema) = run(py, || {
             let mut ds = self.lock();
             ds.refresh()?;
             let range = match ds.state().ordered_type.clone() {
-                Some(dt) => key_range(&dt, start, end_excl)?,
+                Some(dt) => key_range(&dt, start.map(Into::into), end_excl.map(Into::into))?,
                 None => Default::default(),
             };
             ds.read_range(file_ids.as_deref(), range, columns.as_deref())

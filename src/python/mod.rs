@@ -1,6 +1,7 @@
 //! The PyO3 module `oups._oups`: one file per native class.
 
 mod asof;
+mod convert;
 mod dataset;
 mod errors;
 mod handover;

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use arrow_array::RecordBatch;
+use arrow_schema::DataType;
 
+use crate::dataset::bounds::{key_range, PhysicalBound};
 use crate::dataset::contiguous::{populate_read, read_joined_private};
 use crate::dataset::ordered_key::count_below;
 use crate::dataset::range_read::{KeyRange, Snapshot};
@@ -165,6 +167,16 @@ pub struct Part {
 
 type Pending = (usize, usize, JoinHandle<Result<Loaded>>);
 
+/// Types whose keys compare meaningfully with each other.
+fn domain(dt: &DataType) -> String {
+    match dt {
+        d if d.is_signed_integer() => "signed integer".into(),
+        d if d.is_unsigned_integer() => "unsigned integer".into(),
+        d if d.is_floating() => "floating point".into(),
+        other => other.to_string(),
+    }
+}
+
 pub struct Intersections {
     sources: Vec<Option<Arc<Snapshot>>>,
     plan: Plan,
@@ -196,9 +208,42 @@ fn load_group(snap: &Snapshot, group: usize, rgs: &[RowGroup], whole: bool) -> R
 }
 
 impl Intersections {
-    /// `sources[i]` is `None` for a dataset without row groups; `n_prev[i]`
-    /// warm-up rows are prepended to dataset i's first chunk when `start` is set.
-    pub fn new(sources: Vec<Option<Snapshot>>, range: KeyRange, n_prev: Vec<usize>) -> Self {
+    /// `sources[i]` (named `names[i]` in messages) is `None` for a dataset
+    /// without row groups; `n_prev[i]` warm-up rows are prepended to dataset
+    /// i's first chunk when `start` is set. The ordered columns must compare
+    /// with each other and with the bounds.
+    pub fn new(
+        sources: Vec<Option<Snapshot>>,
+        names: &[String],
+        n_prev: Vec<usize>,
+        start: Option<PhysicalBound>,
+        end_excl: Option<PhysicalBound>,
+    ) -> Result<Self> {
+        let mut first: Option<(usize, &DataType)> = None;
+        for (i, s) in sources.iter().enumerate() {
+            let Some(s) = s else { continue };
+            match first {
+                None => first = Some((i, &s.ordered_type)),
+                Some((j, dt)) if domain(dt) != domain(&s.ordered_type) => {
+                    let name = |k: usize| names.get(k).map_or("?", String::as_str);
+                    return Err(OupsError::SchemaMismatch(format!(
+                        "the ordered columns cannot be compared: '{}' is {dt}, but '{}' is {}",
+                        name(j),
+                        name(i),
+                        s.ordered_type
+                    )));
+                }
+                _ => {}
+            }
+        }
+        let range = match first {
+            Some((_, dt)) => key_range(dt, start, end_excl)?,
+            None => KeyRange::default(),
+        };
+        Ok(Self::over(sources, range, n_prev))
+    }
+
+    fn over(sources: Vec<Option<Snapshot>>, range: KeyRange, n_prev: Vec<usize>) -> Self {
         let empty: Vec<RowGroup> = Vec::new();
         let rgs: Vec<&[RowGroup]> = sources
             .iter()

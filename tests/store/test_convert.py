@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from oups import OrderedParquetDataset, write
-from oups.store._convert import _plain_numeric_table
+from oups.store._convert import _plain_numeric_table, _plain_values
 
 N = 1000
 RNG = np.random.default_rng(0)
@@ -54,7 +54,6 @@ OTHER = {
     "nullable": pd.DataFrame(
         {"ts": pd.date_range("2024", periods=2), "i": pd.array([1, None], dtype="Int64")}
     ),
-    "strided": pd.DataFrame(np.ones((4, 3)), columns=["ts", "b", "c"]),
     # Their sum is NaN, as if a value were: the exact, slower route.
     "opposite_infinities": pd.DataFrame(
         {"ts": pd.date_range("2024", periods=2), "x": [np.inf, -np.inf]}
@@ -81,3 +80,11 @@ def test_frames_come_back_as_written(tmp_path, name):
     write(tmp_path / "ds", ordered_on="ts", df=df, row_group_target_size=300)
     with OrderedParquetDataset(tmp_path / "ds") as ds:
         pd.testing.assert_frame_equal(ds.to_pandas(), df)
+
+
+def test_strided_values_take_pyarrows_route():
+    # A view of every other value: handing its buffer over would be wrong.
+    strided = pd.Series(np.arange(8.0)[::2], copy=False)
+    assert not strided.to_numpy(copy=False).flags.c_contiguous
+    assert _plain_values(strided) is None
+    assert _plain_values(pd.Series(np.arange(4.0))) is not None
