@@ -14,6 +14,7 @@ pub mod period;
 pub mod plain_page;
 pub mod plan;
 pub mod range_read;
+pub mod run_merge;
 pub mod schema;
 pub mod splice;
 pub mod state;

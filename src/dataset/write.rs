@@ -334,7 +334,7 @@ impl Dataset {
                     .as_ref()
                     .map_or((&empty, &[][..]), |(b, k)| (b, k.as_slice()));
                 let new_side = new_side.as_ref().map(|(b, k)| Side { batch: b, keys: k });
-                let chunks = merge::merge_runs_region(
+                let chunks = super::run_merge::merge_runs_region(
                     batches,
                     keys,
                     new_side.as_ref(),
