@@ -29,6 +29,12 @@ pub enum OupsError {
     /// A stateful-loop state file is damaged, truncated or not an oups file.
     #[error("state file '{path}' cannot be loaded: {reason}")]
     CorruptState { path: PathBuf, reason: String },
+    /// A requested version does not exist, or was vacuumed under a reader.
+    #[error("{0}")]
+    VersionNotFound(String),
+    /// A write through an object that reads a fixed version.
+    #[error("{0}")]
+    ReadOnly(String),
     /// The dataset lock was not acquired within the timeout.
     #[error("failed to acquire lock for dataset '{path}' within {seconds} seconds; another process or object may be using this dataset")]
     LockTimeout { path: PathBuf, seconds: f64 },

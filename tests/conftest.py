@@ -11,9 +11,14 @@ import pytest
 
 
 def dir_digest(root: Path) -> dict[str, str]:
-    """Path -> sha256 of every file below ``root`` (to prove nothing changed)."""
+    """Path -> sha256 of every file below ``root`` (to prove nothing changed).
+
+    Read leases are left out: like lock files, they only say who is reading
+    (an open dataset object holds one for its version) and hold no data."""
     out: dict[str, str] = {}
     for dirpath, _, files in os.walk(root):
+        if Path(dirpath).name == "leases" and Path(dirpath).parent.name.endswith(".oups"):
+            continue
         for name in files:
             p = Path(dirpath) / name
             out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()

@@ -122,7 +122,11 @@ fn metadata_docs() -> Vec<MetadataDoc> {
             ordered_on: Value::from("ts"),
             ordered_field: Some("ts".into()),
             ordered_type: Some("Timestamp(Nanosecond, None)".into()),
-            generation: 7,
+            version: 7,
+            committed_at: Some(1_700_000_000_000_000_000),
+            operation: Some("write".into()),
+            restored_from: None,
+            format: 2,
             row_groups: vec![
                 rg(0, 10, Value::from(1_000), Value::from(2_000)),
                 rg(1000, 5, Value::from(2_000), Value::from(9_000)),
@@ -133,7 +137,11 @@ fn metadata_docs() -> Vec<MetadataDoc> {
             ordered_on: serde_json::json!(["level0", "ts"]),
             ordered_field: Some("('level0', 'ts')".into()),
             ordered_type: Some("Float64".into()),
-            generation: 1,
+            version: 1,
+            committed_at: Some(1_700_000_000_000_000_000),
+            operation: Some("write".into()),
+            restored_from: None,
+            format: 2,
             row_groups: vec![rg(0, 3, Value::from("-1.5"), Value::from("inf"))],
             key_value_metadata: Map::new(),
         },
@@ -141,7 +149,11 @@ fn metadata_docs() -> Vec<MetadataDoc> {
             ordered_on: Value::from("k"),
             ordered_field: None,
             ordered_type: None,
-            generation: 0,
+            version: 0,
+            committed_at: Some(1_700_000_000_000_000_000),
+            operation: Some("write".into()),
+            restored_from: None,
+            format: 2,
             row_groups: vec![],
             key_value_metadata: Map::new(),
         },
@@ -152,7 +164,7 @@ fn metadata_docs() -> Vec<MetadataDoc> {
 /// are right, so that the JSON and semantic checks are exercised.
 fn reframe(body: &[u8]) -> Vec<u8> {
     let mut out = format!(
-        "OUPS-OPDMD 1 {:08x} {}\n",
+        "OUPS-OPDMD 2 {:08x} {}\n",
         crc32fast::hash(body),
         body.len()
     )

@@ -8,7 +8,7 @@ from oups import _oups
 
 def test_every_class_the_engine_raises_exists_in_oups_exceptions():
     raised = set(_oups._check_exception_classes())
-    # ReadOnlyError is raised by the Python layer only; OupsError is the base.
-    assert raised == set(exc.__all__) - {"OupsError", "ReadOnlyError"}
+    # OupsError is the base, never raised itself.
+    assert raised == set(exc.__all__) - {"OupsError"}
     for name in raised:
         assert issubclass(getattr(exc, name), exc.OupsError)

@@ -20,6 +20,7 @@ __all__ = [
     "CorruptStateError",
     "LockTimeoutError",
     "ReadOnlyError",
+    "VersionNotFoundError",
     "DatasetIOError",
     "DatasetFileNotFoundError",
     "DatasetPermissionError",
@@ -71,7 +72,11 @@ class LockTimeoutError(OupsError, TimeoutError):
 
 
 class ReadOnlyError(OupsError, PermissionError):
-    """A mutation was attempted on a read-only view."""
+    """A mutation was attempted on a read-only view or a fixed version."""
+
+
+class VersionNotFoundError(OupsError, LookupError):
+    """A requested version does not exist, or was vacuumed while it was being read."""
 
 
 class DatasetIOError(OupsError, OSError):

@@ -1,8 +1,12 @@
 //! Where a dataset's files live, and how data files are named.
 //!
-//! `<parent>/<name>/file_<id>.parquet` (one row group each, ids zero-padded so
-//! that names sort in row-group order), `<parent>/<name>_opdmd` (metadata, the
-//! commit point) and `<parent>/<name>.lock` (held while a dataset is open).
+//! `<parent>/<name>/file_<id>.parquet` (the latest version's row groups, one
+//! each, ids zero-padded so that names sort in row-group order),
+//! `<parent>/<name>_opdmd` (the latest version record: the commit point),
+//! `<parent>/<name>.lock` (held by writers) and the history directory
+//! `<parent>/.<name>.oups/`: `files/` (every retained version's data files,
+//! hard links of the same inodes), `versions/` (one record per retained
+//! version) and the markers of writes and vacuums in progress.
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +20,11 @@ const PREFIX: &str = "file_";
 pub const META_SUFFIX: &str = "_opdmd";
 const SUFFIX: &str = ".parquet";
 pub const TMP_PREFIX: &str = ".oups-tmp-";
+/// What the hidden history directory adds to `.<name>`.
+pub const HISTORY_SUFFIX: &str = ".oups";
+pub const BUSY_PREFIX: &str = "busy-";
+const VERSION_PREFIX: &str = "v_";
+const VERSION_DIGITS: usize = 20;
 
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -24,6 +33,8 @@ pub struct Layout {
     pub meta: PathBuf,
     pub lock: PathBuf,
     pub name: String,
+    /// `.<name>.oups`: what older versions need, hidden from other readers.
+    pub history: PathBuf,
 }
 
 impl Layout {
@@ -43,6 +54,7 @@ impl Layout {
         Ok(Layout {
             meta: parent.join(format!("{name}{META_SUFFIX}")),
             lock: parent.join(format!("{name}.lock")),
+            history: parent.join(format!(".{name}{HISTORY_SUFFIX}")),
             dir: dir.to_path_buf(),
             parent,
             name,
@@ -53,6 +65,50 @@ impl Layout {
         self.dir.join(file_name(id))
     }
 
+    /// Where a version recorded in `format` reads data file `id`: format 1
+    /// read the dataset directory, until the first write of this release
+    /// linked its files into the history directory.
+    pub fn data_path(&self, id: u64, format: u32) -> PathBuf {
+        if format == crate::dataset::metadata::FORMAT_NO_HISTORY {
+            let first = self.file_path(id);
+            if first.exists() {
+                return first;
+            }
+        }
+        self.kept_file_path(id)
+    }
+
+    /// Where every version reads its data files from (format 2).
+    pub fn kept_file_path(&self, id: u64) -> PathBuf {
+        self.files_dir().join(file_name(id))
+    }
+
+    pub fn files_dir(&self) -> PathBuf {
+        self.history.join("files")
+    }
+
+    pub fn versions_dir(&self) -> PathBuf {
+        self.history.join("versions")
+    }
+
+    pub fn version_path(&self, version: u64) -> PathBuf {
+        self.versions_dir().join(version_name(version))
+    }
+
+    /// The temp file a commit writes its record to (in the history directory,
+    /// so that recovery never lists the parent, which holds every dataset).
+    pub fn record_tmp(&self) -> PathBuf {
+        self.history
+            .join(format!("{TMP_PREFIX}record-{}", std::process::id()))
+    }
+
+    /// Present while a write or a vacuum may leave files to clean up.
+    pub fn busy_marker(&self) -> PathBuf {
+        self.history
+            .join(format!("{BUSY_PREFIX}{}", std::process::id()))
+    }
+
+    /// The metadata temp file of format 1 (in the parent directory).
     pub fn meta_tmp(&self) -> PathBuf {
         self.parent.join(format!(
             "{TMP_PREFIX}{}{META_SUFFIX}-{}",
@@ -99,6 +155,18 @@ pub fn find_datasets(root: &Path) -> Vec<PathBuf> {
 
 pub fn file_name(id: u64) -> String {
     format!("{PREFIX}{id:0width$}{SUFFIX}", width = ID_DIGITS)
+}
+
+pub fn version_name(version: u64) -> String {
+    format!("{VERSION_PREFIX}{version:0width$}", width = VERSION_DIGITS)
+}
+
+/// The version of a record name in `versions/`, `None` for any other name.
+pub fn parse_version_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix(VERSION_PREFIX)?;
+    (digits.len() == VERSION_DIGITS && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
 }
 
 /// The id of a data file name written by oups, `None` for any other name.

@@ -4,21 +4,26 @@ pub mod aligned;
 pub mod bounds;
 pub mod contiguous;
 pub mod file_ids;
+pub mod history;
 pub mod layout;
+pub mod lease;
 pub mod lock;
 pub mod merge;
 pub mod metadata;
 pub mod ordered_key;
 pub mod parquet_io;
 pub mod period;
+pub mod pins;
 pub mod plain_page;
 pub mod plan;
 pub mod range_read;
+pub mod retention;
 pub mod run_merge;
 pub mod schema;
 pub mod splice;
 pub mod state;
 pub mod verify;
+pub mod versions;
 mod write;
 
 use std::fs;
@@ -31,7 +36,7 @@ use serde_json::Value;
 
 pub use write::{Progress, TargetSpec, WriteRequest};
 
-use crate::dataset::layout::{parse_file_name, Layout, TMP_PREFIX};
+use crate::dataset::layout::Layout;
 use crate::dataset::lock::DatasetLock;
 use crate::dataset::ordered_key::keys_to_array;
 use crate::dataset::state::{RowGroup, State};
@@ -40,7 +45,7 @@ use crate::error::{IoContext, OupsError, Result};
 /// A joined batch and, per column, whether it is private copy-on-write memory.
 pub type PrivateBatch = (RecordBatch, Vec<bool>);
 
-/// Identity of the metadata file as last read, to notice commits by others.
+/// Identity of the metadata file as last read, to skip re-reading it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Stamp {
     len: u64,
@@ -61,50 +66,202 @@ fn stamp_of(path: &Path) -> Option<Stamp> {
     })
 }
 
+/// Which version an object reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pin {
+    /// The latest when opened, and after each `refresh` or write.
+    Latest,
+    /// A fixed version (read-only).
+    Version(u64),
+    /// The last version committed at or before this time (ns since the
+    /// epoch; read-only).
+    AsOf(i64),
+}
+
+/// One dataset, seen at one committed version. Reading takes no lock: the
+/// version's files never change, and a vacuum deletes a version's record
+/// before the files only it needs. Writing takes the lock for its duration.
 pub struct Dataset {
     layout: Layout,
     lock_timeout: Option<f64>,
-    lock: Option<Arc<DatasetLock>>,
+    /// The lock held across calls at the user's request (`hold_lock`).
+    held: Option<Arc<DatasetLock>>,
     state: State,
+    /// Set for `Pin::Version` and `Pin::AsOf`: such objects never write.
+    fixed: bool,
+    /// Keeps vacuums away from the version this object reads.
+    lease: Option<Arc<lease::Lease>>,
     stamp: Option<Stamp>,
     schema: Option<(u64, SchemaRef)>,
 }
 
 impl Dataset {
-    /// Opens a dataset. An existing one is locked for the object's lifetime;
-    /// a missing one is not created (nor locked) until it is first written.
-    pub fn open(dir: &Path, ordered_on: Value, lock_timeout: Option<f64>) -> Result<Self> {
+    /// Opens a dataset at a version, without locking it. A missing dataset
+    /// is not created until it is first written. If an interrupted write left
+    /// files behind and no writer holds the lock, they are deleted first.
+    pub fn open(
+        dir: &Path,
+        ordered_on: Value,
+        lock_timeout: Option<f64>,
+        pin: Pin,
+    ) -> Result<Self> {
         check_lock_timeout(lock_timeout)?;
         let layout = Layout::new(dir)?;
         let mut ds = Dataset {
             layout,
             lock_timeout,
-            lock: None,
+            held: None,
             state: State::new(ordered_on.clone()),
+            fixed: pin != Pin::Latest,
+            lease: None,
             stamp: None,
             schema: None,
         };
-        // A data directory or a metadata temp file without metadata is what a
-        // crash during a first write or a deletion leaves: lock it so that
-        // recovery deletes the orphans (the lock file goes with the lock).
-        if ds.layout.meta.exists() || ds.layout.dir.exists() || ds.has_meta_tmp() {
-            ds.ensure_locked()?;
+        ds.recover_if_free();
+        match pin {
+            Pin::Latest => ds.load_latest()?,
+            Pin::Version(v) => ds.load_version(v)?,
+            Pin::AsOf(t) => {
+                let v = ds.version_as_of(t)?;
+                ds.load_version(v)?
+            }
         }
-        ds.refresh()?;
         if ds.state.exists && !ordered_on.is_null() && ds.state.ordered_on != ordered_on {
             return Err(ordered_on_mismatch(&ordered_on, &ds.state.ordered_on));
         }
         Ok(ds)
     }
 
-    /// Whether a metadata temp file of this dataset lies in the parent
-    /// directory (only looked for when the dataset has no files at all).
-    fn has_meta_tmp(&self) -> bool {
-        fs::read_dir(&self.layout.parent).is_ok_and(|entries| {
-            entries
-                .flatten()
-                .any(|e| self.layout.is_meta_tmp(&e.file_name().to_string_lossy()))
-        })
+    /// Recovery without waiting: only when what a crash leaves is there and
+    /// no writer holds the lock (a writer's own files look the same).
+    fn recover_if_free(&mut self) {
+        if !retention::needs_recovery(&self.layout, self.layout.meta.exists()) {
+            return;
+        }
+        if let Ok(lock) = lock::acquire(&self.layout.lock, Some(0.0)) {
+            // A writer of this process holds the mutex: its files are no litter.
+            if let Ok(_writer) = lock.writer.try_lock() {
+                let _ = retention::recover(&self.layout);
+            }
+        }
+    }
+
+    /// Loads the latest version and leases it. A vacuum may delete it
+    /// between the read and the lease only if newer versions were committed
+    /// meanwhile: the newest is then read again.
+    fn load_latest(&mut self) -> Result<()> {
+        for _ in 0..1000 {
+            self.load_head()?;
+            if self.lease_loaded() {
+                return Ok(());
+            }
+            self.stamp = None;
+        }
+        Err(vacuumed_error(&self.layout, self.state.version))
+    }
+
+    /// Takes a lease on the loaded version; false if the version was
+    /// vacuumed before the lease existed.
+    fn lease_loaded(&mut self) -> bool {
+        if !self.state.exists {
+            self.lease = None;
+            return true;
+        }
+        self.lease = lease::take(&self.layout, self.state.version);
+        history::alive(&self.layout, &self.state)
+    }
+
+    /// Reads `<name>_opdmd` unless it is unchanged.
+    fn load_head(&mut self) -> Result<()> {
+        let stamp = stamp_of(&self.layout.meta);
+        if stamp.is_some() && stamp == self.stamp {
+            return Ok(());
+        }
+        match metadata::read(&self.layout)? {
+            Some(doc) => self.state = State::from_doc(doc, &self.layout.meta)?,
+            None => {
+                if self.state.exists {
+                    self.state.row_groups.clear();
+                    self.state.key_value_metadata.clear();
+                    self.state.exists = false;
+                    self.state.version = 0;
+                }
+            }
+        }
+        self.stamp = stamp;
+        Ok(())
+    }
+
+    fn load_version(&mut self, version: u64) -> Result<()> {
+        let head = metadata::read(&self.layout)?;
+        let Some(head) = head else {
+            return Err(self.no_such_version(version, "the dataset has no version yet"));
+        };
+        let doc = if head.version == version {
+            head
+        } else {
+            match history::read_version(&self.layout, version)? {
+                Some(doc) => doc,
+                None => {
+                    let kept = history::list(&self.layout, head.version);
+                    return Err(self.no_such_version(version, &kept_versions(&kept, head.version)));
+                }
+            }
+        };
+        let path = self.layout.version_path(version);
+        self.state = State::from_doc(doc, &path)?;
+        if !self.lease_loaded() {
+            return Err(self.no_such_version(version, "it was vacuumed as it was opened"));
+        }
+        Ok(())
+    }
+
+    /// The last version committed at or before `t` (ns since the epoch).
+    fn version_as_of(&self, t: i64) -> Result<u64> {
+        let Some(head) = metadata::read(&self.layout)? else {
+            return Err(OupsError::VersionNotFound(format!(
+                "dataset '{}' has no version yet",
+                self.layout.dir.display()
+            )));
+        };
+        let mut versions = history::list(&self.layout, head.version);
+        if versions.last() != Some(&head.version) {
+            versions.push(head.version);
+        }
+        // Commit times increase with versions: the first version after `t`.
+        let time_of = |v: u64| -> Result<i64> {
+            let doc = if v == head.version {
+                Some(head.clone())
+            } else {
+                history::read_version(&self.layout, v)?
+            };
+            Ok(doc.and_then(|d| d.committed_at).unwrap_or(i64::MIN))
+        };
+        let (mut lo, mut hi) = (0usize, versions.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if time_of(versions[mid])? <= t {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        match lo.checked_sub(1) {
+            Some(i) => Ok(versions[i]),
+            None => Err(OupsError::VersionNotFound(format!(
+                "dataset '{}' has no version committed at or before the 'as_of' time; its \
+                 oldest kept version is {}",
+                self.layout.dir.display(),
+                versions[0]
+            ))),
+        }
+    }
+
+    fn no_such_version(&self, version: u64, detail: &str) -> OupsError {
+        OupsError::VersionNotFound(format!(
+            "version {version} of dataset '{}' does not exist or was vacuumed: {detail}",
+            self.layout.dir.display()
+        ))
     }
 
     pub fn layout(&self) -> &Layout {
@@ -120,89 +277,103 @@ impl Dataset {
     }
 
     pub fn is_locked(&self) -> bool {
-        self.lock.is_some()
+        self.held.is_some()
     }
 
-    /// Takes the lock if this object does not hold it; recovers after a crash
-    /// when the lock was free (nobody can be writing then).
-    fn ensure_locked(&mut self) -> Result<()> {
-        if self.lock.is_none() {
-            fs::create_dir_all(&self.layout.parent)
-                .at("cannot create parent directory", &self.layout.parent)?;
-            let lock =
-                lock::acquire(&self.layout.lock, self.lock_timeout).map_err(|e| match e {
-                    OupsError::LockTimeout { seconds, .. } => OupsError::LockTimeout {
-                        path: self.layout.dir.clone(),
-                        seconds,
-                    },
-                    other => other,
-                })?;
-            let _guard = lock.writer.lock().unwrap_or_else(|p| p.into_inner());
-            if Arc::strong_count(&lock) == 1 {
-                self.recover()?;
-            }
-            drop(_guard);
-            self.lock = Some(lock);
-        }
-        Ok(())
+    pub fn is_fixed(&self) -> bool {
+        self.fixed
     }
 
-    /// Deletes what an interrupted write left: data files that the committed
-    /// metadata does not list, and temp files. Must run under the lock.
-    fn recover(&mut self) -> Result<()> {
-        let committed: std::collections::HashSet<u64> = match metadata::read(&self.layout)? {
-            Some(doc) => doc.row_groups.iter().map(|r| r.file_id).collect(),
-            None => Default::default(),
-        };
-        if let Ok(entries) = fs::read_dir(&self.layout.dir) {
-            for entry in entries.flatten() {
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                let orphan = match parse_file_name(&name) {
-                    Some(id) => !committed.contains(&id),
-                    None => name.starts_with(TMP_PREFIX),
-                };
-                if orphan {
-                    let _ = fs::remove_file(entry.path());
-                }
-            }
-            if committed.is_empty() {
-                let _ = fs::remove_dir(&self.layout.dir);
-            }
-        }
-        if let Ok(entries) = fs::read_dir(&self.layout.parent) {
-            for entry in entries.flatten() {
-                if self
-                    .layout
-                    .is_meta_tmp(&entry.file_name().to_string_lossy())
-                {
-                    let _ = fs::remove_file(entry.path());
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Reloads the metadata if another object or process committed since.
+    /// Moves to the latest version (a fixed version stays where it is).
     pub fn refresh(&mut self) -> Result<()> {
-        let stamp = stamp_of(&self.layout.meta);
-        if stamp.is_some() && stamp == self.stamp {
+        if self.fixed {
             return Ok(());
         }
-        match metadata::read(&self.layout)? {
-            Some(doc) => {
-                self.state = State::from_doc(doc, &self.layout.meta)?;
-            }
-            None => {
-                if self.state.exists {
-                    self.state.row_groups.clear();
-                    self.state.key_value_metadata.clear();
-                    self.state.exists = false;
-                }
-            }
+        self.load_latest()
+    }
+
+    fn take_lock(&self) -> Result<Arc<DatasetLock>> {
+        if let Some(lock) = &self.held {
+            return Ok(Arc::clone(lock));
         }
-        self.stamp = stamp;
+        fs::create_dir_all(&self.layout.parent)
+            .at("cannot create parent directory", &self.layout.parent)?;
+        lock::acquire(&self.layout.lock, self.lock_timeout).map_err(|e| match e {
+            OupsError::LockTimeout { seconds, .. } => OupsError::LockTimeout {
+                path: self.layout.dir.clone(),
+                seconds,
+            },
+            other => other,
+        })
+    }
+
+    /// Holds the lock across calls until [`Self::release`]: no other process
+    /// commits meanwhile, so reads between writes see the latest version.
+    pub fn hold_lock(&mut self, timeout: Option<f64>) -> Result<()> {
+        self.refuse_fixed("lock")?;
+        check_lock_timeout(timeout)?;
+        if self.held.is_none() {
+            let opened_with = self.lock_timeout;
+            if timeout.is_some() {
+                self.lock_timeout = timeout;
+            }
+            let lock = self.take_lock();
+            self.lock_timeout = opened_with;
+            self.held = Some(lock?);
+        }
+        self.load_latest()
+    }
+
+    /// Runs `f` on the latest version under the lock (and the in-process
+    /// writer mutex), after deleting what an interrupted write left.
+    fn with_lock<R>(&mut self, f: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
+        let lock = self.take_lock()?;
+        let _writer = lock.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if retention::needs_recovery(&self.layout, self.layout.meta.exists()) {
+            retention::recover(&self.layout)?;
+        }
+        self.load_latest()?;
+        f(self)
+    }
+
+    fn refuse_fixed(&self, what: &str) -> Result<()> {
+        if self.fixed {
+            return Err(OupsError::ReadOnly(format!(
+                "cannot {what} version {} of '{}': objects opened with 'version' or 'as_of' \
+                 are read-only; open the dataset without them to write",
+                self.state.version,
+                self.layout.dir.display()
+            )));
+        }
         Ok(())
+    }
+
+    /// Where this object's version reads the data file `id`.
+    fn data_path(&self, id: u64) -> PathBuf {
+        self.layout.data_path(id, self.state.format)
+    }
+
+    /// Turns a failed read into a clear error when the version was vacuumed
+    /// meanwhile, and checks a successful one was not (see [`history::alive`]).
+    fn checked<T>(&self, read: Result<T>) -> Result<T> {
+        let alive = || history::alive(&self.layout, &self.state);
+        match read {
+            Ok(v) if !self.state.exists || alive() => Ok(v),
+            Ok(_) => Err(self.vacuumed()),
+            Err(e) if !alive() => Err(self.vacuumed_after(e)),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn vacuumed(&self) -> OupsError {
+        vacuumed_error(&self.layout, self.state.version)
+    }
+
+    fn vacuumed_after(&self, e: OupsError) -> OupsError {
+        match e {
+            OupsError::Io { .. } | OupsError::Corrupt { .. } => self.vacuumed(),
+            other => other,
+        }
     }
 
     /// The dataset schema: that of its first data file (cached per commit).
@@ -211,12 +382,12 @@ impl Dataset {
             return Ok(None);
         };
         if let Some((generation, s)) = &self.schema {
-            if *generation == self.state.generation {
+            if *generation == self.state.version {
                 return Ok(Some(Arc::clone(s)));
             }
         }
-        let path = self.layout.file_path(first.file_id);
-        let s = parquet_io::read_schema(&path)?;
+        let path = self.data_path(first.file_id);
+        let s = self.checked(parquet_io::read_schema(&path))?;
         // The metadata's ordered column must be a column of that type.
         if let (Some(field), Some(dt)) = (&self.state.ordered_field, &self.state.ordered_type) {
             match s.field_with_name(field) {
@@ -244,25 +415,8 @@ impl Dataset {
                 }
             }
         }
-        self.schema = Some((self.state.generation, Arc::clone(&s)));
+        self.schema = Some((self.state.version, Arc::clone(&s)));
         Ok(Some(s))
-    }
-
-    /// Runs `f` under the lock; a lock taken just for it is released after.
-    fn with_lock<R>(&mut self, f: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
-        let held = self.lock.is_some();
-        if !held {
-            if !self.layout.meta.exists() {
-                self.refresh()?;
-                return f(self);
-            }
-            self.ensure_locked()?;
-        }
-        let out = self.refresh().and_then(|_| f(self));
-        if !held {
-            self.lock = None;
-        }
-        out
     }
 
     /// Reads the row groups with the given file ids (all when `None`).
@@ -290,15 +444,17 @@ impl Dataset {
         file_ids: Option<&[u64]>,
         private: bool,
     ) -> Result<(Option<PrivateBatch>, Option<SchemaRef>)> {
-        self.with_lock(|ds| {
+        let ds = &mut *self;
+        {
             let ids: Vec<u64> = match file_ids {
                 None => ds.state.row_groups.iter().map(|rg| rg.file_id).collect(),
                 Some(ids) => {
                     for id in ids {
                         if !ds.state.row_groups.iter().any(|rg| rg.file_id == *id) {
                             return Err(OupsError::InvalidArgument(format!(
-                                "row group with file id {id} of '{}' was rewritten by a later \
-                                 write; take a new view of the dataset",
+                                "row group with file id {id} is not in version {} of '{}'; \
+                                 take a new view of the dataset",
+                                ds.state.version,
                                 ds.layout.dir.display()
                             )));
                         }
@@ -309,7 +465,7 @@ impl Dataset {
             if ids.is_empty() {
                 return Ok((None, None));
             }
-            let paths: Vec<PathBuf> = ids.iter().map(|&id| ds.layout.file_path(id)).collect();
+            let paths: Vec<PathBuf> = ids.iter().map(|&id| ds.data_path(id)).collect();
             let schema = ds.schema()?;
             if let Some(s) = &schema {
                 // Every id was checked above to be a committed row group.
@@ -324,55 +480,72 @@ impl Dataset {
                     .as_deref()
                     .and_then(|f| s.index_of(f).ok());
                 let joined = if private {
-                    contiguous::read_joined_private(&paths, &rgs, s, ordered, true)?
+                    contiguous::read_joined_private(&paths, &rgs, s, ordered, true)
                 } else {
-                    (
-                        contiguous::read_joined(&paths, &rgs, s, ordered)?,
-                        Vec::new(),
-                    )
+                    contiguous::read_joined(&paths, &rgs, s, ordered).map(|b| (b, Vec::new()))
                 };
-                return Ok((Some(joined), schema));
+                return Ok((Some(ds.checked(joined)?), schema));
             }
             Ok((None, schema))
-        })
+        }
     }
 
     /// Row-group stats: file_ids, n_rows, ordered_on_mins, ordered_on_maxs.
     pub fn stats(&mut self) -> Result<RecordBatch> {
-        self.with_lock(|ds| stats_batch(&ds.state))
+        stats_batch(&self.state)
     }
 
-    /// Deletes the dataset's files. The metadata goes first: that commits the
-    /// removal, and data files left by a crash are orphans for recovery.
+    /// Deletes the dataset and its history. The latest record goes first:
+    /// that commits the removal, and what a crash leaves is recovered.
     pub fn remove_from_disk(&mut self, preserve_metadata: bool) -> Result<()> {
-        if self.layout.meta.exists() || self.layout.dir.exists() {
-            self.ensure_locked()?;
-            let lock = self.lock.clone();
-            let _guard = lock
-                .as_ref()
-                .map(|l| l.writer.lock().unwrap_or_else(|p| p.into_inner()));
-            match fs::remove_file(&self.layout.meta) {
-                Ok(()) => crate::durable::sync_dir(&self.layout.parent)?,
+        self.refuse_fixed("remove")?;
+        let layout = &self.layout;
+        if layout.meta.exists() || layout.dir.exists() || layout.history.exists() {
+            let lock = self.take_lock()?;
+            let _writer = lock.writer.lock().unwrap_or_else(|p| p.into_inner());
+            match fs::remove_file(&layout.meta) {
+                Ok(()) => crate::durable::sync_dir(&layout.parent)?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(OupsError::io("cannot remove", &self.layout.meta, e)),
+                Err(e) => return Err(OupsError::io("cannot remove", &layout.meta, e)),
             }
-            if self.layout.dir.exists() {
-                fs::remove_dir_all(&self.layout.dir).at("cannot remove", &self.layout.dir)?;
+            for dir in [&layout.dir, &layout.history] {
+                if dir.exists() {
+                    fs::remove_dir_all(dir).at("cannot remove", dir)?;
+                }
             }
         }
         self.state.row_groups.clear();
         self.state.exists = false;
+        self.state.version = 0;
         if !preserve_metadata {
             self.state.key_value_metadata.clear();
         }
         self.stamp = None;
         self.schema = None;
+        self.lease = None;
         Ok(())
     }
 
     pub fn release(&mut self) {
-        self.lock = None;
+        self.held = None;
     }
+}
+
+fn kept_versions(kept: &[u64], latest: u64) -> String {
+    match (kept.first(), kept.last()) {
+        (Some(first), Some(last)) if first != last => {
+            format!("kept versions run from {first} to {last} (latest {latest})")
+        }
+        _ => format!("the only kept version is {latest}"),
+    }
+}
+
+pub(crate) fn vacuumed_error(layout: &Layout, version: u64) -> OupsError {
+    OupsError::VersionNotFound(format!(
+        "version {version} of dataset '{}' was vacuumed (or the dataset removed) while it was \
+         being read; call refresh() to read the latest version, or keep it with a named snapshot",
+        layout.dir.display()
+    ))
 }
 
 pub(crate) fn check_lock_timeout(lock_timeout: Option<f64>) -> Result<()> {

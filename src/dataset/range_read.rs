@@ -11,19 +11,25 @@ use std::path::PathBuf;
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, SchemaRef};
 
+use crate::dataset::history;
 use crate::dataset::layout::Layout;
 use crate::dataset::ordered_key::count_below;
 use crate::dataset::parquet_io::{parallel_map, read_file_part, read_file_split};
-use crate::dataset::state::RowGroup;
+use crate::dataset::state::{RowGroup, State};
 use crate::dataset::verify::{check_rows, same_columns};
-use crate::dataset::Dataset;
+use crate::dataset::{vacuumed_error, Dataset};
 use crate::error::{OupsError, Result};
 
-/// What the readers of a dataset need, taken under its lock.
+/// What the readers of one version of a dataset need.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub layout: Layout,
+    pub version: u64,
+    /// The record's format, which says where its data files are.
+    pub format: u32,
     pub row_groups: Vec<RowGroup>,
+    /// Keeps vacuums away from `version` while the snapshot is read.
+    pub lease: Option<std::sync::Arc<crate::dataset::lease::Lease>>,
     pub schema: SchemaRef,
     pub ordered_field: String,
     pub ordered_index: usize,
@@ -32,9 +38,30 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn paths(&self, rgs: &[RowGroup]) -> Vec<PathBuf> {
-        rgs.iter()
-            .map(|rg| self.layout.file_path(rg.file_id))
-            .collect()
+        rgs.iter().map(|rg| self.path(rg.file_id)).collect()
+    }
+
+    pub fn path(&self, id: u64) -> PathBuf {
+        self.layout.data_path(id, self.format)
+    }
+
+    /// `read` unless the version was vacuumed meanwhile (see [`history::alive`]).
+    pub fn checked<T>(&self, read: Result<T>) -> Result<T> {
+        let state = State {
+            exists: true,
+            version: self.version,
+            format: self.format,
+            ..Default::default()
+        };
+        if history::alive(&self.layout, &state) {
+            return read;
+        }
+        match read {
+            Ok(_) | Err(OupsError::Io { .. } | OupsError::Corrupt { .. }) => {
+                Err(vacuumed_error(&self.layout, self.version))
+            }
+            Err(other) => Err(other),
+        }
     }
 }
 
@@ -66,7 +93,8 @@ impl KeyRange {
 impl Dataset {
     /// The committed row groups and schema; `None` when there is no row group.
     pub fn snapshot(&mut self) -> Result<Option<Snapshot>> {
-        self.with_lock(|ds| {
+        let ds = &mut *self;
+        {
             let Some(schema) = ds.schema()? else {
                 return Ok(None);
             };
@@ -84,13 +112,16 @@ impl Dataset {
             })?;
             Ok(Some(Snapshot {
                 layout: ds.layout.clone(),
+                version: ds.state.version,
+                format: ds.state.format,
                 row_groups: ds.state.row_groups.clone(),
+                lease: ds.lease.clone(),
                 schema,
                 ordered_field: field,
                 ordered_index,
                 ordered_type: dt,
             }))
-        })
+        }
     }
 
     /// Rows in `range` of the row groups `file_ids` (all when `None`), with
@@ -143,8 +174,8 @@ impl Dataset {
             1 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             _ => 1,
         };
-        let batches = parallel_map(&selected, |rg| {
-            let path = snap.layout.file_path(rg.file_id);
+        let batches = snap.checked(parallel_map(&selected, |rg| {
+            let path = snap.path(rg.file_id);
             let rows = if range.covers(rg.min, rg.max) {
                 None
             } else {
@@ -165,7 +196,7 @@ impl Dataset {
                 ));
             }
             Ok(batch.with_schema(out_schema.clone())?)
-        })?;
+        }))?;
         Ok((batches, Some(out_schema)))
     }
 }

@@ -33,7 +33,14 @@ pub struct State {
     pub ordered_on: Value,
     pub ordered_field: Option<String>,
     pub ordered_type: Option<DataType>,
-    pub generation: u64,
+    /// The version number (0 before the first commit).
+    pub version: u64,
+    /// Nanoseconds since the Unix epoch; `None` for a format-1 record.
+    pub committed_at: Option<i64>,
+    pub operation: Option<String>,
+    pub restored_from: Option<u64>,
+    /// The record's format: 1 has no history directory yet.
+    pub format: u32,
     pub row_groups: Vec<RowGroup>,
     pub key_value_metadata: Map<String, Value>,
 }
@@ -44,6 +51,10 @@ impl State {
             ordered_on,
             ..Default::default()
         }
+    }
+
+    pub fn n_rows(&self) -> u64 {
+        self.row_groups.iter().map(|rg| rg.n_rows).sum()
     }
 
     pub fn kind(&self) -> Option<KeyKind> {
@@ -97,7 +108,11 @@ impl State {
             ordered_on: doc.ordered_on,
             ordered_field: doc.ordered_field,
             ordered_type,
-            generation: doc.generation,
+            version: doc.version,
+            committed_at: doc.committed_at,
+            operation: doc.operation,
+            restored_from: doc.restored_from,
+            format: doc.format,
             row_groups,
             key_value_metadata: doc.key_value_metadata,
         })
@@ -109,7 +124,11 @@ impl State {
             ordered_on: self.ordered_on.clone(),
             ordered_field: self.ordered_field.clone(),
             ordered_type: self.ordered_type.as_ref().map(|t| t.to_string()),
-            generation: self.generation,
+            version: self.version,
+            committed_at: self.committed_at,
+            operation: self.operation.clone(),
+            restored_from: self.restored_from,
+            format: self.format,
             row_groups: self
                 .row_groups
                 .iter()

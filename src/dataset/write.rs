@@ -1,12 +1,15 @@
 //! The write transaction: validate, lock, plan, write new files, commit.
 //!
-//! Commit protocol: (1) new row groups are written to fresh file names that the
-//! committed metadata does not mention, and fsynced; kept files that need a new
-//! id are hard-linked under it. (2) The metadata file is atomically replaced:
-//! that rename is the commit point. (3) Files the new metadata no longer lists
-//! are deleted. A crash before (2) leaves the old state plus orphan files; a
-//! crash after it leaves the new state plus stale files. Either way the next
-//! open that takes the lock deletes the unlisted files (`Dataset::recover`).
+//! Commit protocol: (1) a busy marker is created; new row groups are written
+//! to fresh file names that no retained version uses, fsynced, and
+//! hard-linked into the history directory; kept files that need a new id are
+//! linked under it. (2) The version record is linked into `versions/` and
+//! renamed over `<name>_opdmd`: that rename is the commit point. (3) The
+//! dataset directory's files the new version no longer lists are unlinked (the
+//! history keeps them for older versions), old versions beyond retention are
+//! vacuumed, and the marker removed. A crash leaves the marker, and the next
+//! writer (or opener, when no writer holds the lock) deletes every file that
+//! no retained version lists (`retention::recover`).
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -20,12 +23,14 @@ use serde_json::{Map, Value};
 
 use super::aligned;
 use super::file_ids;
+use super::history::{self, link_or_copy, Busy};
 use super::merge::{self, Side};
 use super::metadata;
 use super::ordered_key::{check_sorted, encode_column, key_kind, unit_nanos};
 use super::parquet_io::{self, parallel_map, writer_properties};
 use super::period::Periods;
 use super::plan::{self, Step, Target};
+use super::retention;
 use super::schema;
 use super::splice::{self, NewRowGroup};
 use super::state::{RowGroup, State};
@@ -156,6 +161,16 @@ fn build_target(
     }
 }
 
+/// Whether the write's key-value metadata changes the stored one.
+fn changes_metadata(state: &State, req: &WriteRequest) -> bool {
+    req.key_value_metadata
+        .iter()
+        .any(|(k, v)| match state.key_value_metadata.get(k) {
+            Some(stored) => stored != v,
+            None => !v.is_null(),
+        })
+}
+
 fn column_indices(batch: &RecordBatch, names: &[String]) -> Vec<usize> {
     if names.is_empty() {
         return (0..batch.num_columns()).collect();
@@ -168,6 +183,7 @@ fn column_indices(batch: &RecordBatch, names: &[String]) -> Vec<usize> {
 
 impl Dataset {
     pub fn write(&mut self, req: WriteRequest) -> Result<()> {
+        self.refuse_fixed("write")?;
         super::check_lock_timeout(req.lock_timeout)?;
         let opened_with = self.lock_timeout;
         if req.lock_timeout.is_some() {
@@ -188,18 +204,17 @@ impl Dataset {
         // to do, and nothing (not even a lock file) is created.
         if new.is_none()
             && req.key_value_metadata.is_empty()
-            && self.lock.is_none()
+            && self.held.is_none()
             && !self.layout.meta.exists()
             && !self.layout.dir.exists()
         {
             return Ok(());
         }
-        self.ensure_locked()?;
-        let lock = self.lock.clone();
-        let _writer = lock
-            .as_ref()
-            .map(|l| l.writer.lock().unwrap_or_else(|p| p.into_inner()));
-        self.refresh()?;
+        self.with_lock(|ds| ds.write_latest(req, new))
+    }
+
+    /// The write, planned against the latest version, under the lock.
+    fn write_latest(&mut self, req: WriteRequest, new: Option<NewData>) -> Result<()> {
         self.check_ordered_on(&req.ordered_on)?;
         let stored = self.schema()?;
         let new = match new {
@@ -381,10 +396,7 @@ impl Dataset {
         if rgs.is_empty() {
             return Ok(None);
         }
-        let paths: Vec<PathBuf> = rgs
-            .iter()
-            .map(|rg| self.layout.file_path(rg.file_id))
-            .collect();
+        let paths: Vec<PathBuf> = rgs.iter().map(|rg| self.data_path(rg.file_id)).collect();
         let batches = parquet_io::read_files(&paths)?;
         // The dataset's schema (cached by `write` before planning).
         let schema = match &self.schema {
@@ -427,7 +439,7 @@ impl Dataset {
         }
         let files: Vec<(PathBuf, RowGroup)> = rgs
             .iter()
-            .map(|rg| (self.layout.file_path(rg.file_id), *rg))
+            .map(|rg| (self.data_path(rg.file_id), *rg))
             .collect();
         let new = new.filter(|_| !region.new.is_empty()).map(|n| {
             (
@@ -472,8 +484,24 @@ impl Dataset {
         if steps.is_empty() {
             seq = old.iter().map(|rg| Some(rg.file_id)).collect();
         }
-        let old_ids: BTreeSet<u64> = old.iter().map(|rg| rg.file_id).collect();
-        let (ids, relink) = file_ids::assign(&seq, &old_ids)?;
+        let unchanged = chunks.is_empty()
+            && seq.len() == old.len()
+            && seq.iter().zip(old).all(|(s, rg)| *s == Some(rg.file_id));
+        if unchanged && self.state.exists && !changes_metadata(&self.state, req) {
+            return Ok(()); // nothing to commit: no new version
+        }
+        // Only a write that got this far changes the disk: a format-1 dataset
+        // gets its history first.
+        history::upgrade(&self.layout, &self.state)?;
+        if self.state.exists {
+            self.state.format = metadata::FORMAT_VERSION;
+        }
+        let busy = Busy::mark(&self.layout)?;
+        // Ids no retained version uses: a reader of an old version must
+        // never find another file under a name it reads.
+        let mut taken = history::kept_ids(&self.layout);
+        taken.extend(self.state.row_groups.iter().map(|rg| rg.file_id));
+        let (ids, relink) = file_ids::assign(&seq, &taken)?;
 
         let mut created: Vec<PathBuf> = Vec::new();
         let written = self.write_files(&seq, &ids, relink, &chunks, req, &mut created);
@@ -481,6 +509,7 @@ impl Dataset {
             parquet_io::remove_quietly(&created);
             return Err(e);
         }
+        let old = &self.state.row_groups;
 
         let mut next = self.state.clone();
         let mut chunk_iter = chunks.iter();
@@ -511,7 +540,6 @@ impl Dataset {
             })
             .collect();
         next.exists = true;
-        next.generation += 1;
         next.ordered_on = req.ordered_on.clone();
         if let Some(n) = new {
             next.ordered_field = Some(req.ordered_field.clone());
@@ -530,15 +558,44 @@ impl Dataset {
                 next.key_value_metadata.insert(k.clone(), v.clone());
             }
         }
-        if let Err(e) = metadata::write_atomic(&self.layout, &next.to_doc()) {
-            parquet_io::remove_quietly(&created);
+        let operation = if chunks.is_empty() && seq.iter().all(Option::is_some) && !relink {
+            "update_metadata"
+        } else {
+            "write"
+        };
+        self.publish(next, operation, None, &created)?;
+        drop(busy);
+        Ok(())
+    }
+
+    /// Commits `next` as the version after the latest, then unlinks from the
+    /// dataset directory what it no longer lists and vacuums versions beyond
+    /// retention. `created` (files of this write) are removed if the commit
+    /// fails. Runs under the lock, with a busy marker.
+    pub(super) fn publish(
+        &mut self,
+        mut next: State,
+        operation: &str,
+        restored_from: Option<u64>,
+        created: &[PathBuf],
+    ) -> Result<()> {
+        next.version = self.state.version + 1;
+        next.format = metadata::FORMAT_VERSION;
+        next.committed_at = Some(history::commit_time(self.state.committed_at));
+        next.operation = Some(operation.to_string());
+        next.restored_from = restored_from;
+        if let Err(e) = history::commit(&self.layout, &next.to_doc()) {
+            parquet_io::remove_quietly(created);
             return Err(e);
         }
         failpoint::hit("after_commit");
         let keep: BTreeSet<u64> = next.row_groups.iter().map(|rg| rg.file_id).collect();
-        let stale: Vec<PathBuf> = old_ids
-            .difference(&keep)
-            .map(|&id| self.layout.file_path(id))
+        let stale: Vec<PathBuf> = self
+            .state
+            .row_groups
+            .iter()
+            .filter(|rg| !keep.contains(&rg.file_id))
+            .map(|rg| self.layout.file_path(rg.file_id))
             .collect();
         for (i, p) in stale.iter().enumerate() {
             let _ = fs::remove_file(p);
@@ -548,6 +605,10 @@ impl Dataset {
         }
         self.state = next;
         self.stamp = super::stamp_of(&self.layout.meta);
+        self.lease = super::lease::take(&self.layout, self.state.version);
+        // The write is committed: a failed vacuum only leaves more history,
+        // which the next one removes.
+        let _ = retention::vacuum(&self.layout, self.state.version, &self.retention());
         Ok(())
     }
 
@@ -570,15 +631,16 @@ impl Dataset {
         }
         fs::create_dir_all(&self.layout.dir)
             .at("cannot create dataset directory", &self.layout.dir)?;
+        let kept_dir = self.layout.files_dir();
+        fs::create_dir_all(&kept_dir).at("cannot create history directory", &kept_dir)?;
         if relink {
             for (kept, &id) in seq.iter().zip(ids) {
                 if let Some(old_id) = kept {
-                    let from = self.layout.file_path(*old_id);
-                    let to = self.layout.file_path(id);
-                    if fs::hard_link(&from, &to).is_err() {
-                        fs::copy(&from, &to).at("cannot copy data file", &to)?;
+                    let from = self.data_path(*old_id);
+                    for to in [self.layout.file_path(id), self.layout.kept_file_path(id)] {
+                        link_or_copy(&from, &to)?;
+                        created.push(to);
                     }
-                    created.push(to);
                 }
             }
         }
@@ -631,7 +693,15 @@ impl Dataset {
             let pending: Vec<(&std::fs::File, &PathBuf)> =
                 files.iter().zip(window.iter().map(|(p, _, _)| p)).collect();
             parallel_map(&pending, |(f, p)| crate::durable::sync_file(f, p))?;
+            // Every version reads its files from the history directory.
+            for (path, _, _) in window {
+                let kept = kept_dir.join(path.file_name().unwrap_or_default());
+                link_or_copy(path, &kept)?;
+                created.push(kept);
+            }
         }
-        crate::durable::sync_dir(&self.layout.dir)
+        let dirs = [self.layout.dir.clone(), kept_dir];
+        parallel_map(&dirs, |d| crate::durable::sync_dir(d))?;
+        Ok(())
     }
 }

@@ -13,7 +13,9 @@ use serde_json::{Map, Value};
 use crate::dataset::bounds::key_range;
 use crate::dataset::parquet_io::parse_compression;
 use crate::dataset::range_read::Snapshot;
-use crate::dataset::{stats_batch, Dataset, Progress, TargetSpec, WriteRequest};
+use crate::dataset::retention::Retention;
+use crate::dataset::versions::versions_batch;
+use crate::dataset::{stats_batch, Dataset, Pin, Progress, TargetSpec, WriteRequest};
 use crate::error::{OupsError, Result};
 use crate::python::convert::PyBound;
 use crate::python::errors::{run, to_pyerr};
@@ -46,41 +48,57 @@ pub struct RawInfo {
     ordered_field: Option<String>,
     is_newly_initialized: bool,
     key_value_metadata_json: String,
-    generation: u64,
+    version: u64,
     n_row_groups: usize,
     max_file_id: i64,
     locked: bool,
+    read_only: bool,
 }
 
 #[pymethods]
 impl RawDataset {
+    /// Opens the latest version, or `version`, or the last version committed
+    /// at or before `as_of_ns` (ns since the epoch, UTC).
     #[new]
-    #[pyo3(signature = (dirpath, ordered_on_json, lock_timeout=None))]
+    #[pyo3(signature = (dirpath, ordered_on_json, lock_timeout=None, version=None, as_of_ns=None))]
     fn new(
         py: Python<'_>,
         dirpath: PathBuf,
         ordered_on_json: &str,
         lock_timeout: Option<f64>,
+        version: Option<u64>,
+        as_of_ns: Option<i64>,
     ) -> PyResult<Self> {
         let ordered_on = parse_json(ordered_on_json, "ordered_on").map_err(to_pyerr)?;
-        let ds = run(py, || Dataset::open(&dirpath, ordered_on, lock_timeout))?;
+        let pin = match (version, as_of_ns) {
+            (None, None) => Pin::Latest,
+            (Some(v), None) => Pin::Version(v),
+            (None, Some(t)) => Pin::AsOf(t),
+            (Some(_), Some(_)) => {
+                return Err(to_pyerr(OupsError::InvalidArgument(
+                    "give 'version' or 'as_of', not both".into(),
+                )))
+            }
+        };
+        let ds = run(py, || {
+            Dataset::open(&dirpath, ordered_on, lock_timeout, pin)
+        })?;
         Ok(RawDataset {
             inner: Mutex::new(ds),
         })
     }
 
-    /// Refreshes from disk and returns the current state.
+    /// The state of the version this object reads (no disk access).
     fn info(&self, py: Python<'_>) -> PyResult<RawInfo> {
         run(py, || {
-            let mut ds = self.lock();
-            ds.refresh()?;
+            let ds = self.lock();
             let s = ds.state();
             Ok(RawInfo {
                 ordered_on_json: s.ordered_on.to_string(),
                 ordered_field: s.ordered_field.clone(),
                 is_newly_initialized: !s.exists,
                 key_value_metadata_json: Value::Object(s.key_value_metadata.clone()).to_string(),
-                generation: s.generation,
+                version: s.version,
                 n_row_groups: s.row_groups.len(),
                 max_file_id: s
                     .row_groups
@@ -89,17 +107,57 @@ impl RawDataset {
                     .max()
                     .unwrap_or(-1),
                 locked: ds.is_locked(),
+                read_only: ds.is_fixed(),
             })
         })
     }
 
+    /// Moves to the latest committed version (a fixed version stays).
+    fn refresh(&self, py: Python<'_>) -> PyResult<()> {
+        run(py, || self.lock().refresh())
+    }
+
+    /// Takes the lock until `release` (waiting at most `timeout` seconds,
+    /// or the dataset's `lock_timeout` when None), and moves to the latest version.
+    #[pyo3(signature = (timeout=None))]
+    fn hold_lock(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        run(py, || self.lock().hold_lock(timeout))
+    }
+
+    /// Kept versions as a pyarrow Table (version, committed_at, operation,
+    /// n_rows, n_row_groups), oldest first.
+    fn versions<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let batch = run(py, || versions_batch(&self.lock().versions()?))?;
+        let schema = batch.schema();
+        PyTable::try_new(vec![batch], schema)?.into_pyarrow(py)
+    }
+
+    /// Commits a new version equal to `version`.
+    fn restore(&self, py: Python<'_>, version: u64) -> PyResult<()> {
+        run(py, || self.lock().restore(version))
+    }
+
+    /// Deletes versions beyond retention; returns (removed versions, removed files).
+    #[pyo3(signature = (keep_versions=None, keep_seconds=None))]
+    fn vacuum(
+        &self,
+        py: Python<'_>,
+        keep_versions: Option<u64>,
+        keep_seconds: Option<f64>,
+    ) -> PyResult<(Vec<u64>, usize)> {
+        let report = run(py, || {
+            self.lock().vacuum(Retention {
+                keep_versions,
+                keep_seconds,
+                ..Default::default()
+            })
+        })?;
+        Ok((report.versions_removed, report.files_removed))
+    }
+
     /// Row-group stats as a pyarrow Table.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let batch = run(py, || {
-            let mut ds = self.lock();
-            ds.refresh()?;
-            stats_batch(ds.state())
-        })?;
+        let batch = run(py, || stats_batch(self.lock().state()))?;
         let schema = batch.schema();
         PyTable::try_new(vec![batch], schema)?.into_pyarrow(py)
     }
@@ -160,7 +218,6 @@ impl RawDataset {
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let (batches, schema) = run(py, || {
             let mut ds = self.lock();
-            ds.refresh()?;
             let range = match ds.state().ordered_type.clone() {
                 Some(dt) => key_range(&dt, start.map(Into::into), end_excl.map(Into::into))?,
                 None => Default::default(),

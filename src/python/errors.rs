@@ -21,6 +21,8 @@ pyo3::import_exception!(oups.exceptions, OrderedOnMismatchError);
 pyo3::import_exception!(oups.exceptions, CorruptDatasetError);
 pyo3::import_exception!(oups.exceptions, CorruptStateError);
 pyo3::import_exception!(oups.exceptions, LockTimeoutError);
+pyo3::import_exception!(oups.exceptions, VersionNotFoundError);
+pyo3::import_exception!(oups.exceptions, ReadOnlyError);
 pyo3::import_exception!(oups.exceptions, DatasetIOError);
 pyo3::import_exception!(oups.exceptions, DatasetFileNotFoundError);
 pyo3::import_exception!(oups.exceptions, DatasetPermissionError);
@@ -39,6 +41,8 @@ impl From<OupsError> for PyErr {
             OupsError::Corrupt { .. } => CorruptDatasetError::new_err(message),
             OupsError::CorruptState { .. } => CorruptStateError::new_err(message),
             OupsError::LockTimeout { .. } => LockTimeoutError::new_err(message),
+            OupsError::VersionNotFound(_) => VersionNotFoundError::new_err(message),
+            OupsError::ReadOnly(_) => ReadOnlyError::new_err(message),
             OupsError::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => DatasetFileNotFoundError::new_err(message),
                 std::io::ErrorKind::PermissionDenied => DatasetPermissionError::new_err(message),
@@ -68,6 +72,8 @@ pub fn _check_exception_classes(py: Python<'_>) -> PyResult<Vec<String>> {
         py.get_type::<CorruptDatasetError>(),
         py.get_type::<CorruptStateError>(),
         py.get_type::<LockTimeoutError>(),
+        py.get_type::<VersionNotFoundError>(),
+        py.get_type::<ReadOnlyError>(),
         py.get_type::<DatasetIOError>(),
         py.get_type::<DatasetFileNotFoundError>(),
         py.get_type::<DatasetPermissionError>(),

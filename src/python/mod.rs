@@ -7,6 +7,7 @@ mod errors;
 mod handover;
 mod intersections;
 mod key_schema;
+mod snapshots;
 mod stateful_loop;
 
 use pyo3::prelude::*;
@@ -35,6 +36,10 @@ fn _oups(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_debug_panic, m)?)?;
     m.add_function(wrap_pyfunction!(dataset::metadata_path, m)?)?;
     m.add_function(wrap_pyfunction!(dataset::find_datasets, m)?)?;
+    m.add_function(wrap_pyfunction!(snapshots::create_snapshot, m)?)?;
+    m.add_function(wrap_pyfunction!(snapshots::read_snapshot, m)?)?;
+    m.add_function(wrap_pyfunction!(snapshots::list_snapshots, m)?)?;
+    m.add_function(wrap_pyfunction!(snapshots::delete_snapshot, m)?)?;
     m.add_function(wrap_pyfunction!(errors::_check_exception_classes, m)?)?;
     Ok(())
 }

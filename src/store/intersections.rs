@@ -195,8 +195,13 @@ pub struct Intersections {
 /// rows of a large file.
 fn load_group(snap: &Snapshot, group: usize, rgs: &[RowGroup], whole: bool) -> Result<Loaded> {
     let paths = snap.paths(rgs);
-    let (batch, private) =
-        read_joined_private(&paths, rgs, &snap.schema, Some(snap.ordered_index), whole)?;
+    let (batch, private) = snap.checked(read_joined_private(
+        &paths,
+        rgs,
+        &snap.schema,
+        Some(snap.ordered_index),
+        whole,
+    ))?;
     Ok(Loaded {
         group,
         batch,

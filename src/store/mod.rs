@@ -3,3 +3,4 @@
 pub mod discover;
 pub mod intersections;
 pub mod key_schema;
+pub mod snapshots;

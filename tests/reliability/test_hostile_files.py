@@ -172,7 +172,9 @@ def test_metadata_that_lies_about_the_files(ds_path, edit):
 
 
 def _data_files(path: Path) -> list[Path]:
-    return sorted(path.glob("file_*.parquet"))
+    """The files oups reads: every version's, in the history directory (the
+    dataset directory holds links of the latest version's, for other readers)."""
+    return sorted((path.parent / f".{path.name}.oups" / "files").glob("file_*.parquet"))
 
 
 @pytest.mark.parametrize(
@@ -215,8 +217,10 @@ def test_deleted_data_file_is_named(ds_path):
 def test_lock_file_that_is_a_directory(ds_path):
     lock = ds_path.with_name("ds.lock")
     lock.mkdir()
+    # Reads take no lock; a write names the lock it cannot take.
+    assert len(_open_and_read(ds_path)) == 10
     with pytest.raises((DatasetIOError, CorruptDatasetError)) as info:
-        OrderedParquetDataset(ds_path, lock_timeout=1)
+        OrderedParquetDataset(ds_path, lock_timeout=1).write(df=_frame(range(10, 12)))
     assert "ds.lock" in str(info.value)
     lock.rmdir()
     assert len(_open_and_read(ds_path)) == 10

@@ -56,9 +56,11 @@ def test_written_dataset_state(seven):
     assert df["t"].tolist() == list(range(1, 8))
     assert isinstance(df.index, pd.RangeIndex)
     assert ds.to_arrow().num_rows == 7
-    assert (seven.parent / "ds.lock").exists()
-    ds.close()
+    # Reading takes no lock; the latest version's files are plain Parquet in
+    # the dataset directory, the history is hidden beside it.
     assert not (seven.parent / "ds.lock").exists()
+    assert sorted(p.name for p in seven.parent.iterdir()) == [".ds.oups", "ds", "ds_opdmd"]
+    ds.close()
 
 
 def test_views(seven):
@@ -85,23 +87,25 @@ def test_views(seven):
     assert v.key_value_metadata == {"k": "v"}
 
 
-def test_view_keeps_lock_after_parent_is_gone(seven):
+def test_views_and_readers_never_block_writers(seven):
     ds = OrderedParquetDataset(seven)
     view = ds[0]
-    del ds
-    with pytest.raises(LockTimeoutError):
-        _other_process_opens(seven, timeout=0.2)
-    del view
+    _other_process_writes(seven, timeout=0, t=8)
+    # Both keep reading the version they were made from.
+    assert view.to_pandas()["t"].tolist() == [1, 2, 3]
+    assert ds.n_rows == 7 and ds.refresh().n_rows == 8
     assert not (seven.parent / "ds.lock").exists()
 
 
-def _other_process_opens(path, timeout):
+def _other_process_writes(path, timeout, t=8):
     code = textwrap.dedent(f"""
         import sys
-        from oups import OrderedParquetDataset
+        import pandas as pd
+        from oups import write
         from oups.exceptions import LockTimeoutError
         try:
-            OrderedParquetDataset({str(path)!r}, lock_timeout={timeout})
+            write({str(path)!r}, ordered_on="t", df=pd.DataFrame({{"t": [{t}], "v": [0]}}),
+                  lock_timeout={timeout})
         except LockTimeoutError as e:
             print("TIMEOUT", e); sys.exit(3)
     """)
@@ -113,17 +117,29 @@ def _other_process_opens(path, timeout):
 
 def test_lock_excludes_other_processes_and_is_shared_in_process(seven):
     ds = OrderedParquetDataset(seven)
-    with pytest.raises(LockTimeoutError, match="ds"):
-        _other_process_opens(seven, timeout=0.3)
-    with pytest.raises(TimeoutError):
-        _other_process_opens(seven, timeout=0)
-    # Same process: a second object shares the lock instead of deadlocking.
-    again = OrderedParquetDataset(seven, lock_timeout=0)
-    write(seven, ordered_on="t", df=pd.DataFrame({"t": [8], "v": [7]}), lock_timeout=0)
-    assert again.to_pandas()["t"].tolist()[-1] == 8
-    assert ds.to_pandas()["t"].tolist()[-1] == 8
-    del ds, again
-    _other_process_opens(seven, timeout=0)
+    with ds.lock():
+        with pytest.raises(LockTimeoutError, match="ds"):
+            _other_process_writes(seven, timeout=0.3)
+        with pytest.raises(TimeoutError):
+            _other_process_writes(seven, timeout=0)
+        # Same process: a second object shares the lock instead of deadlocking.
+        again = OrderedParquetDataset(seven, lock_timeout=0)
+        write(seven, ordered_on="t", df=pd.DataFrame({"t": [8], "v": [7]}), lock_timeout=0)
+        assert again.refresh().to_pandas()["t"].tolist()[-1] == 8
+        with ds.lock():  # re-entrant
+            ds.write(df=pd.DataFrame({"t": [9], "v": [7]}))
+        assert seven.with_name("ds.lock").exists()
+    assert not seven.with_name("ds.lock").exists()
+    _other_process_writes(seven, timeout=0, t=10)
+    assert ds.refresh().to_pandas()["t"].tolist()[-3:] == [8, 9, 10]
+
+
+def test_lock_block_sees_the_latest_version(seven):
+    ds = OrderedParquetDataset(seven)
+    _other_process_writes(seven, timeout=0)
+    assert ds.n_rows == 7
+    with ds.lock(timeout=1):
+        assert ds.n_rows == 8
 
 
 def test_crashed_holder_never_blocks(seven):
@@ -136,16 +152,29 @@ def test_crashed_holder_never_blocks(seven):
     subprocess.run([sys.executable, "-c", code], check=True)
     ds = OrderedParquetDataset(seven, lock_timeout=0)
     assert len(ds) == 3
+    code = textwrap.dedent(f"""
+        import os
+        from oups import OrderedParquetDataset
+        ds = OrderedParquetDataset({str(seven)!r})
+        with ds.lock():
+            os._exit(0)
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True)
+    _other_process_writes(seven, timeout=0)
 
 
 def test_context_manager_releases_lock(seven):
     with OrderedParquetDataset(seven) as ds:
         assert len(ds) == 3
-    _other_process_opens(seven, timeout=0)
+        with ds.lock():
+            pass
+        ds.lock().__enter__()  # left held: the block's exit releases it
+    _other_process_writes(seven, timeout=0)
 
 
 def test_remove_from_disk(seven):
     ds = OrderedParquetDataset(seven)
+    ds.write(df=pd.DataFrame({"t": [8], "v": [0]}))  # history as well
     ds.remove_from_disk(preserve_metadata=True, release_lock=False)
     assert sorted(p.name for p in seven.parent.iterdir()) == ["ds.lock"]
     assert ds.key_value_metadata == {"k": "v"} and ds.is_newly_initialized
@@ -160,10 +189,19 @@ def test_remove_from_disk(seven):
     assert list(seven.parent.iterdir()) == []
 
 
-def test_datasets_opened_elsewhere_see_new_commits(seven):
+def test_datasets_opened_elsewhere_see_new_commits_after_refresh(seven):
     a = OrderedParquetDataset(seven)
     write(seven, ordered_on="t", df=pd.DataFrame({"t": [10], "v": [0]}))
+    assert len(a) == 3 and a.to_pandas()["t"].iloc[-1] == 7  # its version
+    assert a.refresh() is a
     assert len(a) == 4 and a.to_pandas()["t"].iloc[-1] == 10
+    # A write plans against the latest version, whatever the object read.
+    b = OrderedParquetDataset(seven, version=a.version - 1)
+    a2 = OrderedParquetDataset(seven)
+    write(seven, ordered_on="t", df=pd.DataFrame({"t": [11], "v": [0]}))
+    a2.write(df=pd.DataFrame({"t": [12], "v": [0]}))
+    assert a2.to_pandas()["t"].tolist()[-3:] == [10, 11, 12]
+    assert b.to_pandas()["t"].tolist()[-1] == 7
 
 
 DTYPES = {
@@ -319,9 +357,8 @@ def test_panic_becomes_internal_error():
 def test_remove_from_disk_can_keep_the_lock_against_other_processes(seven):
     ds = OrderedParquetDataset(seven)
     lock = seven.with_name("ds.lock")
-    inode = lock.stat().st_ino
     ds.remove_from_disk(release_lock=False)
-    assert lock.stat().st_ino == inode  # the held file, not a new one
+    assert lock.exists()  # held after the removal
     code = textwrap.dedent(f"""
         import sys
         import pandas as pd
@@ -379,11 +416,11 @@ def test_write_lock_timeout_bounds_the_wait_of_a_dataset_object(seven):
         import time
         from oups import OrderedParquetDataset
         ds = OrderedParquetDataset({str(seven)!r})
-        print("locked", flush=True)
-        time.sleep(5)
+        with ds.lock():
+            print("locked", flush=True)
+            time.sleep(5)
     """)
     ds = OrderedParquetDataset(seven)
-    ds.close()  # released: its next write must take the lock again
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"

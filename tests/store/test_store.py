@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from oups import OrderedParquetDataset, Store, sublevel, toplevel, write
-from oups.exceptions import LockTimeoutError, OrderedOnMismatchError
+from oups.exceptions import LockTimeoutError, OrderedOnMismatchError, VersionNotFoundError
 from tests.conftest import dir_digest
 
 
@@ -49,7 +49,8 @@ def _touch(path: Path) -> None:
 
 
 def _all_paths(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    # Read leases (who reads which version) come and go with dataset objects.
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if "leases" not in p.parts)
 
 
 def test_depth_one_discovery(tmp_path):
@@ -139,7 +140,17 @@ def test_get_write_and_refresh(tmp_path):
     assert key in store  # no stale cache
     assert store.keys == [key]
     ds.close()
-    assert _all_paths(base) == ["p", "p/x-1", "p/x-1/file_0000000000.parquet", "p/x-1_opdmd"]
+    assert _all_paths(base) == [
+        "p",
+        "p/.x-1.oups",
+        "p/.x-1.oups/files",
+        "p/.x-1.oups/files/file_0000000000.parquet",
+        "p/.x-1.oups/versions",
+        "p/.x-1.oups/versions/v_00000000000000000001",
+        "p/x-1",
+        "p/x-1/file_0000000000.parquet",
+        "p/x-1_opdmd",
+    ]
     # Written by other means: another Store, write() on a path, another process.
     Store(base, Two)[Two("q", Sub("y", 2))].write(ordered_on="t", df=_df())
     write(base / "r" / "z-3", ordered_on="t", df=_df())
@@ -165,14 +176,15 @@ def test_get_kwargs_lock_timeout(tmp_path):
     store[key].write(ordered_on="t", df=_df())
     held = store.get(key)
     code = (
-        "import sys; from oups import Store, toplevel\n"
+        "import sys; import pandas as pd; from oups import Store, toplevel\n"
         "@toplevel\nclass Pair:\n    a: str\n    b: int\n"
-        "Store(sys.argv[1], Pair).get(Pair('x', 1), lock_timeout=0.2)\n"
+        "ds = Store(sys.argv[1], Pair).get(Pair('x', 1), lock_timeout=0.2)\n"
+        "ds.write(df=pd.DataFrame({'t': [9], 'v': [9.0]}))\n"
     )
     cmd = [sys.executable, "-c", code, str(tmp_path)]
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    with held.lock():
+        out = subprocess.run(cmd, capture_output=True, text=True)
     assert "LockTimeoutError" in out.stderr
-    held.close()
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True)
     assert issubclass(LockTimeoutError, TimeoutError)
 
@@ -185,7 +197,13 @@ def test_delete(tmp_path):
         store[k].write(ordered_on="t", df=_df())
     del store[k1]
     assert store.keys == [k2]
-    assert _all_paths(base) == ["p", "p/y-2", "p/y-2/file_0000000000.parquet", "p/y-2_opdmd"]
+    assert [p for p in _all_paths(base) if ".oups" not in p] == [
+        "p",
+        "p/y-2",
+        "p/y-2/file_0000000000.parquet",
+        "p/y-2_opdmd",
+    ]
+    assert not (base / "p" / ".x-1.oups").exists()
     del store[k2]
     assert store.keys == []
     assert base.exists() and _all_paths(base) == []  # parents removed, never the base
@@ -197,10 +215,13 @@ def test_delete_while_open_elsewhere_in_process(tmp_path):
     store = Store(tmp_path, Pair)
     key = Pair("x", 1)
     store[key].write(ordered_on="t", df=_df())
-    other = store[key]  # holds the lock: shared within the process, so no wait
+    other = store[key]
     del store[key]
     assert key not in store
-    assert other.to_pandas() is None
+    # Its version went with the dataset: a clear error, then the latest state.
+    with pytest.raises(VersionNotFoundError, match="call refresh"):
+        other.to_pandas()
+    assert other.refresh().to_pandas() is None
     other.close()
 
 

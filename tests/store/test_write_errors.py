@@ -206,7 +206,8 @@ def test_lock_timeout_validation(existing):
 def test_data_file_deleted_behind_our_back(existing):
     from oups.exceptions import CorruptDatasetError
 
-    for f in existing.iterdir():
+    # The latest version's files, in the dataset directory and in its history.
+    for f in [*existing.iterdir(), *(existing.parent / ".ds.oups" / "files").iterdir()]:
         f.unlink()
     with pytest.raises(CorruptDatasetError, match="missing"):
         OrderedParquetDataset(existing).to_pandas()

@@ -231,3 +231,52 @@ def seconds(name: str, value: Any) -> float | None:
             f"'{name}' must be a number of seconds or None, got {type(value).__name__}."
         )
     return float(value)
+
+
+def version_number(name: str, value: Any) -> int | None:
+    """A version number or count as an int (the engine checks its range)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ParameterTypeError(f"'{name}' must be an int or None, got {type(value).__name__}.")
+    if value < 0:
+        raise InvalidParameterError(f"'{name}' must be >= 0, got {value}.")
+    return int(value)
+
+
+def utc_nanoseconds(name: str, value: Any) -> int | None:
+    """A point in time as nanoseconds since the epoch, UTC (naive times are UTC)."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, int, float, np.number)):
+        raise ParameterTypeError(
+            f"'{name}' must be a datetime, pandas.Timestamp, numpy.datetime64 or string, "
+            f"got {type(value).__name__}."
+        )
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError) as err:
+        raise InvalidParameterError(f"'{name}' is not a point in time: {value!r} ({err}).") from err
+    if ts is pd.NaT:
+        raise InvalidParameterError(f"'{name}' must be a point in time, got NaT.")
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return int(ts.value)
+
+
+def duration_seconds(name: str, value: Any) -> float | None:
+    """A duration as seconds: a timedelta, a pandas offset string such as "1h", or seconds."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ParameterTypeError(f"'{name}' must be a duration, got bool.")
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value)
+    try:
+        td = pd.Timedelta(value)
+    except (TypeError, ValueError) as err:
+        raise InvalidParameterError(
+            f"'{name}' must be a duration such as '1h' or a timedelta, got {value!r}."
+        ) from err
+    if td is pd.NaT:
+        raise InvalidParameterError(f"'{name}' must be a duration, got NaT.")
+    return float(td.total_seconds())

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,15 @@ from oups.exceptions import (
     ReadOnlyError,
 )
 from oups.store._bounds import physical_range
-from oups.store._convert import arrow_name, ordered_on_from_json, ordered_on_to_json, seconds
+from oups.store._convert import (
+    arrow_name,
+    duration_seconds,
+    ordered_on_from_json,
+    ordered_on_to_json,
+    seconds,
+    utc_nanoseconds,
+    version_number,
+)
 from oups.store._defaults import DEFAULT_COMPRESSION, ROW_GROUP_TARGET_SIZE
 
 _STATS_COLUMNS = ["file_ids", "n_rows", "ordered_on_mins", "ordered_on_maxs"]
@@ -76,11 +85,15 @@ def _stats_frame(table: pa.Table) -> pd.DataFrame:
 class OrderedParquetDataset:
     """A dataset of rows ordered on one column, one Parquet file per row group.
 
-    Opening an existing dataset takes its lock (an OS file lock released when
-    the object is closed, garbage-collected, or its process dies). Opening the
-    same path again in the same process shares that lock. A dataset that does
-    not exist yet is created by its first :meth:`write`; merely opening or
-    reading it creates nothing on disk.
+    Every write commits a new numbered version. An object reads the version
+    that was the latest when it was opened, without taking any lock, and keeps
+    reading it until :meth:`refresh` (or one of its own writes) moves it to the
+    latest: a writer in another process never waits for it, and it never sees
+    half of a write. A write takes the dataset's lock (an OS file lock) only
+    for its own duration and always applies to the latest version;
+    :meth:`lock` holds the lock across several calls. A dataset that does not
+    exist yet is created by its first :meth:`write`; merely opening or reading
+    it creates nothing on disk.
 
     Parameters
     ----------
@@ -90,11 +103,18 @@ class OrderedParquetDataset:
     ordered_on : str or tuple of str, optional
         Checked against the stored ordered column when given.
     lock_timeout : float, optional
-        Seconds to wait for the lock; ``None`` waits as long as needed.
+        Seconds a write waits for the lock; ``None`` waits as long as needed.
         Raises :class:`oups.exceptions.LockTimeoutError` (a ``TimeoutError``).
     lock_lifetime : float, optional
         Accepted for compatibility and ignored: OS locks need no expiry,
         since the operating system releases them when their holder dies.
+    version : int, optional
+        Read this version (see :meth:`versions`) instead of the latest. The
+        object is read-only.
+    as_of : datetime-like, optional
+        Read the last version committed at or before this time (a
+        ``datetime``, ``pandas.Timestamp``, ``numpy.datetime64`` or string;
+        naive times are UTC). The object is read-only.
 
     Examples
     --------
@@ -117,6 +137,9 @@ class OrderedParquetDataset:
         ordered_on: Hashable | None = None,
         lock_timeout: float | None = None,
         lock_lifetime: float | None = None,
+        *,
+        version: int | None = None,
+        as_of: Any = None,
     ) -> None:
         if not isinstance(dirpath, (str, Path)):
             raise ParameterTypeError(
@@ -130,8 +153,17 @@ class OrderedParquetDataset:
         resolved = Path(dirpath).expanduser().resolve()
         object.__setattr__(self, "_dirpath", resolved)
         object.__setattr__(
-            self, "_raw", RawDataset(str(resolved), ordered_on_to_json(ordered_on), timeout)
+            self,
+            "_raw",
+            RawDataset(
+                str(resolved),
+                ordered_on_to_json(ordered_on),
+                timeout,
+                version_number("version", version),
+                utc_nanoseconds("as_of", as_of),
+            ),
         )
+        object.__setattr__(self, "_lock_depth", 0)
 
     # -- state -------------------------------------------------------------
     @property
@@ -163,6 +195,140 @@ class OrderedParquetDataset:
     def is_newly_initialized(self) -> bool:
         """True while no metadata file exists for this dataset."""
         return bool(self._raw.info().is_newly_initialized)
+
+    @property
+    def version(self) -> int | None:
+        """The version this object reads, None before the first write."""
+        info = self._raw.info()
+        return None if info.is_newly_initialized else int(info.version)
+
+    @property
+    def read_only(self) -> bool:
+        """True for objects opened with ``version`` or ``as_of``, and for views."""
+        return bool(self._raw.info().read_only)
+
+    # -- versions ----------------------------------------------------------
+    def refresh(self) -> OrderedParquetDataset:
+        """Move to the latest committed version (and return self).
+
+        An object opened with ``version`` or ``as_of`` stays on its version.
+
+        Examples
+        --------
+        >>> import tempfile, pandas as pd
+        >>> from oups import OrderedParquetDataset, write
+        >>> path = tempfile.mkdtemp() + "/ds"
+        >>> write(path, ordered_on="t", df=pd.DataFrame({"t": [1, 2]}))
+        >>> reader = OrderedParquetDataset(path)
+        >>> write(path, ordered_on="t", df=pd.DataFrame({"t": [3]}))
+        >>> reader.n_rows, reader.refresh().n_rows
+        (2, 3)
+        """
+        self._raw.refresh()
+        return self
+
+    def versions(self) -> pd.DataFrame:
+        """The kept versions, oldest first: ``version``, ``committed_at`` (UTC),
+        ``operation``, ``n_rows``, ``n_row_groups``.
+
+        Examples
+        --------
+        >>> import tempfile, pandas as pd
+        >>> from oups import OrderedParquetDataset
+        >>> ds = OrderedParquetDataset(tempfile.mkdtemp() + "/ds", ordered_on="t")
+        >>> ds.write(df=pd.DataFrame({"t": [1, 2]}))
+        >>> ds.write(df=pd.DataFrame({"t": [3]}))
+        >>> ds.versions()[["version", "operation", "n_rows"]].to_dict("list")
+        {'version': [1, 2], 'operation': ['write', 'write'], 'n_rows': [2, 3]}
+        """
+        df: pd.DataFrame = self._raw.versions().to_pandas()
+        return df
+
+    def restore(self, version: int) -> None:
+        """Commit a new version equal to ``version`` (rows and key-value metadata).
+
+        Examples
+        --------
+        >>> import tempfile, pandas as pd
+        >>> from oups import OrderedParquetDataset
+        >>> ds = OrderedParquetDataset(tempfile.mkdtemp() + "/ds", ordered_on="t")
+        >>> ds.write(df=pd.DataFrame({"t": [1, 2]}))
+        >>> ds.write(df=pd.DataFrame({"t": [3]}))  # a bad write, say
+        >>> ds.restore(1)
+        >>> ds.version, ds.to_pandas()["t"].tolist()
+        (3, [1, 2])
+        """
+        v = version_number("version", version)
+        if v is None:
+            raise ParameterTypeError("'version' must be an int, got None.")
+        self._raw.restore(v)
+
+    def vacuum(self, keep_versions: int | None = None, older_than: Any = None) -> dict[str, Any]:
+        """Delete old versions and the files only they need.
+
+        Parameters
+        ----------
+        keep_versions : int, optional
+            Keep this many of the most recent versions (at least 1: the
+            latest is always kept).
+        older_than : timedelta-like, optional
+            Keep every version superseded less than this long ago (a
+            ``timedelta``, ``pandas.Timedelta``, string such as ``"1h"``, or
+            seconds). With neither argument, the default retention applies:
+            the 10 most recent versions.
+
+        Returns
+        -------
+        dict
+            ``{"versions_removed": [...], "files_removed": n}``.
+
+        Examples
+        --------
+        >>> import tempfile, pandas as pd
+        >>> from oups import OrderedParquetDataset
+        >>> ds = OrderedParquetDataset(tempfile.mkdtemp() + "/ds", ordered_on="t")
+        >>> for t in range(3):
+        ...     ds.write(df=pd.DataFrame({"t": [t]}), max_n_off_target_rgs=1)
+        >>> ds.vacuum(keep_versions=1)["versions_removed"]
+        [1, 2]
+        >>> ds.versions()["version"].tolist()
+        [3]
+        """
+        keep = version_number("keep_versions", keep_versions)
+        seconds_kept = duration_seconds("older_than", older_than)
+        removed, files = self._raw.vacuum(keep, seconds_kept)
+        return {"versions_removed": list(removed), "files_removed": int(files)}
+
+    @contextmanager
+    def lock(self, timeout: float | None = None) -> Iterator[OrderedParquetDataset]:
+        """Hold the dataset's lock for a ``with`` block (read-modify-write).
+
+        No other process commits while the block runs, so reads inside it see
+        the latest version and writes apply to what was read. ``timeout``
+        bounds the wait (the dataset's ``lock_timeout`` when None).
+
+        Examples
+        --------
+        >>> import tempfile, pandas as pd
+        >>> from oups import OrderedParquetDataset
+        >>> ds = OrderedParquetDataset(tempfile.mkdtemp() + "/ds", ordered_on="t")
+        >>> ds.write(df=pd.DataFrame({"t": [1], "n": [1]}))
+        >>> with ds.lock(timeout=5):
+        ...     last = ds.to_pandas()["n"].iloc[-1]
+        ...     ds.write(df=pd.DataFrame({"t": [2], "n": [last + 1]}))
+        >>> ds.to_pandas()["n"].tolist()
+        [1, 2]
+        """
+        depth = self._lock_depth  # type: ignore[attr-defined]
+        if depth == 0:
+            self._raw.hold_lock(seconds("timeout", timeout))
+        object.__setattr__(self, "_lock_depth", depth + 1)
+        try:
+            yield self
+        finally:
+            object.__setattr__(self, "_lock_depth", depth)
+            if depth == 0:
+                self._raw.release()
 
     def __len__(self) -> int:
         return int(self._raw.info().n_row_groups)
@@ -337,10 +503,13 @@ class OrderedParquetDataset:
         )
 
     def remove_from_disk(self, preserve_metadata: bool = False, release_lock: bool = True) -> None:
-        """Delete the dataset's files (metadata first, so a crash cannot half-delete it).
+        """Delete the dataset and every version of it (the latest record first,
+        so a crash cannot half-delete it).
 
         With ``preserve_metadata`` the key-value metadata is kept in memory and
-        written back by the next :meth:`write`.
+        written back by the next :meth:`write`. With ``release_lock=False`` the
+        object keeps holding the lock afterwards (until :meth:`close`), so no
+        other process recreates the dataset meanwhile.
 
         Examples
         --------
@@ -353,14 +522,17 @@ class OrderedParquetDataset:
         >>> os.path.exists(path), os.path.exists(path + "_opdmd"), len(ds)
         (False, False, 0)
         """
+        if not release_lock:
+            self._raw.hold_lock(None)
         self._raw.remove_from_disk(bool(preserve_metadata))
         if release_lock:
             self._raw.release()
 
     def close(self) -> None:
-        """Release the lock now (it is taken again if the object is used).
+        """Release the lock if this object holds it (see :meth:`lock`).
 
-        ``with OrderedParquetDataset(path) as ds:`` calls it on exit.
+        ``with OrderedParquetDataset(path) as ds:`` calls it on exit. Reading
+        needs no lock, so a closed object can still be read.
 
         Examples
         --------
@@ -368,7 +540,7 @@ class OrderedParquetDataset:
         >>> from oups import OrderedParquetDataset, write
         >>> path = tempfile.mkdtemp() + "/ds"
         >>> write(path, ordered_on="t", df=pd.DataFrame({"t": [1, 2]}))
-        >>> with OrderedParquetDataset(path) as ds:  # locked inside the block
+        >>> with OrderedParquetDataset(path) as ds:
         ...     len(ds)
         1
         """
@@ -472,6 +644,28 @@ class ReadOnlyOrderedParquetDataset(OrderedParquetDataset):
 
     def _file_ids(self) -> list[int] | None:
         return [int(i) for i in self._stats["file_ids"]]  # type: ignore[attr-defined]
+
+    @property
+    def version(self) -> int | None:
+        return self._parent.version  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def read_only(self) -> bool:
+        return True
+
+    def refresh(self) -> OrderedParquetDataset:
+        raise ReadOnlyError("a view cannot refresh: take a new view of the refreshed dataset.")
+
+    def restore(self, version: int) -> None:
+        raise ReadOnlyError("cannot call 'restore' on a read-only dataset.")
+
+    def vacuum(self, keep_versions: int | None = None, older_than: Any = None) -> dict[str, Any]:
+        raise ReadOnlyError("cannot call 'vacuum' on a read-only dataset.")
+
+    @contextmanager
+    def lock(self, timeout: float | None = None) -> Iterator[OrderedParquetDataset]:
+        raise ReadOnlyError("cannot call 'lock' on a read-only dataset.")
+        yield self  # unreachable: makes this a generator like the method it overrides
 
     def write(self, **kwargs: Any) -> None:
         raise ReadOnlyError("cannot call 'write' on a read-only dataset.")

@@ -9,11 +9,25 @@ from typing import Any
 
 import numpy as np
 
-from oups._oups import RawIntersections, metadata_path
+from oups._oups import (
+    RawIntersections,
+    create_snapshot,
+    delete_snapshot,
+    list_snapshots,
+    metadata_path,
+    read_snapshot,
+)
 from oups._pandas_compat import frame_with_raw_columns
 from oups._progress import check_progress, progress_bar
-from oups.exceptions import InvalidParameterError, OrderedOnMismatchError, ParameterTypeError
+from oups.exceptions import (
+    CorruptDatasetError,
+    InvalidParameterError,
+    OrderedOnMismatchError,
+    ParameterTypeError,
+    ReadOnlyError,
+)
 from oups.store._bounds import physical_range
+from oups.store._convert import seconds
 from oups.store.indexer import check_key_class, is_toplevel, key_class, key_parts, keys_from_columns
 from oups.store.ordered_parquet_dataset import (
     OrderedParquetDataset,
@@ -40,6 +54,10 @@ class Store:
         The store's directory (created by the first write).
     indexer : @toplevel class (or instance)
         The key class.
+    snapshot : str, optional
+        Read the named snapshot (see :meth:`snapshot`): the store then holds
+        exactly the datasets of the snapshot, each at its recorded version,
+        and is read-only.
 
     Examples
     --------
@@ -57,7 +75,9 @@ class Store:
     ([Ticker(symbol='AAPL', year=2024)], True, 1)
     """
 
-    def __init__(self, basepath: str | os.PathLike[str], indexer: Any) -> None:
+    def __init__(
+        self, basepath: str | os.PathLike[str], indexer: Any, *, snapshot: str | None = None
+    ) -> None:
         if not is_toplevel(indexer):
             name = getattr(indexer, "__name__", None) or type(indexer).__name__
             raise ParameterTypeError(f"{name} has to be '@toplevel' decorated.")
@@ -67,6 +87,30 @@ class Store:
             )
         self._basepath = Path(basepath).expanduser().resolve()
         self._indexer = key_class(indexer)
+        self._snapshot: str | None = None
+        self._versions: dict[Any, int] | None = None
+        if snapshot is not None:
+            self._snapshot = _snapshot_name(snapshot)
+            self._versions = self._snapshot_versions(self._snapshot)
+
+    def _snapshot_versions(self, name: str) -> dict[Any, int]:
+        """The version of each key recorded by snapshot ``name``."""
+        _, entries = read_snapshot(str(self._basepath), name)
+        versions = {}
+        for rel, version in entries:
+            key = self._indexer.from_path(rel)
+            if key is None:
+                raise CorruptDatasetError(
+                    f"snapshot {name!r} of {self._basepath} names {rel!r}, which is not a key of "
+                    f"{self._indexer.__name__}."
+                )
+            versions[key] = version
+        return versions
+
+    @property
+    def snapshot_name(self) -> str | None:
+        """The snapshot this store reads, or None for the live store."""
+        return self._snapshot
 
     @property
     def basepath(self) -> Path:
@@ -81,10 +125,14 @@ class Store:
     @property
     def keys(self) -> list[Any]:
         """The keys of all datasets on disk, sorted (a fresh list on each access)."""
+        if self._versions is not None:
+            return sorted(self._versions)
         columns = self._indexer._oups_schema.discover(str(self._basepath))
         return keys_from_columns(self._indexer, columns)
 
     def __len__(self) -> int:
+        if self._versions is not None:
+            return len(self._versions)
         if any(hasattr(level.cls, "__post_init__") for level in self._indexer._oups_levels):
             return len(self.keys)  # the class may refuse some names
         return int(self._indexer._oups_schema.count(str(self._basepath)))
@@ -95,6 +143,8 @@ class Store:
     def __contains__(self, key: object) -> bool:
         if type(key) is not self._indexer:
             return False
+        if self._versions is not None:
+            return key in self._versions
         try:
             path = self._meta_path(key)
         except (ValueError, TypeError):
@@ -141,6 +191,15 @@ class Store:
         >>> Sensor("north") in store
         True
         """
+        if self._versions is not None:
+            if key not in self._versions:
+                raise KeyError(f"key '{key}' is not in snapshot {self._snapshot!r}.")
+            if "version" in kwargs or "as_of" in kwargs:
+                raise InvalidParameterError(
+                    "a snapshot store reads the snapshot's versions: do not pass 'version' "
+                    "or 'as_of'."
+                )
+            kwargs["version"] = self._versions[key]
         return OrderedParquetDataset(self._dirpath(key), **kwargs)
 
     def __getitem__(self, key: Any) -> OrderedParquetDataset:
@@ -148,6 +207,7 @@ class Store:
 
     def __delitem__(self, key: Any) -> None:
         """Removes the dataset's files, then its empty parent directories (never the base)."""
+        self._refuse_snapshot("delete a dataset")
         if key not in self:
             raise KeyError(f"key '{key}' not found in store.")
         dirpath = self._dirpath(key)
@@ -161,6 +221,107 @@ class Store:
                 break
             parent = parent.parent
 
+    def _refuse_snapshot(self, what: str) -> None:
+        if self._snapshot is not None:
+            raise ReadOnlyError(f"cannot {what}: this store reads snapshot {self._snapshot!r}.")
+
+    def snapshot(self, name: str) -> dict[Any, int]:
+        """Record the latest version of every dataset under ``name``.
+
+        ``Store(basepath, indexer, snapshot=name)`` and
+        ``iter_intersections(..., snapshot=name)`` then read exactly these
+        versions, and vacuums keep them until :meth:`delete_snapshot`.
+        Returns ``{key: version}``.
+
+        Examples
+        --------
+        >>> import tempfile, pandas as pd
+        >>> from oups import Store, toplevel
+        >>> @toplevel
+        ... class K:
+        ...     name: str
+        >>> store = Store(tempfile.mkdtemp(), K)
+        >>> store[K("a")].write(ordered_on="t", df=pd.DataFrame({"t": [1, 2]}))
+        >>> store.snapshot("train-2024")
+        {K(name='a'): 1}
+        >>> store[K("a")].write(ordered_on="t", df=pd.DataFrame({"t": [3]}))
+        >>> frozen = Store(store.basepath, K, snapshot="train-2024")
+        >>> frozen[K("a")].to_pandas()["t"].tolist(), store[K("a")].n_rows
+        ([1, 2], 3)
+        """
+        self._refuse_snapshot("take a snapshot")
+        name = _snapshot_name(name)
+        keys = self.keys
+        entries = create_snapshot(str(self._basepath), name, [str(self._dirpath(k)) for k in keys])
+        by_path = {str(k.to_path().as_posix()): k for k in keys}
+        return {by_path[rel]: version for rel, version in entries}
+
+    def snapshots(self) -> list[str]:
+        """The names of the store's snapshots, sorted.
+
+        Examples
+        --------
+        >>> import tempfile, pandas as pd
+        >>> from oups import Store, toplevel
+        >>> @toplevel
+        ... class K:
+        ...     name: str
+        >>> store = Store(tempfile.mkdtemp(), K)
+        >>> store[K("a")].write(ordered_on="t", df=pd.DataFrame({"t": [1]}))
+        >>> _ = store.snapshot("v1"), store.snapshot("v2")
+        >>> store.snapshots()
+        ['v1', 'v2']
+        """
+        return list(list_snapshots(str(self._basepath)))
+
+    def delete_snapshot(self, name: str) -> None:
+        """Delete snapshot ``name``; the next vacuums may remove its versions.
+
+        Examples
+        --------
+        >>> import tempfile, pandas as pd
+        >>> from oups import Store, toplevel
+        >>> @toplevel
+        ... class K:
+        ...     name: str
+        >>> store = Store(tempfile.mkdtemp(), K)
+        >>> store[K("a")].write(ordered_on="t", df=pd.DataFrame({"t": [1]}))
+        >>> _ = store.snapshot("v1")
+        >>> store.delete_snapshot("v1")
+        >>> store.snapshots()
+        []
+        """
+        self._refuse_snapshot("delete a snapshot")
+        name = _snapshot_name(name)
+        paths = [str(self._dirpath(k)) for k in self.keys]
+        if not delete_snapshot(str(self._basepath), name, paths):
+            raise KeyError(f"store {self._basepath} has no snapshot {name!r}.")
+
+    def vacuum(self, keep_versions: int | None = None, older_than: Any = None) -> dict[Any, Any]:
+        """Vacuum every dataset (see :meth:`OrderedParquetDataset.vacuum`);
+        returns ``{key: report}`` for the datasets where something was removed.
+
+        Examples
+        --------
+        >>> import tempfile, pandas as pd
+        >>> from oups import Store, toplevel
+        >>> @toplevel
+        ... class K:
+        ...     name: str
+        >>> store = Store(tempfile.mkdtemp(), K)
+        >>> for t in range(3):
+        ...     store[K("a")].write(ordered_on="t", df=pd.DataFrame({"t": [t]}))
+        >>> store.vacuum(keep_versions=1)
+        {K(name='a'): {'versions_removed': [1, 2], 'files_removed': 0}}
+        """
+        self._refuse_snapshot("vacuum")
+        reports = {}
+        for key in self.keys:
+            report = self.get(key).vacuum(keep_versions=keep_versions, older_than=older_than)
+            if report["versions_removed"]:
+                reports[key] = report
+        return reports
+
     def iter_intersections(
         self,
         keys: Iterable[Any],
@@ -171,6 +332,7 @@ class Store:
         lock_timeout: float | None = None,
         progress: bool = False,
         output: str = "pandas",
+        snapshot: str | None = None,
     ) -> Iterator[dict[Any, Any]]:
         """Iterate synchronised chunks of several datasets over ``[start, end_excl)``.
 
@@ -192,20 +354,26 @@ class Store:
             Rows just before ``start`` to prepend to the first chunk of each
             dataset (a list aligns with ``keys``); used only with ``start``.
         lock_timeout : float, optional
-            Seconds to wait for each dataset's lock.
+            Accepted for compatibility: reads take no lock.
         progress : bool, default False
             Show a progress bar of the chunks (tqdm, when it is installed;
             a warning otherwise).
         output : {"pandas", "arrow", "polars"}, default "pandas"
             The type of each chunk's frames: pandas DataFrames, pyarrow
             RecordBatches (zero-copy) or polars DataFrames.
+        snapshot : str, optional
+            Read the datasets at the versions recorded by this snapshot (keys
+            it does not hold are absent). A store opened with ``snapshot``
+            uses its own.
 
         Notes
         -----
-        Nothing is read or locked until the first chunk is requested. The
-        datasets stay locked until the iteration ends, or the generator is
-        closed or garbage-collected. One group of row groups per dataset is in
-        memory at a time; the next one is read ahead on another thread.
+        Nothing is read until the first chunk is requested. The iteration
+        reads the version of each dataset that was the latest at that moment
+        (or the snapshot's) from start to end, whatever is written meanwhile,
+        and takes no lock: writers are never delayed. One group of row groups
+        per dataset is in memory at a time; the next one is read ahead on
+        another thread.
 
         Examples
         --------
@@ -227,14 +395,22 @@ class Store:
         {'a': [5, 6], 'b': [7]}
         """
         key_list = list(keys) if not isinstance(keys, (str, bytes)) else None
+        seconds("lock_timeout", lock_timeout)  # checked, but reads take no lock
         show_progress = check_progress(progress)
         convert = _CONVERTERS.get(output) if isinstance(output, str) else None
         if convert is None:
             raise InvalidParameterError(
                 f"'output' must be 'pandas', 'arrow' or 'polars', got {output!r}."
             )
+        versions = self._versions
+        if snapshot is not None:
+            if versions is not None:
+                raise InvalidParameterError(
+                    f"this store reads snapshot {self._snapshot!r}: do not pass 'snapshot'."
+                )
+            versions = self._snapshot_versions(_snapshot_name(snapshot))
         return self._iter_intersections(
-            key_list, keys, start, n_prev, end_excl, lock_timeout, show_progress, convert
+            key_list, keys, start, n_prev, end_excl, versions, show_progress, convert
         )
 
     def _iter_intersections(
@@ -244,7 +420,7 @@ class Store:
         start: Any,
         n_prev: Any,
         end_excl: Any,
-        lock_timeout: float | None,
+        versions: dict[Any, int] | None,
         show_progress: bool,
         convert: Callable[[Any], Any],
     ) -> Iterator[dict[Any, Any]]:
@@ -264,11 +440,15 @@ class Store:
         bar = None
         try:
             for key in key_list:
-                datasets.append(
-                    OrderedParquetDataset(self._dirpath(key), lock_timeout=lock_timeout)
-                    if key in self
-                    else None
-                )
+                if versions is not None:
+                    v = versions.get(key)
+                    datasets.append(
+                        None if v is None else OrderedParquetDataset(self._dirpath(key), version=v)
+                    )
+                else:
+                    datasets.append(
+                        OrderedParquetDataset(self._dirpath(key)) if key in self else None
+                    )
             arrow_type = _check_ordered_on(key_list, datasets)
             prange = physical_range(start, end_excl, arrow_type)
             if prange.empty:
@@ -293,6 +473,12 @@ class Store:
             for ds in datasets:
                 if ds is not None:
                     ds.close()
+
+
+def _snapshot_name(name: Any) -> str:
+    if not isinstance(name, str):
+        raise ParameterTypeError(f"'snapshot' must be a str, got {type(name).__name__}.")
+    return name
 
 
 def _next_chunk(raw: RawIntersections, convert: Callable[[Any], Any]) -> list[Any] | None:

@@ -1,0 +1,189 @@
+//! A dataset's versions as the user sees them: listing, restoring one,
+//! vacuuming those retention no longer keeps.
+
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch, StringArray, TimestampNanosecondArray, UInt64Array};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+
+use super::history::{self, link_or_copy, Busy};
+use super::retention::{self, Retention, VacuumReport, DEFAULT_KEEP_VERSIONS};
+use super::state::State;
+use super::{metadata, Dataset};
+use crate::error::{OupsError, Result};
+
+/// One kept version, as `versions()` lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionInfo {
+    pub version: u64,
+    pub committed_at: Option<i64>,
+    pub operation: Option<String>,
+    pub n_rows: u64,
+    pub n_row_groups: u64,
+}
+
+impl Dataset {
+    /// The versions a vacuum keeps by default: the most recent ones.
+    pub(super) fn retention(&self) -> Retention {
+        Retention {
+            keep_versions: Some(DEFAULT_KEEP_VERSIONS),
+            ..Default::default()
+        }
+    }
+
+    /// Every kept version, oldest first, read from the disk now.
+    pub fn versions(&self) -> Result<Vec<VersionInfo>> {
+        let Some(head) = metadata::read(&self.layout)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for v in history::list(&self.layout, head.version) {
+            if v == head.version {
+                continue;
+            }
+            if let Some(doc) = history::read_version(&self.layout, v)? {
+                let state = State::from_doc(doc, &self.layout.version_path(v))?;
+                out.push(info(&state));
+            }
+        }
+        out.push(info(&State::from_doc(head, &self.layout.meta)?));
+        Ok(out)
+    }
+
+    /// Commits a new version equal to `version` (its rows and metadata).
+    pub fn restore(&mut self, version: u64) -> Result<()> {
+        self.refuse_fixed("restore")?;
+        self.with_lock(|ds| {
+            let target = ds.state_of(version)?;
+            history::upgrade(&ds.layout, &ds.state)?;
+            let _busy = Busy::mark(&ds.layout)?;
+            std::fs::create_dir_all(&ds.layout.dir)
+                .map_err(|e| OupsError::io("cannot create dataset directory", &ds.layout.dir, e))?;
+            let mut created = Vec::new();
+            for rg in &target.row_groups {
+                let main = ds.layout.file_path(rg.file_id);
+                if !main.exists() {
+                    link_or_copy(&ds.layout.data_path(rg.file_id, target.format), &main)?;
+                    created.push(main);
+                }
+            }
+            crate::durable::sync_dir(&ds.layout.dir)?;
+            let mut next = ds.state.clone();
+            next.exists = true;
+            next.row_groups = target.row_groups.clone();
+            next.key_value_metadata = target.key_value_metadata.clone();
+            next.ordered_field = target.ordered_field.clone().or(next.ordered_field);
+            next.ordered_type = target.ordered_type.clone().or(next.ordered_type);
+            ds.publish(next, "restore", Some(version), &created)
+        })
+    }
+
+    /// Deletes the versions `retention` does not keep (the default
+    /// retention when it sets no limit) and the files only they list. The
+    /// latest version is always kept.
+    pub fn vacuum(&mut self, mut retention: Retention) -> Result<VacuumReport> {
+        self.refuse_fixed("vacuum")?;
+        if retention.keep_versions.is_none() && retention.keep_seconds.is_none() {
+            retention.keep_versions = self.retention().keep_versions;
+        }
+        if !self.layout.meta.exists() {
+            return Ok(VacuumReport::default());
+        }
+        self.with_lock(|ds| {
+            retention.pinned.extend(ds.retention().pinned);
+            retention::vacuum(&ds.layout, ds.state.version, &retention)
+        })
+    }
+
+    /// Pins the latest version under `name` (vacuums keep it until
+    /// [`Self::unpin`]); `None` for a dataset without versions.
+    pub fn pin(&mut self, name: &str) -> Result<Option<u64>> {
+        self.refuse_fixed("pin")?;
+        super::pins::check_name(name)?;
+        if !self.layout.meta.exists() {
+            return Ok(None);
+        }
+        self.with_lock(|ds| {
+            if !ds.state.exists {
+                return Ok(None);
+            }
+            history::upgrade(&ds.layout, &ds.state)?;
+            ds.state.format = metadata::FORMAT_VERSION;
+            super::pins::write(&ds.layout, name, ds.state.version)?;
+            Ok(Some(ds.state.version))
+        })
+    }
+
+    /// Removes the pin `name`; false if the dataset had none.
+    pub fn unpin(&mut self, name: &str) -> Result<bool> {
+        super::pins::check_name(name)?;
+        if !self.layout.history.exists() {
+            return Ok(false);
+        }
+        self.with_lock(|ds| super::pins::remove(&ds.layout, name))
+    }
+
+    /// The state of a kept version (the latest included).
+    fn state_of(&self, version: u64) -> Result<State> {
+        if self.state.exists && self.state.version == version {
+            return Ok(self.state.clone());
+        }
+        match history::read_version(&self.layout, version)? {
+            Some(doc) => State::from_doc(doc, &self.layout.version_path(version)),
+            None => Err(OupsError::VersionNotFound(format!(
+                "cannot restore version {version} of dataset '{}': it does not exist or was \
+                 vacuumed; ds.versions() lists the kept versions",
+                self.layout.dir.display()
+            ))),
+        }
+    }
+}
+
+fn info(state: &State) -> VersionInfo {
+    VersionInfo {
+        version: state.version,
+        committed_at: state.committed_at,
+        operation: state.operation.clone(),
+        n_rows: state.n_rows(),
+        n_row_groups: state.row_groups.len() as u64,
+    }
+}
+
+/// `versions()` as a table: version, committed_at (UTC), operation, n_rows,
+/// n_row_groups.
+pub fn versions_batch(versions: &[VersionInfo]) -> Result<RecordBatch> {
+    let col = |f: &dyn Fn(&VersionInfo) -> u64| -> ArrayRef {
+        Arc::new(UInt64Array::from_iter_values(versions.iter().map(f)))
+    };
+    let committed: ArrayRef = Arc::new(
+        TimestampNanosecondArray::from(versions.iter().map(|v| v.committed_at).collect::<Vec<_>>())
+            .with_timezone("UTC"),
+    );
+    let operation: ArrayRef = Arc::new(StringArray::from(
+        versions
+            .iter()
+            .map(|v| v.operation.as_deref())
+            .collect::<Vec<_>>(),
+    ));
+    let schema = Schema::new(vec![
+        Field::new("version", DataType::UInt64, false),
+        Field::new(
+            "committed_at",
+            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new("operation", DataType::Utf8, true),
+        Field::new("n_rows", DataType::UInt64, false),
+        Field::new("n_row_groups", DataType::UInt64, false),
+    ]);
+    Ok(RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            col(&|v| v.version),
+            committed,
+            operation,
+            col(&|v| v.n_rows),
+            col(&|v| v.n_row_groups),
+        ],
+    )?)
+}
