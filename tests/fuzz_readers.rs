@@ -126,6 +126,7 @@ fn metadata_docs() -> Vec<MetadataDoc> {
             committed_at: Some(1_700_000_000_000_000_000),
             operation: Some("write".into()),
             restored_from: None,
+            writer: None,
             format: 2,
             row_groups: vec![
                 rg(0, 10, Value::from(1_000), Value::from(2_000)),
@@ -141,6 +142,7 @@ fn metadata_docs() -> Vec<MetadataDoc> {
             committed_at: Some(1_700_000_000_000_000_000),
             operation: Some("write".into()),
             restored_from: None,
+            writer: None,
             format: 2,
             row_groups: vec![rg(0, 3, Value::from("-1.5"), Value::from("inf"))],
             key_value_metadata: Map::new(),
@@ -153,6 +155,7 @@ fn metadata_docs() -> Vec<MetadataDoc> {
             committed_at: Some(1_700_000_000_000_000_000),
             operation: Some("write".into()),
             restored_from: None,
+            writer: None,
             format: 2,
             row_groups: vec![],
             key_value_metadata: Map::new(),

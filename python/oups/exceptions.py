@@ -21,6 +21,7 @@ __all__ = [
     "LockTimeoutError",
     "ReadOnlyError",
     "VersionNotFoundError",
+    "ConcurrentWriteError",
     "DatasetIOError",
     "DatasetFileNotFoundError",
     "DatasetPermissionError",
@@ -77,6 +78,11 @@ class ReadOnlyError(OupsError, PermissionError):
 
 class VersionNotFoundError(OupsError, LookupError):
     """A requested version does not exist, or was vacuumed while it was being read."""
+
+
+class ConcurrentWriteError(OupsError, RuntimeError):
+    """A resumed StatefulLoop found versions another writer committed after its
+    last checkpoint, which it cannot undo without undoing them."""
 
 
 class DatasetIOError(OupsError, OSError):

@@ -107,16 +107,44 @@ pub fn list(layout: &Layout, latest: u64) -> Vec<u64> {
     found
 }
 
-/// Whether `version` can still be read: its record exists, or it is the
-/// latest. Records go before the files only they need, so a reader that finds
-/// the record after opening its files opened the right ones.
-pub fn alive(layout: &Layout, state: &State) -> bool {
-    if state.format != metadata::FORMAT_NO_HISTORY
-        && crate::dataset::lease::record_exists(layout, state.version)
-    {
-        return true;
+/// What tells one record file from another that later takes its name (a
+/// dataset removed and created again numbers its versions anew).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordId {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    inode: u64,
+}
+
+pub fn record_id(path: &Path) -> Option<RecordId> {
+    let m = fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some(RecordId {
+        len: m.len(),
+        modified: m.modified().ok(),
+        inode,
+    })
+}
+
+/// Whether `version` can still be read: its record is still the one `id`
+/// identified when the version was opened (`None`: no record then, as for
+/// format 1, where the version must be the latest). Records go before the
+/// files only they need, so a reader that finds its record after opening
+/// its files opened the right ones.
+pub fn alive(layout: &Layout, version: u64, id: Option<&RecordId>) -> bool {
+    match id {
+        Some(id) => {
+            crate::dataset::lease::record_exists(layout, version)
+                && record_id(&layout.version_path(version)).as_ref() == Some(id)
+        }
+        None => {
+            layout.version_path(version).exists()
+                || matches!(metadata::read(layout), Ok(Some(doc)) if doc.version == version)
+        }
     }
-    matches!(metadata::read(layout), Ok(Some(doc)) if doc.version == state.version)
 }
 
 /// The ids of every data file that some retained version may read.

@@ -50,6 +50,9 @@ pub struct MetadataDoc {
     /// For a restore, the version it restored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored_from: Option<u64>,
+    /// Who committed it, when the writer says (a `StatefulLoop`'s id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<String>,
     pub row_groups: Vec<RowGroupRecord>,
     pub key_value_metadata: Map<String, Value>,
     /// The header's format number (not part of the JSON).
@@ -164,6 +167,7 @@ mod tests {
             committed_at: Some(1_700_000_000_000_000_000),
             operation: Some("write".into()),
             restored_from: None,
+            writer: None,
             format: FORMAT_VERSION,
             row_groups: vec![RowGroupRecord {
                 file_id: 0,

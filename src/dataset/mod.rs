@@ -45,27 +45,6 @@ use crate::error::{IoContext, OupsError, Result};
 /// A joined batch and, per column, whether it is private copy-on-write memory.
 pub type PrivateBatch = (RecordBatch, Vec<bool>);
 
-/// Identity of the metadata file as last read, to skip re-reading it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Stamp {
-    len: u64,
-    modified: Option<std::time::SystemTime>,
-    inode: u64,
-}
-
-fn stamp_of(path: &Path) -> Option<Stamp> {
-    let m = fs::metadata(path).ok()?;
-    #[cfg(unix)]
-    let inode = std::os::unix::fs::MetadataExt::ino(&m);
-    #[cfg(not(unix))]
-    let inode = 0;
-    Some(Stamp {
-        len: m.len(),
-        modified: m.modified().ok(),
-        inode,
-    })
-}
-
 /// Which version an object reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pin {
@@ -91,7 +70,10 @@ pub struct Dataset {
     fixed: bool,
     /// Keeps vacuums away from the version this object reads.
     lease: Option<Arc<lease::Lease>>,
-    stamp: Option<Stamp>,
+    /// The identity of that version's record, to notice it went.
+    record: Option<history::RecordId>,
+    /// The latest record as last read, to skip reading it again.
+    stamp: Option<history::RecordId>,
     schema: Option<(u64, SchemaRef)>,
 }
 
@@ -114,6 +96,7 @@ impl Dataset {
             state: State::new(ordered_on.clone()),
             fixed: pin != Pin::Latest,
             lease: None,
+            record: None,
             stamp: None,
             schema: None,
         };
@@ -135,13 +118,16 @@ impl Dataset {
     /// Recovery without waiting: only when what a crash leaves is there and
     /// no writer holds the lock (a writer's own files look the same).
     fn recover_if_free(&mut self) {
-        if !retention::needs_recovery(&self.layout, self.layout.meta.exists()) {
+        if !retention::needs_recovery(&self.layout, self.layout.meta.exists(), false) {
             return;
         }
         if let Ok(lock) = lock::acquire(&self.layout.lock, Some(0.0)) {
             // A writer of this process holds the mutex: its files are no litter.
             if let Ok(_writer) = lock.writer.try_lock() {
-                let _ = retention::recover(&self.layout);
+                // What was seen may have been a writer that just finished.
+                if retention::needs_recovery(&self.layout, self.layout.meta.exists(), true) {
+                    let _ = retention::recover(&self.layout);
+                }
             }
         }
     }
@@ -165,15 +151,17 @@ impl Dataset {
     fn lease_loaded(&mut self) -> bool {
         if !self.state.exists {
             self.lease = None;
+            self.record = None;
             return true;
         }
         self.lease = lease::take(&self.layout, self.state.version);
-        history::alive(&self.layout, &self.state)
+        self.record = history::record_id(&self.layout.version_path(self.state.version));
+        history::alive(&self.layout, self.state.version, self.record.as_ref())
     }
 
     /// Reads `<name>_opdmd` unless it is unchanged.
     fn load_head(&mut self) -> Result<()> {
-        let stamp = stamp_of(&self.layout.meta);
+        let stamp = history::record_id(&self.layout.meta);
         if stamp.is_some() && stamp == self.stamp {
             return Ok(());
         }
@@ -194,19 +182,19 @@ impl Dataset {
 
     fn load_version(&mut self, version: u64) -> Result<()> {
         let head = metadata::read(&self.layout)?;
-        let Some(head) = head else {
-            return Err(self.no_such_version(version, "the dataset has no version yet"));
-        };
-        let doc = if head.version == version {
-            head
-        } else {
-            match history::read_version(&self.layout, version)? {
-                Some(doc) => doc,
-                None => {
+        // A removed dataset keeps the versions snapshots pin: no head is needed.
+        let doc = match head {
+            Some(head) if head.version == version => head,
+            head => match (history::read_version(&self.layout, version)?, head) {
+                (Some(doc), _) => doc,
+                (None, Some(head)) => {
                     let kept = history::list(&self.layout, head.version);
                     return Err(self.no_such_version(version, &kept_versions(&kept, head.version)));
                 }
-            }
+                (None, None) => {
+                    return Err(self.no_such_version(version, "the dataset has no version yet"))
+                }
+            },
         };
         let path = self.layout.version_path(version);
         self.state = State::from_doc(doc, &path)?;
@@ -329,7 +317,7 @@ impl Dataset {
     fn with_lock<R>(&mut self, f: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
         let lock = self.take_lock()?;
         let _writer = lock.writer.lock().unwrap_or_else(|p| p.into_inner());
-        if retention::needs_recovery(&self.layout, self.layout.meta.exists()) {
+        if retention::needs_recovery(&self.layout, self.layout.meta.exists(), true) {
             retention::recover(&self.layout)?;
         }
         self.load_latest()?;
@@ -356,7 +344,7 @@ impl Dataset {
     /// Turns a failed read into a clear error when the version was vacuumed
     /// meanwhile, and checks a successful one was not (see [`history::alive`]).
     fn checked<T>(&self, read: Result<T>) -> Result<T> {
-        let alive = || history::alive(&self.layout, &self.state);
+        let alive = || history::alive(&self.layout, self.state.version, self.record.as_ref());
         match read {
             Ok(v) if !self.state.exists || alive() => Ok(v),
             Ok(_) => Err(self.vacuumed()),
@@ -503,16 +491,17 @@ impl Dataset {
         if layout.meta.exists() || layout.dir.exists() || layout.history.exists() {
             let lock = self.take_lock()?;
             let _writer = lock.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let _busy = history::Busy::mark(layout)?;
             match fs::remove_file(&layout.meta) {
                 Ok(()) => crate::durable::sync_dir(&layout.parent)?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(OupsError::io("cannot remove", &layout.meta, e)),
             }
-            for dir in [&layout.dir, &layout.history] {
-                if dir.exists() {
-                    fs::remove_dir_all(dir).at("cannot remove", dir)?;
-                }
+            if layout.dir.exists() {
+                fs::remove_dir_all(&layout.dir).at("cannot remove", &layout.dir)?;
             }
+            // Versions that snapshots pin outlive the dataset; nothing else does.
+            retention::prune_to_pins(layout)?;
         }
         self.state.row_groups.clear();
         self.state.exists = false;
@@ -523,6 +512,7 @@ impl Dataset {
         self.stamp = None;
         self.schema = None;
         self.lease = None;
+        self.record = None;
         Ok(())
     }
 

@@ -15,7 +15,7 @@ use crate::dataset::history;
 use crate::dataset::layout::Layout;
 use crate::dataset::ordered_key::count_below;
 use crate::dataset::parquet_io::{parallel_map, read_file_part, read_file_split};
-use crate::dataset::state::{RowGroup, State};
+use crate::dataset::state::RowGroup;
 use crate::dataset::verify::{check_rows, same_columns};
 use crate::dataset::{vacuumed_error, Dataset};
 use crate::error::{OupsError, Result};
@@ -30,6 +30,8 @@ pub struct Snapshot {
     pub row_groups: Vec<RowGroup>,
     /// Keeps vacuums away from `version` while the snapshot is read.
     pub lease: Option<std::sync::Arc<crate::dataset::lease::Lease>>,
+    /// The identity of the version's record when it was opened.
+    pub record: Option<history::RecordId>,
     pub schema: SchemaRef,
     pub ordered_field: String,
     pub ordered_index: usize,
@@ -47,13 +49,7 @@ impl Snapshot {
 
     /// `read` unless the version was vacuumed meanwhile (see [`history::alive`]).
     pub fn checked<T>(&self, read: Result<T>) -> Result<T> {
-        let state = State {
-            exists: true,
-            version: self.version,
-            format: self.format,
-            ..Default::default()
-        };
-        if history::alive(&self.layout, &state) {
+        if history::alive(&self.layout, self.version, self.record.as_ref()) {
             return read;
         }
         match read {
@@ -116,6 +112,7 @@ impl Dataset {
                 format: ds.state.format,
                 row_groups: ds.state.row_groups.clone(),
                 lease: ds.lease.clone(),
+                record: ds.record.clone(),
                 schema,
                 ordered_field: field,
                 ordered_index,

@@ -38,16 +38,47 @@ pub struct VacuumReport {
 }
 
 /// Whether an interrupted write, vacuum or removal may have left files:
-/// cheap, for every open (it lists the small history directory only).
-pub fn needs_recovery(layout: &Layout, head_exists: bool) -> bool {
-    let history_litter = fs::read_dir(&layout.history).is_ok_and(|entries| {
-        entries.flatten().any(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            name.starts_with(BUSY_PREFIX) || name.starts_with(TMP_PREFIX)
-        })
-    });
-    history_litter || (!head_exists && (layout.dir.exists() || layout.history.exists()))
+/// cheap, for every open (it lists the small history directory only). The
+/// markers and temp files of a live process are its work in progress, not
+/// litter, so readers leave the lock alone while a writer works; under the
+/// lock (`locked`) every marker is litter, whatever process id it names.
+pub fn needs_recovery(layout: &Layout, head_exists: bool, locked: bool) -> bool {
+    let (mut live, mut dead) = (false, false);
+    for (name, _) in entries(&layout.history) {
+        let pid = if let Some(rest) = name.strip_prefix(BUSY_PREFIX) {
+            rest.parse::<u32>().ok()
+        } else if let Some(rest) = name.strip_prefix(TMP_PREFIX) {
+            rest.rsplit('-').next().and_then(|p| p.parse::<u32>().ok())
+        } else {
+            continue;
+        };
+        match pid {
+            Some(pid) if !locked && process_alive(pid) => live = true,
+            _ => dead = true,
+        }
+    }
+    // A data directory without a latest record: an interrupted first write
+    // or removal of a format-1 dataset (format 2 leaves a marker).
+    dead || (!head_exists && !live && layout.dir.exists())
+}
+
+/// Whether a process with this id runs on this machine (a reused id only
+/// delays a recovery until the next write, which always checks under the lock).
+pub fn process_alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = i32::try_from(pid) else {
+            return false;
+        };
+        // SAFETY: signal 0 only checks that the process exists.
+        let r = unsafe { libc::kill(pid, 0) };
+        r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
 }
 
 /// Deletes every file no retained version needs. Must run under the lock.
@@ -71,19 +102,13 @@ pub fn recover(layout: &Layout) -> Result<()> {
         let _ = fs::remove_dir(&layout.dir);
     }
     let Some(head) = head else {
-        // No record: the dataset does not exist (a first write or a removal
-        // was interrupted), so nothing of its history is needed.
-        let _ = fs::remove_dir_all(&layout.history);
+        // No latest record: the dataset does not exist (a first write or a
+        // removal was interrupted), so only what snapshots pin is needed.
         remove_legacy_temps(layout);
-        return Ok(());
+        return prune_to_pins(layout);
     };
     if head.format == FORMAT_NO_HISTORY {
         remove_legacy_temps(layout);
-    }
-    for (name, path) in entries(&layout.history) {
-        if name.starts_with(BUSY_PREFIX) || name.starts_with(TMP_PREFIX) {
-            let _ = fs::remove_file(path);
-        }
     }
     let leased = lease::leased(layout);
     for (name, path) in entries(&layout.versions_dir()) {
@@ -118,6 +143,8 @@ pub fn recover(layout: &Layout) -> Result<()> {
         }
     }
     remove_unneeded_files(layout, &needed);
+    // Last: until the files are gone, the marker says there is work left.
+    remove_litter(layout);
     Ok(())
 }
 
@@ -199,6 +226,62 @@ pub fn vacuum(layout: &Layout, latest: u64, retention: &Retention) -> Result<Vac
         versions_removed: doomed,
         files_removed,
     })
+}
+
+/// Keeps, of a dataset that no longer exists, only the versions snapshots
+/// pin (and their files); without pins the history directory goes. Under
+/// the lock.
+pub fn prune_to_pins(layout: &Layout) -> Result<()> {
+    if !layout.history.exists() {
+        return Ok(());
+    }
+    let pinned = pins::pinned(layout)?;
+    if pinned.is_empty() {
+        // Records first, data files next, the directory (with the busy
+        // marker of the removal) last: an interrupted removal leaves the
+        // marker, and the next open finishes it.
+        for sub in ["versions", "pins", "files", "leases"] {
+            remove_tree(&layout.history.join(sub))?;
+        }
+        return remove_tree(&layout.history);
+    }
+    let mut needed = BTreeSet::new();
+    for (name, path) in entries(&layout.versions_dir()) {
+        match parse_version_name(&name) {
+            Some(v) if pinned.contains(&v) => {
+                if let Some(doc) = history::read_version(layout, v)? {
+                    needed.extend(doc.row_groups.iter().map(|r| r.file_id));
+                }
+            }
+            _ => {
+                let _ = fs::remove_file(path);
+            }
+        }
+    }
+    remove_unneeded_files(layout, &needed);
+    // Last: until the files are gone, the marker says there is work left.
+    remove_litter(layout);
+    Ok(())
+}
+
+/// Markers and temp files of the history directory and of its pins.
+fn remove_litter(layout: &Layout) {
+    for dir in [layout.history.clone(), layout.history.join("pins")] {
+        for (name, path) in entries(&dir) {
+            if name.starts_with(BUSY_PREFIX) || name.starts_with(TMP_PREFIX) {
+                let _ = fs::remove_file(path);
+            }
+        }
+    }
+}
+
+fn remove_tree(dir: &std::path::Path) -> Result<()> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(OupsError::io("cannot remove", dir, e))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn remove_unneeded_files(layout: &Layout, needed: &BTreeSet<u64>) -> usize {

@@ -39,6 +39,7 @@ pub struct State {
     pub committed_at: Option<i64>,
     pub operation: Option<String>,
     pub restored_from: Option<u64>,
+    pub writer: Option<String>,
     /// The record's format: 1 has no history directory yet.
     pub format: u32,
     pub row_groups: Vec<RowGroup>,
@@ -112,6 +113,7 @@ impl State {
             committed_at: doc.committed_at,
             operation: doc.operation,
             restored_from: doc.restored_from,
+            writer: doc.writer,
             format: doc.format,
             row_groups,
             key_value_metadata: doc.key_value_metadata,
@@ -128,6 +130,7 @@ impl State {
             committed_at: self.committed_at,
             operation: self.operation.clone(),
             restored_from: self.restored_from,
+            writer: self.writer.clone(),
             format: self.format,
             row_groups: self
                 .row_groups

@@ -20,6 +20,7 @@ pub struct VersionInfo {
     pub operation: Option<String>,
     pub n_rows: u64,
     pub n_row_groups: u64,
+    pub writer: Option<String>,
 }
 
 impl Dataset {
@@ -33,12 +34,12 @@ impl Dataset {
 
     /// Every kept version, oldest first, read from the disk now.
     pub fn versions(&self) -> Result<Vec<VersionInfo>> {
-        let Some(head) = metadata::read(&self.layout)? else {
-            return Ok(Vec::new());
-        };
+        // A removed dataset keeps the versions snapshots pin: no head then.
+        let head = metadata::read(&self.layout)?;
+        let latest = head.as_ref().map_or(u64::MAX, |h| h.version);
         let mut out = Vec::new();
-        for v in history::list(&self.layout, head.version) {
-            if v == head.version {
+        for v in history::list(&self.layout, latest) {
+            if v == latest {
                 continue;
             }
             if let Some(doc) = history::read_version(&self.layout, v)? {
@@ -46,12 +47,14 @@ impl Dataset {
                 out.push(info(&state));
             }
         }
-        out.push(info(&State::from_doc(head, &self.layout.meta)?));
+        if let Some(head) = head {
+            out.push(info(&State::from_doc(head, &self.layout.meta)?));
+        }
         Ok(out)
     }
 
     /// Commits a new version equal to `version` (its rows and metadata).
-    pub fn restore(&mut self, version: u64) -> Result<()> {
+    pub fn restore(&mut self, version: u64, writer: Option<String>) -> Result<()> {
         self.refuse_fixed("restore")?;
         self.with_lock(|ds| {
             let target = ds.state_of(version)?;
@@ -74,7 +77,7 @@ impl Dataset {
             next.key_value_metadata = target.key_value_metadata.clone();
             next.ordered_field = target.ordered_field.clone().or(next.ordered_field);
             next.ordered_type = target.ordered_type.clone().or(next.ordered_type);
-            ds.publish(next, "restore", Some(version), &created)
+            ds.publish(next, "restore", Some(version), writer, &created)
         })
     }
 
@@ -95,9 +98,9 @@ impl Dataset {
         })
     }
 
-    /// Pins the latest version under `name` (vacuums keep it until
-    /// [`Self::unpin`]); `None` for a dataset without versions.
-    pub fn pin(&mut self, name: &str) -> Result<Option<u64>> {
+    /// Pins `version` (the latest when `None`) under `name`: vacuums keep it
+    /// until [`Self::unpin`]. `None` for a dataset without versions.
+    pub fn pin(&mut self, name: &str, version: Option<u64>) -> Result<Option<u64>> {
         self.refuse_fixed("pin")?;
         super::pins::check_name(name)?;
         if !self.layout.meta.exists() {
@@ -109,9 +112,19 @@ impl Dataset {
             }
             history::upgrade(&ds.layout, &ds.state)?;
             ds.state.format = metadata::FORMAT_VERSION;
-            super::pins::write(&ds.layout, name, ds.state.version)?;
-            Ok(Some(ds.state.version))
+            let _busy = Busy::mark(&ds.layout)?;
+            let version = match version {
+                None => ds.state.version,
+                Some(v) => ds.state_of(v)?.version,
+            };
+            super::pins::write(&ds.layout, name, version)?;
+            Ok(Some(version))
         })
+    }
+
+    /// Every pin of the dataset: name -> version.
+    pub fn pins(&self) -> Result<std::collections::BTreeMap<String, u64>> {
+        super::pins::all(&self.layout)
     }
 
     /// Removes the pin `name`; false if the dataset had none.
@@ -131,8 +144,8 @@ impl Dataset {
         match history::read_version(&self.layout, version)? {
             Some(doc) => State::from_doc(doc, &self.layout.version_path(version)),
             None => Err(OupsError::VersionNotFound(format!(
-                "cannot restore version {version} of dataset '{}': it does not exist or was \
-                 vacuumed; ds.versions() lists the kept versions",
+                "version {version} of dataset '{}' does not exist or was vacuumed; \
+                 ds.versions() lists the kept versions",
                 self.layout.dir.display()
             ))),
         }
@@ -146,6 +159,7 @@ fn info(state: &State) -> VersionInfo {
         operation: state.operation.clone(),
         n_rows: state.n_rows(),
         n_row_groups: state.row_groups.len() as u64,
+        writer: state.writer.clone(),
     }
 }
 
@@ -159,12 +173,13 @@ pub fn versions_batch(versions: &[VersionInfo]) -> Result<RecordBatch> {
         TimestampNanosecondArray::from(versions.iter().map(|v| v.committed_at).collect::<Vec<_>>())
             .with_timezone("UTC"),
     );
-    let operation: ArrayRef = Arc::new(StringArray::from(
-        versions
-            .iter()
-            .map(|v| v.operation.as_deref())
-            .collect::<Vec<_>>(),
-    ));
+    let strings = |f: &dyn Fn(&VersionInfo) -> Option<&str>| -> ArrayRef {
+        Arc::new(StringArray::from(
+            versions.iter().map(f).collect::<Vec<_>>(),
+        ))
+    };
+    let operation = strings(&|v| v.operation.as_deref());
+    let writer = strings(&|v| v.writer.as_deref());
     let schema = Schema::new(vec![
         Field::new("version", DataType::UInt64, false),
         Field::new(
@@ -175,6 +190,7 @@ pub fn versions_batch(versions: &[VersionInfo]) -> Result<RecordBatch> {
         Field::new("operation", DataType::Utf8, true),
         Field::new("n_rows", DataType::UInt64, false),
         Field::new("n_row_groups", DataType::UInt64, false),
+        Field::new("writer", DataType::Utf8, true),
     ]);
     Ok(RecordBatch::try_new(
         Arc::new(schema),
@@ -184,6 +200,7 @@ pub fn versions_batch(versions: &[VersionInfo]) -> Result<RecordBatch> {
             operation,
             col(&|v| v.n_rows),
             col(&|v| v.n_row_groups),
+            writer,
         ],
     )?)
 }

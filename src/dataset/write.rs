@@ -73,6 +73,8 @@ pub struct WriteRequest {
     pub key_value_metadata: Map<String, Value>,
     pub compression: Compression,
     pub progress: Option<Progress>,
+    /// Recorded with the version, to tell who committed it.
+    pub writer: Option<String>,
 }
 
 struct NewData {
@@ -563,7 +565,7 @@ impl Dataset {
         } else {
             "write"
         };
-        self.publish(next, operation, None, &created)?;
+        self.publish(next, operation, None, req.writer.clone(), &created)?;
         drop(busy);
         Ok(())
     }
@@ -577,13 +579,25 @@ impl Dataset {
         mut next: State,
         operation: &str,
         restored_from: Option<u64>,
+        writer: Option<String>,
         created: &[PathBuf],
     ) -> Result<()> {
-        next.version = self.state.version + 1;
+        // A dataset created again after a removal numbers its versions after
+        // those snapshots kept.
+        let after = if self.state.exists {
+            self.state.version
+        } else {
+            history::list(&self.layout, u64::MAX)
+                .last()
+                .copied()
+                .unwrap_or(0)
+        };
+        next.version = after + 1;
         next.format = metadata::FORMAT_VERSION;
         next.committed_at = Some(history::commit_time(self.state.committed_at));
         next.operation = Some(operation.to_string());
         next.restored_from = restored_from;
+        next.writer = writer;
         if let Err(e) = history::commit(&self.layout, &next.to_doc()) {
             parquet_io::remove_quietly(created);
             return Err(e);
@@ -604,8 +618,9 @@ impl Dataset {
             }
         }
         self.state = next;
-        self.stamp = super::stamp_of(&self.layout.meta);
+        self.stamp = history::record_id(&self.layout.meta);
         self.lease = super::lease::take(&self.layout, self.state.version);
+        self.record = history::record_id(&self.layout.version_path(self.state.version));
         // The write is committed: a failed vacuum only leaves more history,
         // which the next one removes.
         let _ = retention::vacuum(&self.layout, self.state.version, &self.retention());

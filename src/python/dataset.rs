@@ -132,9 +132,27 @@ impl RawDataset {
         PyTable::try_new(vec![batch], schema)?.into_pyarrow(py)
     }
 
-    /// Commits a new version equal to `version`.
-    fn restore(&self, py: Python<'_>, version: u64) -> PyResult<()> {
-        run(py, || self.lock().restore(version))
+    /// Commits a new version equal to `version`, recorded as made by `writer`.
+    #[pyo3(signature = (version, writer=None))]
+    fn restore(&self, py: Python<'_>, version: u64, writer: Option<String>) -> PyResult<()> {
+        run(py, || self.lock().restore(version, writer))
+    }
+
+    /// Pins `version` (the latest when None) under `name`; returns the
+    /// pinned version, None for a dataset without versions.
+    #[pyo3(signature = (name, version=None))]
+    fn pin(&self, py: Python<'_>, name: String, version: Option<u64>) -> PyResult<Option<u64>> {
+        run(py, || self.lock().pin(&name, version))
+    }
+
+    /// The dataset's pins: name -> version.
+    fn pins(&self, py: Python<'_>) -> PyResult<std::collections::BTreeMap<String, u64>> {
+        run(py, || self.lock().pins())
+    }
+
+    /// Removes the pin `name`; false if there was none.
+    fn unpin(&self, py: Python<'_>, name: String) -> PyResult<bool> {
+        run(py, || self.lock().unpin(&name))
     }
 
     /// Deletes versions beyond retention; returns (removed versions, removed files).
@@ -233,7 +251,8 @@ impl RawDataset {
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (data, ordered_on_json, ordered_field, *, target_rows=None,
         period_ns=None, anchors=None, duplicates_on=None, max_n_off_target_rgs=None,
-        key_value_metadata_json="{}", compression="none", progress=None, lock_timeout=None))]
+        key_value_metadata_json="{}", compression="none", progress=None, lock_timeout=None,
+        writer=None))]
     fn write(
         &self,
         py: Python<'_>,
@@ -249,6 +268,7 @@ impl RawDataset {
         compression: &str,
         progress: Option<Py<PyAny>>,
         lock_timeout: Option<f64>,
+        writer: Option<String>,
     ) -> PyResult<()> {
         let target = match (target_rows, period_ns, anchors) {
             (Some(n), None, None) => TargetSpec::Rows(n),
@@ -288,6 +308,7 @@ impl RawDataset {
             key_value_metadata: kvm,
             compression,
             progress: progress.map(progress_callback),
+            writer,
         };
         run(py, || self.lock().write(req))
     }

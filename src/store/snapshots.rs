@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::dataset::layout::TMP_PREFIX;
 use crate::dataset::metadata::{decode_framed, encode_framed};
 use crate::dataset::{pins, Dataset, Pin};
 use crate::error::{IoContext, OupsError, Result};
@@ -59,6 +60,7 @@ fn relative(base: &Path, dataset: &Path) -> Result<String> {
 /// out. On failure the pins taken are removed and nothing is committed.
 pub fn create(base: &Path, name: &str, datasets: &[PathBuf]) -> Result<StoreSnapshot> {
     pins::check_name(name)?;
+    remove_dead_temps(base);
     let path = manifest(base, name);
     if path.exists() {
         return Err(OupsError::InvalidArgument(format!(
@@ -71,7 +73,7 @@ pub fn create(base: &Path, name: &str, datasets: &[PathBuf]) -> Result<StoreSnap
         let mut entries = Vec::with_capacity(datasets.len());
         for ds_path in datasets {
             let mut ds = Dataset::open(ds_path, serde_json::Value::Null, None, Pin::Latest)?;
-            if let Some(version) = ds.pin(name)? {
+            if let Some(version) = ds.pin(name, None)? {
                 pinned.push(ds_path);
                 entries.push(Entry {
                     path: relative(base, ds_path)?,
@@ -87,7 +89,7 @@ pub fn create(base: &Path, name: &str, datasets: &[PathBuf]) -> Result<StoreSnap
         let bytes = encode_framed(MAGIC, FORMAT, &snapshot)?;
         let d = dir(base);
         fs::create_dir_all(&d).at("cannot create snapshot directory", &d)?;
-        let tmp = d.join(format!(".tmp-{name}-{}", std::process::id()));
+        let tmp = d.join(format!("{TMP_PREFIX}{name}-{}", std::process::id()));
         crate::durable::replace_atomic(
             &path,
             &tmp,
@@ -151,8 +153,27 @@ pub fn read(base: &Path, name: &str) -> Result<StoreSnapshot> {
     Ok(snapshot)
 }
 
+/// Temp files of snapshot creations whose process died (listing or taking a
+/// snapshot tidies them).
+fn remove_dead_temps(base: &Path) {
+    let Ok(entries) = fs::read_dir(dir(base)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(TMP_PREFIX) else {
+            continue;
+        };
+        let pid = rest.rsplit('-').next().and_then(|p| p.parse::<u32>().ok());
+        if pid.is_none_or(|p| !crate::dataset::retention::process_alive(p)) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// The names of the store's snapshots, sorted.
 pub fn list(base: &Path) -> Vec<String> {
+    remove_dead_temps(base);
     let mut names: Vec<String> = fs::read_dir(dir(base))
         .map(|it| {
             it.flatten()

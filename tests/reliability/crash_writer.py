@@ -12,14 +12,22 @@ import sys
 import numpy as np
 import pandas as pd
 
-from oups import write
+from oups import OrderedParquetDataset, write
 
 
 def steps(n: int = 40):
-    """The write sequence: appends, middle inserts, upserts, coalescing, metadata."""
+    """The sequence: appends, middle inserts, upserts, coalescing, metadata, and
+    among them restores of an earlier version and vacuums. Each step is
+    ``(op, df, kwargs)`` and commits at most one version."""
     rng = np.random.default_rng(7)
     out = []
     for i in range(n):
+        if i % 8 == 6:
+            out.append(("restore", None, {"back": 2}))
+            continue
+        if i % 11 == 9:
+            out.append(("vacuum", None, {"keep_versions": 3}))
+            continue
         kind = i % 5
         base = i * 100
         if kind == 0:  # append
@@ -40,8 +48,19 @@ def steps(n: int = 40):
                 row_group_target_size=16, max_n_off_target_rgs=2, key_value_metadata={"step": i}
             )
         df = None if keys is None else pd.DataFrame({"k": keys, "v": np.full(len(keys), i)})
-        out.append((df, kw))
+        out.append(("write", df, kw))
     return out
+
+
+def run_step(path, step) -> None:
+    op, df, kw = step
+    if op == "write":
+        write(path, ordered_on="k", df=df, **kw)
+    elif op == "restore":
+        ds = OrderedParquetDataset(path)
+        ds.restore(ds.version - kw["back"])
+    else:
+        OrderedParquetDataset(path).vacuum(**kw)
 
 
 def main() -> None:
@@ -49,8 +68,7 @@ def main() -> None:
     seq = steps()
     end = int(sys.argv[4]) if len(sys.argv) > 4 else len(seq)
     for i in range(start, end):
-        df, kw = seq[i]
-        write(path, ordered_on="k", df=df, **kw)
+        run_step(path, seq[i])
         with open(log, "a") as f:
             f.write(f"{i}\n")
             f.flush()

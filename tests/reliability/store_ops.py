@@ -56,8 +56,20 @@ def operations(seed: int, n: int = N_OPS) -> list[Op]:
     rng = np.random.default_rng(seed)
     ops: list[Op] = []
     horizon = {k: T0 for k in KEYS}  # end of each key's appended data
-    kinds = ["append", "append", "insert", "upsert", "period", "metadata", "remove", "delete"]
-    weights = np.array([4, 3, 2, 2, 2, 1, 0.5, 0.5])
+    kinds = [
+        "append",
+        "append",
+        "insert",
+        "upsert",
+        "period",
+        "metadata",
+        "remove",
+        "delete",
+        "restore",
+        "snapshot",
+        "vacuum",
+    ]
+    weights = np.array([4, 3, 2, 2, 2, 1, 0.5, 0.5, 1, 0.5, 0.5])
     for i in range(n):
         kind = kinds[rng.choice(len(kinds), p=weights / weights.sum())]
         key = KEYS[rng.integers(len(KEYS))]
@@ -85,6 +97,14 @@ def operations(seed: int, n: int = N_OPS) -> list[Op]:
         elif kind == "remove":
             ops.append(Op("remove", key))
             horizon[key] = T0
+        elif kind == "restore":
+            # Back to the version before the last one, or to the previous one.
+            ops.append(Op("restore", key, None, {"back": int(rng.integers(1, 3))}))
+        elif kind == "snapshot":
+            ops.append(Op("snapshot", key, None, {"name": f"s{i}"}))
+        elif kind == "vacuum":
+            # Keeps what the restores (at most two versions back) need.
+            ops.append(Op("vacuum", key, None, {"keep_versions": 3}))
         else:
             ops.append(Op("delete", key))
             horizon[key] = T0
@@ -98,6 +118,18 @@ def apply(store: Store, op: Op) -> None:
         if op.key in store:
             with store[op.key] as ds:
                 ds.remove_from_disk()
+    elif op.kind == "restore":
+        ds = store[op.key]
+        back = (op.kwargs or {})["back"]
+        # Versions after a removal may leave gaps (a snapshot kept a few).
+        if ds.version is not None and ds.version - back in set(ds.versions()["version"]):
+            ds.restore(ds.version - back)
+    elif op.kind == "snapshot":
+        name = (op.kwargs or {})["name"]
+        if name not in store.snapshots():  # done already, before a kill
+            store.snapshot(name)
+    elif op.kind == "vacuum":
+        store.vacuum(**(op.kwargs or {}))
     elif op.key in store:
         del store[op.key]
 

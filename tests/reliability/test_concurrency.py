@@ -1,6 +1,6 @@
 """Several processes on one dataset or one store: every write is serialised by
 the lock, no row is lost or duplicated, readers never see a partial write,
-and a process killed while holding a lock blocks nobody."""
+never block a writer, and a process killed while holding a lock blocks nobody."""
 
 from __future__ import annotations
 
@@ -102,3 +102,39 @@ def test_a_writer_killed_mid_stream_blocks_nobody(tmp_path):
     with OrderedParquetDataset(path) as ds:
         listed = {f"file_{i:010d}.parquet" for i in ds.row_group_stats["file_ids"]}
     assert {p.name for p in path.iterdir()} == listed
+
+
+def test_one_writer_and_three_readers_never_wait_for_each_other(tmp_path):
+    """The writer never waits for the lock (lock_timeout=0) while three
+    processes list, read and iterate the store without pause; every
+    observation is a whole committed version and row counts only go up."""
+    base, stop = tmp_path / "store", tmp_path / "stop"
+    n_keys, n_chunks = 2, 3 * N_CHUNKS
+    writer = _start("feed", base, n_keys, n_chunks, CHUNK)
+    assert writer.stdout is not None
+    writer.stdout.readline()  # the datasets exist
+    readers = [_start("watch", base, stop, CHUNK) for _ in range(3)]
+    try:
+        _finish(writer)
+    finally:
+        stop.touch()
+    checks = [int(_finish(r).split()[-1]) for r in readers]
+    assert all(c > 0 for c in checks), checks
+    for w in range(n_keys):
+        path = base / f"feed{w}"
+        ds = OrderedParquetDataset(path)
+        df = ds.to_pandas()
+        assert df is not None and df["k"].tolist() == list(range(n_chunks * CHUNK))
+        # Readers may have kept versions past retention while they read them;
+        # once they are gone, only what the kept versions need is left.
+        ds.vacuum()
+        kept = ds.versions()["version"].tolist()
+        assert len(kept) <= 10
+        needed = set()
+        for v in kept:
+            needed |= set(OrderedParquetDataset(path, version=v).row_group_stats["file_ids"])
+        files = {p.name for p in (base / f".feed{w}.oups" / "files").iterdir()}
+        assert files == {f"file_{i:010d}.parquet" for i in needed}
+        assert {p.name for p in path.iterdir()} == {
+            f"file_{i:010d}.parquet" for i in ds.row_group_stats["file_ids"]
+        }

@@ -1,8 +1,9 @@
 """Crash consistency: killing a writer at any instant loses nothing.
 
 After a crash, the next open must show the dataset exactly as before or as
-after the interrupted write, with no orphan files left and metadata that
-matches the files.
+after the interrupted step (a write, a restore or a vacuum), every kept version
+must read exactly as it was committed, and no file may be left that no kept
+version needs.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import pytest
 
 from oups import OrderedParquetDataset, _oups
 
-from .crash_writer import steps
+from .crash_writer import run_step, steps
+from .history_check import check_history
 
 WRITER = str(Path(__file__).with_name("crash_writer.py"))
 N_STEPS = len(steps())
@@ -29,17 +31,32 @@ N_STEPS = len(steps())
 @pytest.fixture(scope="module")
 def model_states(tmp_path_factory):
     """The dataset after each step, computed without crashes."""
-    from oups import write
 
     path = tmp_path_factory.mktemp("model") / "ds"
     states = [None]
     kvms = [{}]
-    for df, kw in steps():
-        write(path, ordered_on="k", df=df, **kw)
+    for step in steps():
+        run_step(path, step)
         with OrderedParquetDataset(path) as ds:
             states.append(ds.to_pandas())
             kvms.append(ds.key_value_metadata)
+            BY_VERSION[ds.version] = (states[-1], kvms[-1])
     return states, kvms
+
+
+#: The model's state at each version (every step commits at most one).
+BY_VERSION: dict[int | None, tuple[pd.DataFrame | None, dict]] = {}
+
+
+def check_versions(path: Path) -> None:
+    """Every kept version reads as committed, and only what they need is left."""
+    for v in OrderedParquetDataset(path).versions()["version"].tolist():
+        old = OrderedParquetDataset(path, version=v)
+        expected, kvm = BY_VERSION[v]
+        got = old.to_pandas()
+        assert (got is None and expected is None) or got.equals(expected), f"version {v}"
+        assert old.key_value_metadata == kvm, f"version {v}"
+    check_history(path)
 
 
 def check_consistent(path: Path) -> tuple[pd.DataFrame | None, dict]:
@@ -51,6 +68,8 @@ def check_consistent(path: Path) -> tuple[pd.DataFrame | None, dict]:
     assert on_disk == listed, f"orphans or missing files: {on_disk ^ listed}"
     leftovers = [p.name for p in path.parent.iterdir() if p.name.startswith(".oups-tmp")]
     assert not leftovers
+    if ds.version is not None:
+        check_versions(path)
     if df is not None:
         assert df["k"].is_monotonic_increasing
         assert stats["n_rows"].sum() == len(df)
@@ -92,6 +111,7 @@ FAILPOINTS = [
     "before_commit_rename",
     "after_commit",
     "during_cleanup",
+    "during_vacuum",
 ]
 
 

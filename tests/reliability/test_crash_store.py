@@ -2,10 +2,11 @@
 
 A writer process runs a seeded random sequence of appends, middle inserts,
 upserts, period-target writes with coalescing, metadata updates,
-``remove_from_disk`` and ``del store[key]``, and is killed with SIGKILL at
-random instants. After each kill every dataset must equal, row for row, the
-model's state before or after the interrupted operation, and no orphan or
-temporary file may remain once the datasets have been reopened.
+``remove_from_disk``, ``del store[key]``, restores, snapshots and vacuums, and is
+killed with SIGKILL at random instants. After each kill every dataset must equal,
+row for row, the model's state before or after the interrupted operation, every
+committed snapshot must read as it did when taken, and no orphan or temporary
+file may remain once the datasets have been reopened.
 
 ``OUPS_CRASH_KILLS`` sets the number of kills (300 by default: CI);
 ``OUPS_CRASH_SEED`` the first sequence's seed. Locally, for a long run:
@@ -28,6 +29,7 @@ import pytest
 
 from oups import OrderedParquetDataset, Store
 
+from .history_check import check_history
 from .store_ops import KEYS, N_OPS, Feed, apply, operations
 
 pytestmark = pytest.mark.slow
@@ -57,6 +59,20 @@ def same(a: State, b: State) -> bool:
     return True
 
 
+#: What each snapshot of the model reads, by name.
+SNAPSHOTS: dict[str, State] = {}
+
+
+def capture_snapshot(store: Store, name: str) -> State:
+    frozen = Store(store.basepath, Feed, snapshot=name)
+    return {
+        key: (frozen[key].to_pandas(), frozen[key].key_value_metadata)
+        if key in frozen
+        else (None, {})
+        for key in KEYS
+    }
+
+
 def model(seed: int, workdir: Path) -> list[State]:
     """The state after 0, 1, ..., N_OPS operations, without crashes."""
     store = Store(workdir / f"model-{seed}", Feed)
@@ -64,7 +80,15 @@ def model(seed: int, workdir: Path) -> list[State]:
     for op in operations(seed):
         apply(store, op)
         states.append(capture(store))
+        if op.kind == "snapshot":
+            name = (op.kwargs or {})["name"]
+            SNAPSHOTS[f"{seed}/{name}"] = capture_snapshot(store, name)
     return states
+
+
+def check_snapshots(store: Store, seed: int) -> None:
+    for name in store.snapshots():
+        assert same(capture_snapshot(store, name), SNAPSHOTS[f"{seed}/{name}"]), name
 
 
 def check_no_leftovers(store: Store) -> None:
@@ -77,6 +101,7 @@ def check_no_leftovers(store: Store) -> None:
         else:
             listed = set()
         assert files == listed, f"{key}: orphan or missing files {files ^ listed}"
+        check_history(path)
     temps = [p.name for p in store.basepath.rglob("*") if ".oups-tmp" in p.name]
     assert not temps, temps
 
@@ -129,6 +154,7 @@ def test_random_kills_during_store_operations(tmp_path):
                 "after it"
             )
             n_before += 1
+        check_snapshots(store, seed)  # listing them tidies a cut-short snapshot's temp file
         check_no_leftovers(store)
     print(f"{kills} runs, {n_killed} killed; states found: {n_before} before, {n_after} after")
     assert n_killed > kills // 2

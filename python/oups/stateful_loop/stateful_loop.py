@@ -13,10 +13,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from oups._writer import _CURRENT, Writer
 from oups.exceptions import InvalidParameterError, ParameterTypeError
 from oups.stateful_loop import _codec
+from oups.stateful_loop import _exactly_once as exactly_once
 from oups.stateful_loop._frames import DEFAULT_CONCAT, frame_bytes, frame_kind
 from oups.stateful_loop._validation import validate_loop_usage, warn_rebound
+from oups.store.store import Store
 
 __all__ = ["StatefulLoop", "Skip", "IterationContext"]
 
@@ -37,15 +40,23 @@ class Skip(Exception):
 class IterationContext:
     """The per-item context manager yielded by :meth:`StatefulLoop.iterate`."""
 
-    __slots__ = ("item",)
+    __slots__ = ("item", "_writer", "_token")
 
-    def __init__(self, item: Any) -> None:
+    def __init__(self, item: Any, writer: Writer | None = None) -> None:
         self.item = item
+        self._writer = writer
+        self._token: Any = None
 
     def __enter__(self) -> Any:
+        # The body's writes to the loop's store are the loop's (exactly once).
+        if self._writer is not None:
+            self._token = _CURRENT.set(self._writer)
         return self.item
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if self._token is not None:
+            _CURRENT.reset(self._token)
+            self._token = None
         # Only Skip itself ends the block quietly; subclasses are user errors.
         return exc_type is Skip
 
@@ -78,6 +89,13 @@ class StatefulLoop:
     default_memory_limit_mb : float, default 300.0
         Limit used by :meth:`buffer` when no ``memory_limit_mb`` is given.
         ``0`` flushes at every call.
+    store : Store, optional
+        Makes the loop's writes to this store exactly once: the versions the
+        loop's bodies commit to its datasets are recorded as the loop's, and a
+        loop resumed from its state file first undoes those committed after its
+        last checkpoint (or raises :class:`~oups.exceptions.ConcurrentWriteError`
+        if another writer committed to such a dataset since), so the resumed
+        run's writes never duplicate them.
 
     Examples
     --------
@@ -101,7 +119,17 @@ class StatefulLoop:
     6
     """
 
-    def __init__(self, filepath: str | os.PathLike[str], *, default_memory_limit_mb: float = 300.0):
+    def __init__(
+        self,
+        filepath: str | os.PathLike[str],
+        *,
+        default_memory_limit_mb: float = 300.0,
+        store: Store | None = None,
+    ):
+        if store is not None and not isinstance(store, Store):
+            raise ParameterTypeError(
+                f"'store' must be a oups Store or None, got {type(store).__name__}"
+            )
         if not isinstance(filepath, (str, os.PathLike)):
             raise ParameterTypeError(
                 f"filepath must be a str or a path-like object, got {type(filepath).__name__}"
@@ -134,6 +162,14 @@ class StatefulLoop:
         if self._loaded:
             self._states = _codec.load(path)
             self._resumed_buffers = self._states.pop(_BUFFERS_KEY, {}).get("buffers")
+        saved_once = self._states.pop(exactly_once.STATE_KEY, None)
+        self._exactly_once = None if store is None else exactly_once.ExactlyOnce(store, saved_once)
+        if self._exactly_once is not None:
+            if saved_once is not None:
+                self._exactly_once.resume()
+            else:
+                # The tag must be on disk before the first write it marks.
+                self._exactly_once.writer.before_first_write = self._save_tag
 
     # -- read-only attributes -------------------------------------------------
 
@@ -220,7 +256,9 @@ class StatefulLoop:
             count += 1
             self._iteration_count = count
             self._flushed = False
-            yield IterationContext(item)
+            yield IterationContext(
+                item, None if self._exactly_once is None else self._exactly_once.writer
+            )
             # The body completed (an exception would have closed the generator
             # at `yield`): the consumer of any flush of this item has returned.
             if self._flushed and not last:
@@ -261,7 +299,19 @@ class StatefulLoop:
         states = self._states
         if buffers is not None:
             states = {**states, _BUFFERS_KEY: {"buffers": buffers}}
+        once = self._exactly_once
+        if once is not None:
+            states = {**states, exactly_once.STATE_KEY: once.checkpointed()}
         _codec.save(self._filepath, states)
+        if once is not None:
+            once.saved()
+
+    def _save_tag(self) -> None:
+        """A first run's state file, before its first write: only the loop's
+        tag, so that a crash before the first checkpoint is undone too."""
+        assert self._exactly_once is not None
+        if not Path(self._filepath).exists():
+            _codec.save(self._filepath, {exactly_once.STATE_KEY: self._exactly_once.entry()})
 
     def _checkpoint(self) -> None:
         """Saves the state after an item whose flush was consumed, with the

@@ -258,10 +258,24 @@ class OrderedParquetDataset:
         >>> ds.version, ds.to_pandas()["t"].tolist()
         (3, [1, 2])
         """
+        self._restore(version)
+
+    def _restore(self, version: int, writer: str | None = None) -> None:
         v = version_number("version", version)
         if v is None:
             raise ParameterTypeError("'version' must be an int, got None.")
-        self._raw.restore(v)
+        self._raw.restore(v, writer)
+
+    # Pins keep versions from vacuums (snapshots, exactly-once loops).
+    def _pin(self, name: str, version: int | None = None) -> int | None:
+        pinned: int | None = self._raw.pin(name, version)
+        return pinned
+
+    def _unpin(self, name: str) -> bool:
+        return bool(self._raw.unpin(name))
+
+    def _pins(self) -> dict[str, int]:
+        return dict(self._raw.pins())
 
     def vacuum(self, keep_versions: int | None = None, older_than: Any = None) -> dict[str, Any]:
         """Delete old versions and the files only they need.

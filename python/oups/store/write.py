@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 
 from oups._progress import check_progress, progress_bar
+from oups._writer import current_writer
 from oups.exceptions import (
     InvalidParameterError,
     ParameterTypeError,
@@ -208,6 +209,8 @@ def _write(
     lock_timeout: float | None,
 ) -> None:
     raw = ds._raw
+    # Planned against the latest version (the engine plans again under the lock).
+    raw.refresh()
     stats = raw.stats()
     if field is None:
         field = raw.info().ordered_field or arrow_name(ordered_on)
@@ -222,6 +225,8 @@ def _write(
     bar = progress_bar(
         show_progress, total=None, desc=f"write {ds.dirpath.name}", unit="row", unit_scale=True
     )
+    writer = current_writer()
+    tag = writer.starting(ds) if writer is not None and writer.covers(ds.dirpath) else None
     try:
         raw.write(
             frame.table if frame is not None else None,
@@ -233,8 +238,11 @@ def _write(
             compression=compression,
             progress=None if bar is None else _advance(bar),
             lock_timeout=lock_timeout,
+            writer=tag,
             **target_kw,
         )
+        if writer is not None and tag is not None:
+            writer.written[ds.dirpath] = int(raw.info().version)
     finally:
         if bar is not None:
             bar.close()
