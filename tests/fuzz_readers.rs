@@ -127,6 +127,7 @@ fn metadata_docs() -> Vec<MetadataDoc> {
             operation: Some("write".into()),
             restored_from: None,
             writer: None,
+            retention: None,
             format: 2,
             row_groups: vec![
                 rg(0, 10, Value::from(1_000), Value::from(2_000)),
@@ -143,6 +144,7 @@ fn metadata_docs() -> Vec<MetadataDoc> {
             operation: Some("write".into()),
             restored_from: None,
             writer: None,
+            retention: None,
             format: 2,
             row_groups: vec![rg(0, 3, Value::from("-1.5"), Value::from("inf"))],
             key_value_metadata: Map::new(),
@@ -156,6 +158,7 @@ fn metadata_docs() -> Vec<MetadataDoc> {
             operation: Some("write".into()),
             restored_from: None,
             writer: None,
+            retention: None,
             format: 2,
             row_groups: vec![],
             key_value_metadata: Map::new(),

@@ -73,3 +73,34 @@ def test_missing_path_is_an_error_without_traceback(tmp_path):
 def test_empty_directory(tmp_path, capsys):
     assert main(["info", str(tmp_path)]) == 0
     assert "no dataset" in capsys.readouterr().out
+
+
+def test_info_never_waits_for_a_writer(tmp_path):
+    path = tmp_path / "ticks"
+    write(path, ordered_on="ts", df=_ticks("2024-01-01", 24))
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from oups import OrderedParquetDataset\n"
+            "with OrderedParquetDataset(sys.argv[1]).lock():\n"
+            "    print('held', flush=True); time.sleep(30)\n",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        out = subprocess.run(
+            [sys.executable, "-m", "oups", "info", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        assert out.returncode == 0, out.stderr
+        assert "24 in 1 row groups" in out.stdout or "24 in 1 row group" in out.stdout
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()

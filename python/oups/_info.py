@@ -57,7 +57,7 @@ def _size(path: Path) -> int:
 
 
 def summarize(path: Path, lock_timeout: float | None) -> DatasetSummary:
-    """Opens the dataset (taking its lock for a moment) and collects its summary."""
+    """Opens the latest version of the dataset (no lock) and collects its summary."""
     with OrderedParquetDataset(path, lock_timeout=lock_timeout) as ds:
         stats = ds.row_group_stats
         kvm = ds.key_value_metadata

@@ -107,6 +107,50 @@ pub fn list(layout: &Layout, latest: u64) -> Vec<u64> {
     found
 }
 
+/// The last kept version committed at or before `t` (ns since the epoch).
+/// Commit times increase with versions, so records are probed by number:
+/// O(log n) reads while the kept versions are contiguous; a gap in the way
+/// (vacuumed versions around a pinned one) falls back to listing them.
+pub fn version_as_of(layout: &Layout, head: &MetadataDoc, t: i64) -> Result<Option<u64>> {
+    let time_of = |v: u64| -> Result<Option<i64>> {
+        let doc = if v == head.version {
+            Some(head.clone())
+        } else {
+            read_version(layout, v)?
+        };
+        Ok(doc.map(|d| d.committed_at.unwrap_or(i64::MIN)))
+    };
+    if head.committed_at.unwrap_or(i64::MIN) <= t {
+        return Ok(Some(head.version));
+    }
+    // The first version committed after `t`, a missing record counting as earlier.
+    let (mut lo, mut hi) = (1u64, head.version);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match time_of(mid)? {
+            Some(at) if at > t => hi = mid,
+            _ => lo = mid + 1,
+        }
+    }
+    for v in (lo.saturating_sub(64).max(1)..lo).rev() {
+        match time_of(v)? {
+            Some(at) if at <= t => return Ok(Some(v)),
+            Some(_) => break, // out of order: only the listing can tell
+            None => {}
+        }
+    }
+    let versions = list(layout, head.version);
+    let (mut lo, mut hi) = (0usize, versions.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        match time_of(versions[mid])? {
+            Some(at) if at > t => hi = mid,
+            _ => lo = mid + 1,
+        }
+    }
+    Ok(lo.checked_sub(1).map(|i| versions[i]))
+}
+
 /// What tells one record file from another that later takes its name (a
 /// dataset removed and created again numbers its versions anew).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -30,6 +30,14 @@ pub struct RowGroupRecord {
     pub max: Value,
 }
 
+/// Which versions vacuums keep: the `keep_versions` most recent and those
+/// superseded less than `keep_seconds` ago; neither means every version.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RetentionDoc {
+    pub keep_versions: Option<u64>,
+    pub keep_seconds: Option<f64>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct MetadataDoc {
     /// The user's `ordered_on`: a column name, or a list for a column MultiIndex.
@@ -53,6 +61,9 @@ pub struct MetadataDoc {
     /// Who committed it, when the writer says (a `StatefulLoop`'s id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub writer: Option<String>,
+    /// The dataset's retention, when set (absent: the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionDoc>,
     pub row_groups: Vec<RowGroupRecord>,
     pub key_value_metadata: Map<String, Value>,
     /// The header's format number (not part of the JSON).
@@ -168,6 +179,7 @@ mod tests {
             operation: Some("write".into()),
             restored_from: None,
             writer: None,
+            retention: None,
             format: FORMAT_VERSION,
             row_groups: vec![RowGroupRecord {
                 file_id: 0,

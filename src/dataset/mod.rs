@@ -212,35 +212,11 @@ impl Dataset {
                 self.layout.dir.display()
             )));
         };
-        let mut versions = history::list(&self.layout, head.version);
-        if versions.last() != Some(&head.version) {
-            versions.push(head.version);
-        }
-        // Commit times increase with versions: the first version after `t`.
-        let time_of = |v: u64| -> Result<i64> {
-            let doc = if v == head.version {
-                Some(head.clone())
-            } else {
-                history::read_version(&self.layout, v)?
-            };
-            Ok(doc.and_then(|d| d.committed_at).unwrap_or(i64::MIN))
-        };
-        let (mut lo, mut hi) = (0usize, versions.len());
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if time_of(versions[mid])? <= t {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        match lo.checked_sub(1) {
-            Some(i) => Ok(versions[i]),
+        match history::version_as_of(&self.layout, &head, t)? {
+            Some(v) => Ok(v),
             None => Err(OupsError::VersionNotFound(format!(
-                "dataset '{}' has no version committed at or before the 'as_of' time; its \
-                 oldest kept version is {}",
+                "dataset '{}' has no kept version committed at or before the 'as_of' time",
                 self.layout.dir.display(),
-                versions[0]
             ))),
         }
     }

@@ -3,7 +3,7 @@
 use arrow_schema::DataType;
 use serde_json::{Map, Value};
 
-use crate::dataset::metadata::{MetadataDoc, RowGroupRecord};
+use crate::dataset::metadata::{MetadataDoc, RetentionDoc, RowGroupRecord};
 use crate::dataset::ordered_key::{key_from_json, key_kind, key_to_json, KeyKind};
 use crate::dataset::plan::RgStat;
 use crate::error::{OupsError, Result};
@@ -40,6 +40,8 @@ pub struct State {
     pub operation: Option<String>,
     pub restored_from: Option<u64>,
     pub writer: Option<String>,
+    /// Carried from version to version; `None`: the default retention.
+    pub retention: Option<RetentionDoc>,
     /// The record's format: 1 has no history directory yet.
     pub format: u32,
     pub row_groups: Vec<RowGroup>,
@@ -114,6 +116,7 @@ impl State {
             operation: doc.operation,
             restored_from: doc.restored_from,
             writer: doc.writer,
+            retention: doc.retention,
             format: doc.format,
             row_groups,
             key_value_metadata: doc.key_value_metadata,
@@ -131,6 +134,7 @@ impl State {
             operation: self.operation.clone(),
             restored_from: self.restored_from,
             writer: self.writer.clone(),
+            retention: self.retention.clone(),
             format: self.format,
             row_groups: self
                 .row_groups

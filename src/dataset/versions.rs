@@ -7,6 +7,7 @@ use arrow_array::{ArrayRef, RecordBatch, StringArray, TimestampNanosecondArray, 
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 
 use super::history::{self, link_or_copy, Busy};
+use super::metadata::RetentionDoc;
 use super::retention::{self, Retention, VacuumReport, DEFAULT_KEEP_VERSIONS};
 use super::state::State;
 use super::{metadata, Dataset};
@@ -25,11 +26,64 @@ pub struct VersionInfo {
 
 impl Dataset {
     /// The versions a vacuum keeps by default: the most recent ones.
+    /// The versions vacuums keep: the dataset's setting, or the default
+    /// (the most recent ones). Snapshot pins and leases come on top.
     pub(super) fn retention(&self) -> Retention {
-        Retention {
-            keep_versions: Some(DEFAULT_KEEP_VERSIONS),
-            ..Default::default()
+        match &self.state.retention {
+            Some(r) => Retention {
+                keep_versions: r.keep_versions,
+                keep_seconds: r.keep_seconds,
+                ..Default::default()
+            },
+            None => Retention {
+                keep_versions: Some(DEFAULT_KEEP_VERSIONS),
+                ..Default::default()
+            },
         }
+    }
+
+    /// The dataset's retention: `(keep_versions, keep_seconds)`.
+    pub fn retention_setting(&self) -> (Option<u64>, Option<f64>) {
+        let r = self.retention();
+        (r.keep_versions, r.keep_seconds)
+    }
+
+    /// Sets the retention of every later vacuum (both `None`: keep every
+    /// version); commits a version that records it, then vacuums by it.
+    pub fn set_retention(
+        &mut self,
+        keep_versions: Option<u64>,
+        keep_seconds: Option<f64>,
+    ) -> Result<()> {
+        self.refuse_fixed("set the retention of")?;
+        if keep_versions == Some(0) {
+            return Err(OupsError::InvalidArgument(
+                "'keep_versions' must be >= 1 (the latest version is always kept), or None".into(),
+            ));
+        }
+        if let Some(s) = keep_seconds {
+            if s.is_nan() || s < 0.0 {
+                return Err(OupsError::InvalidArgument(format!(
+                    "'older_than' must be a duration >= 0, got {s} seconds"
+                )));
+            }
+        }
+        if !self.layout.meta.exists() {
+            return Err(OupsError::InvalidArgument(format!(
+                "dataset '{}' has no version yet: write it first, then set its retention",
+                self.layout.dir.display()
+            )));
+        }
+        self.with_lock(|ds| {
+            history::upgrade(&ds.layout, &ds.state)?;
+            let _busy = Busy::mark(&ds.layout)?;
+            let mut next = ds.state.clone();
+            next.retention = Some(RetentionDoc {
+                keep_versions,
+                keep_seconds,
+            });
+            ds.publish(next, "set_retention", None, None, &[])
+        })
     }
 
     /// Every kept version, oldest first, read from the disk now.
@@ -86,14 +140,15 @@ impl Dataset {
     /// latest version is always kept.
     pub fn vacuum(&mut self, mut retention: Retention) -> Result<VacuumReport> {
         self.refuse_fixed("vacuum")?;
-        if retention.keep_versions.is_none() && retention.keep_seconds.is_none() {
-            retention.keep_versions = self.retention().keep_versions;
-        }
         if !self.layout.meta.exists() {
             return Ok(VacuumReport::default());
         }
         self.with_lock(|ds| {
-            retention.pinned.extend(ds.retention().pinned);
+            if retention.keep_versions.is_none() && retention.keep_seconds.is_none() {
+                let own = ds.retention();
+                retention.keep_versions = own.keep_versions;
+                retention.keep_seconds = own.keep_seconds;
+            }
             retention::vacuum(&ds.layout, ds.state.version, &retention)
         })
     }

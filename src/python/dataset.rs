@@ -155,6 +155,25 @@ impl RawDataset {
         run(py, || self.lock().unpin(&name))
     }
 
+    /// The retention vacuums apply: (keep_versions, keep_seconds), both None
+    /// for every version.
+    fn retention(&self, py: Python<'_>) -> PyResult<(Option<u64>, Option<f64>)> {
+        run(py, || Ok(self.lock().retention_setting()))
+    }
+
+    /// Sets the dataset's retention (a new version records it).
+    #[pyo3(signature = (keep_versions=None, keep_seconds=None))]
+    fn set_retention(
+        &self,
+        py: Python<'_>,
+        keep_versions: Option<u64>,
+        keep_seconds: Option<f64>,
+    ) -> PyResult<()> {
+        run(py, || {
+            self.lock().set_retention(keep_versions, keep_seconds)
+        })
+    }
+
     /// Deletes versions beyond retention; returns (removed versions, removed files).
     #[pyo3(signature = (keep_versions=None, keep_seconds=None))]
     fn vacuum(

@@ -361,3 +361,32 @@ def test_readers_in_other_processes_hold_their_version_against_vacuum(three):
     while 1 in OrderedParquetDataset(three).versions()["version"].tolist():
         OrderedParquetDataset(three).vacuum(keep_versions=1)
         assert time.time() < deadline
+
+
+def test_retention_setting(tmp_path):
+    path = tmp_path / "ds"
+    ds = OrderedParquetDataset(path, ordered_on="t")
+    assert ds.retention == {"keep_versions": 10, "older_than": None}
+    with pytest.raises(InvalidParameterError, match="write it first"):
+        ds.set_retention(keep_versions=3)
+    ds.write(df=frame([0]))
+    ds.set_retention(keep_versions=None)  # keep everything
+    for i in range(1, 15):
+        ds.write(df=frame([i]), max_n_off_target_rgs=1)
+    assert len(ds.versions()) == 16 and ds.versions()["operation"][1] == "set_retention"
+    assert ds.vacuum() == {"versions_removed": [], "files_removed": 0}
+    ds.set_retention(keep_versions=3)
+    assert ds.versions()["version"].tolist() == [15, 16, 17]
+    assert OrderedParquetDataset(path).retention == {"keep_versions": 3, "older_than": None}
+    ds.set_retention(keep_versions=1, older_than="1h")
+    ds.write(df=frame([99]))
+    assert len(ds.versions()) == 5  # all superseded within the hour
+    for bad, exc in [(0, InvalidParameterError), (-1, InvalidParameterError), ("3", TypeError)]:
+        with pytest.raises(exc):
+            ds.set_retention(keep_versions=bad)
+    with pytest.raises(InvalidParameterError):
+        ds.set_retention(older_than=-3)
+    with pytest.raises(ReadOnlyError):
+        OrderedParquetDataset(path, version=17).set_retention(keep_versions=2)
+    with pytest.raises(ReadOnlyError):
+        ds[0].set_retention(keep_versions=2)

@@ -288,8 +288,8 @@ class OrderedParquetDataset:
         older_than : timedelta-like, optional
             Keep every version superseded less than this long ago (a
             ``timedelta``, ``pandas.Timedelta``, string such as ``"1h"``, or
-            seconds). With neither argument, the default retention applies:
-            the 10 most recent versions.
+            seconds). With neither argument, the dataset's retention applies
+            (see :meth:`set_retention`; by default the 10 most recent versions).
 
         Returns
         -------
@@ -312,6 +312,43 @@ class OrderedParquetDataset:
         seconds_kept = duration_seconds("older_than", older_than)
         removed, files = self._raw.vacuum(keep, seconds_kept)
         return {"versions_removed": list(removed), "files_removed": int(files)}
+
+    @property
+    def retention(self) -> dict[str, Any]:
+        """What vacuums keep besides snapshots and leased versions:
+        ``{"keep_versions": n, "older_than": seconds}`` (None: no such limit;
+        both None: every version)."""
+        keep, secs = self._raw.retention()
+        return {"keep_versions": keep, "older_than": secs}
+
+    def set_retention(self, keep_versions: int | None = 10, older_than: Any = None) -> None:
+        """Set which versions the vacuums after each commit keep (and vacuum now).
+
+        Parameters
+        ----------
+        keep_versions : int or None, default 10
+            Keep this many of the most recent versions (at least 1).
+        older_than : timedelta-like, optional
+            Also keep the versions superseded less than this long ago.
+
+        With ``keep_versions=None`` and no ``older_than`` every version is
+        kept (until :meth:`vacuum` is called with limits). The setting is
+        recorded by a new version and applies to every later commit.
+
+        Examples
+        --------
+        >>> import tempfile, pandas as pd
+        >>> from oups import OrderedParquetDataset
+        >>> ds = OrderedParquetDataset(tempfile.mkdtemp() + "/ds", ordered_on="t")
+        >>> ds.write(df=pd.DataFrame({"t": [0]}))
+        >>> ds.set_retention(keep_versions=None)  # keep everything
+        >>> for t in range(1, 15):
+        ...     ds.write(df=pd.DataFrame({"t": [t]}))
+        >>> len(ds.versions()), ds.retention
+        (16, {'keep_versions': None, 'older_than': None})
+        """
+        keep = version_number("keep_versions", keep_versions)
+        self._raw.set_retention(keep, duration_seconds("older_than", older_than))
 
     @contextmanager
     def lock(self, timeout: float | None = None) -> Iterator[OrderedParquetDataset]:
@@ -675,6 +712,9 @@ class ReadOnlyOrderedParquetDataset(OrderedParquetDataset):
 
     def vacuum(self, keep_versions: int | None = None, older_than: Any = None) -> dict[str, Any]:
         raise ReadOnlyError("cannot call 'vacuum' on a read-only dataset.")
+
+    def set_retention(self, keep_versions: int | None = 10, older_than: Any = None) -> None:
+        raise ReadOnlyError("cannot call 'set_retention' on a read-only dataset.")
 
     @contextmanager
     def lock(self, timeout: float | None = None) -> Iterator[OrderedParquetDataset]:

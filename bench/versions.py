@@ -1,0 +1,167 @@
+"""Versions: what opening costs as the history grows, and what readers cost a writer.
+
+    python bench/versions.py [--repeat 50] [--steps open,writer] [--appends 200]
+
+``open``: a dataset of 20 row groups whose history holds 10, 1,000 and 100,000
+kept versions. The first 10 are real commits; the others are records written
+straight into the history (the same record as the latest, renumbered, with
+increasing commit times), as a dataset that keeps its history longer than the
+default retention would hold them. Measured, as medians in microseconds: opening
+the latest version (``OrderedParquetDataset(path)`` and ``len``), opening an old
+version by number and by time, and listing the versions. The reference row opens
+a format-1 dataset (the previous release's, without history).
+
+``writer``: the wall time of ``--appends`` appends of 1,000 rows (fsync on, the
+default), alone and while 3 reader processes list the store, read every dataset
+and iterate it in sync, each pausing 10 ms between rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from timing import timed
+
+from oups import OrderedParquetDataset, Store, toplevel, write
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def frame(start: int, n: int) -> pd.DataFrame:
+    t = np.arange(start, start + n)
+    return pd.DataFrame({"t": t, "v": t * 0.5})
+
+
+def build(path: Path, n_versions: int) -> None:
+    for i in range(10):
+        write(path, ordered_on="t", df=frame(i * 2000, 2000), row_group_target_size=1000)
+    history = path.parent / f".{path.name}.oups" / "versions"
+    head = path.with_name(path.name + "_opdmd").read_bytes()
+    doc = json.loads(head.split(b"\n", 1)[1])
+    t0 = doc["committed_at"]
+    for v in range(11, n_versions + 1):
+        doc["version"] = v
+        doc["committed_at"] = t0 + v * 1_000_000
+        data = json.dumps(doc, separators=(",", ":")).encode()
+        record = f"OUPS-OPDMD 2 {zlib.crc32(data):08x} {len(data)}\n".encode() + data
+        (history / f"v_{v:020d}").write_bytes(record)
+    if n_versions > 10:
+        os.link(history / f"v_{n_versions:020d}", history / "latest.tmp")
+        os.replace(history / "latest.tmp", path.with_name(path.name + "_opdmd"))
+
+
+def open_costs(repeat: int) -> None:
+    work = Path(tempfile.mkdtemp())
+    fixture = ROOT / "tests" / "fixtures" / "format1"
+    shutil.copytree(fixture, work / "f1")
+    f1 = work / "f1" / "ticks"
+    us = 1e6
+    print(f"{'kept versions':>14} {'latest':>8} {'version=':>9} {'as_of=':>8} {'versions()':>11}")
+    t = timed(lambda: len(OrderedParquetDataset(f1)), repeat) * us
+    print(f"{'format 1':>14} {t:8.0f} {'':>9} {'':>8} {'':>11}")
+    for n in (10, 1_000, 100_000):
+        path = work / f"ds{n}"
+        build(path, n)
+        mid = n // 2
+        when = OrderedParquetDataset(path).versions().set_index("version")["committed_at"][mid]
+        latest = timed(lambda p=path: len(OrderedParquetDataset(p)), repeat) * us
+        old = timed(lambda p=path, m=mid: len(OrderedParquetDataset(p, version=m)), repeat) * us
+        as_of = timed(lambda p=path, w=when: len(OrderedParquetDataset(p, as_of=w)), repeat) * us
+        listing = timed(
+            lambda p=path: len(OrderedParquetDataset(p).versions()), max(1, repeat // 10)
+        )
+        print(f"{n:>14,} {latest:8.0f} {old:9.0f} {as_of:8.0f} {listing * 1000:9.1f}ms")
+    shutil.rmtree(work)
+
+
+@toplevel
+class Feed:
+    name: str
+
+
+READER = """
+import sys, time
+from pathlib import Path
+from oups import Store, toplevel
+
+@toplevel
+class Feed:
+    name: str
+
+store, stop = Store(sys.argv[1], Feed), Path(sys.argv[2])
+rounds = 0
+while not stop.exists():
+    keys = list(store)
+    for key in keys:
+        store[key].to_pandas()
+    if keys:
+        for _ in store.iter_intersections(keys):
+            pass
+    rounds += 1
+    time.sleep(0.01)
+print(rounds)
+"""
+
+
+def appends(base: Path, n: int) -> float:
+    store = Store(base, Feed)
+    start = time.perf_counter()
+    for i in range(n):
+        for name in ("a", "b"):
+            store[Feed(name)].write(
+                ordered_on="t",
+                df=frame(i * 1000, 1000),
+                row_group_target_size=20_000,
+                max_n_off_target_rgs=2,
+            )
+    return time.perf_counter() - start
+
+
+def writer_with_readers(n: int) -> None:
+    work = Path(tempfile.mkdtemp())
+    alone = appends(work / "alone", n)
+    base, stop = work / "shared", work / "stop"
+    Store(base, Feed)[Feed("a")].write(ordered_on="t", df=frame(-1000, 1000))
+    readers = [
+        subprocess.Popen(
+            [sys.executable, "-c", READER, str(base), str(stop)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    time.sleep(1.0)  # the readers are running
+    shared = appends(base, n)
+    stop.touch()
+    rounds = [int(r.communicate()[0].split()[-1]) for r in readers]
+    print(
+        f"{2 * n} appends alone: {alone:.2f} s; with 3 readers: {shared:.2f} s "
+        f"({shared / alone:.2f}x); reader rounds {rounds}"
+    )
+    shutil.rmtree(work)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=50)
+    ap.add_argument("--steps", default="open,writer")
+    ap.add_argument("--appends", type=int, default=200)
+    args = ap.parse_args()
+    steps = args.steps.split(",")
+    if "open" in steps:
+        open_costs(args.repeat)
+    if "writer" in steps:
+        writer_with_readers(args.appends)
+
+
+if __name__ == "__main__":
+    main()
