@@ -68,9 +68,20 @@ def _doc(obj: Any) -> str:
     return inspect.cleandoc(obj.__doc__ or "(no docstring)")
 
 
+def _is_mixin(klass: type) -> bool:
+    """A part of a public class kept in a private module (``oups.store._versioned``)."""
+    module = klass.__module__
+    return module.startswith("oups.") and module.rsplit(".", 1)[-1].startswith("_")
+
+
 def _members(cls: type) -> list[tuple[str, Any]]:
+    """The class's members, those of the oups mixins it is made of included."""
+    merged: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        if klass is cls or _is_mixin(klass):
+            merged.update(vars(klass))
     out = []
-    for name, member in vars(cls).items():
+    for name, member in merged.items():
         if name.startswith("_") and name not in ("__init__", "__getitem__", "__len__"):
             continue
         if name in ("__init__",) or not (

@@ -77,7 +77,15 @@ def _public_api():
         yield name, obj
         # The read-only view's methods only refuse (ReadOnlyError).
         if isinstance(obj, type) and obj is not oups.ReadOnlyOrderedParquetDataset:
-            for attr, value in vars(obj).items():
+            # Its own members and those of the oups mixins it is made of.
+            members: dict[str, object] = {}
+            for klass in reversed(obj.__mro__):
+                mixin = klass.__module__.startswith("oups.") and klass.__module__.rsplit(".", 1)[
+                    -1
+                ].startswith("_")
+                if klass is obj or mixin:
+                    members.update(vars(klass))
+            for attr, value in members.items():
                 if not attr.startswith("_") and callable(value):
                     yield f"{name}.{attr}", value
 

@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from oups._writer import _CURRENT, Writer
 from oups.exceptions import InvalidParameterError, ParameterTypeError
 from oups.stateful_loop import _codec
 from oups.stateful_loop import _exactly_once as exactly_once
+from oups.stateful_loop._context import IterationContext, Skip
 from oups.stateful_loop._frames import DEFAULT_CONCAT, frame_bytes, frame_kind
 from oups.stateful_loop._validation import validate_loop_usage, warn_rebound
 from oups.store.store import Store
@@ -27,41 +27,6 @@ _MB = 1024 * 1024
 _T = TypeVar("_T")
 #: State-file entry of the frames unflushed buffers held at a checkpoint.
 _BUFFERS_KEY = "loop:buffers"
-
-
-class Skip(Exception):
-    """Raised by :meth:`StatefulLoop.buffer` while data is still accumulating.
-
-    Inside ``with item_ctx as item:`` it silently ends the rest of the block
-    for the current item; the loop goes on with the next one.
-    """
-
-
-class IterationContext:
-    """The per-item context manager yielded by :meth:`StatefulLoop.iterate`."""
-
-    __slots__ = ("item", "_writer", "_token")
-
-    def __init__(self, item: Any, writer: Writer | None = None) -> None:
-        self.item = item
-        self._writer = writer
-        self._token: Any = None
-
-    def __enter__(self) -> Any:
-        # The body's writes to the loop's store are the loop's (exactly once).
-        if self._writer is not None:
-            self._token = _CURRENT.set(self._writer)
-        return self.item
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        if self._token is not None:
-            _CURRENT.reset(self._token)
-            self._token = None
-        # Only Skip itself ends the block quietly; subclasses are user errors.
-        return exc_type is Skip
-
-    def __repr__(self) -> str:
-        return f"IterationContext(item={self.item!r})"
 
 
 def _limit_bytes(value: Any, argument: str) -> int:

@@ -23,7 +23,6 @@ from oups.exceptions import (
 from oups.store._bounds import physical_range
 from oups.store._convert import (
     arrow_name,
-    duration_seconds,
     ordered_on_from_json,
     ordered_on_to_json,
     seconds,
@@ -31,6 +30,7 @@ from oups.store._convert import (
     version_number,
 )
 from oups.store._defaults import DEFAULT_COMPRESSION, ROW_GROUP_TARGET_SIZE
+from oups.store._versioned import Versioned
 
 _STATS_COLUMNS = ["file_ids", "n_rows", "ordered_on_mins", "ordered_on_maxs"]
 
@@ -82,7 +82,7 @@ def _stats_frame(table: pa.Table) -> pd.DataFrame:
     return df
 
 
-class OrderedParquetDataset:
+class OrderedParquetDataset(Versioned):
     """A dataset of rows ordered on one column, one Parquet file per row group.
 
     Every write commits a new numbered version. An object reads the version
@@ -195,191 +195,6 @@ class OrderedParquetDataset:
     def is_newly_initialized(self) -> bool:
         """True while no metadata file exists for this dataset."""
         return bool(self._raw.info().is_newly_initialized)
-
-    @property
-    def version(self) -> int | None:
-        """The version this object reads, None before the first write."""
-        info = self._raw.info()
-        return None if info.is_newly_initialized else int(info.version)
-
-    @property
-    def read_only(self) -> bool:
-        """True for objects opened with ``version`` or ``as_of``, and for views."""
-        return bool(self._raw.info().read_only)
-
-    # -- versions ----------------------------------------------------------
-    def refresh(self) -> OrderedParquetDataset:
-        """Move to the latest committed version (and return self).
-
-        An object opened with ``version`` or ``as_of`` stays on its version.
-
-        Examples
-        --------
-        >>> import tempfile, pandas as pd
-        >>> from oups import OrderedParquetDataset, write
-        >>> path = tempfile.mkdtemp() + "/ds"
-        >>> write(path, ordered_on="t", df=pd.DataFrame({"t": [1, 2]}))
-        >>> reader = OrderedParquetDataset(path)
-        >>> write(path, ordered_on="t", df=pd.DataFrame({"t": [3]}))
-        >>> reader.n_rows, reader.refresh().n_rows
-        (2, 3)
-        """
-        self._raw.refresh()
-        return self
-
-    def versions(self) -> pd.DataFrame:
-        """The kept versions, oldest first: ``version``, ``committed_at`` (UTC),
-        ``operation``, ``n_rows``, ``n_row_groups``.
-
-        Examples
-        --------
-        >>> import tempfile, pandas as pd
-        >>> from oups import OrderedParquetDataset
-        >>> ds = OrderedParquetDataset(tempfile.mkdtemp() + "/ds", ordered_on="t")
-        >>> ds.write(df=pd.DataFrame({"t": [1, 2]}))
-        >>> ds.write(df=pd.DataFrame({"t": [3]}))
-        >>> ds.versions()[["version", "operation", "n_rows"]].to_dict("list")
-        {'version': [1, 2], 'operation': ['write', 'write'], 'n_rows': [2, 3]}
-        """
-        df: pd.DataFrame = self._raw.versions().to_pandas()
-        return df
-
-    def restore(self, version: int) -> None:
-        """Commit a new version equal to ``version`` (rows and key-value metadata).
-
-        Examples
-        --------
-        >>> import tempfile, pandas as pd
-        >>> from oups import OrderedParquetDataset
-        >>> ds = OrderedParquetDataset(tempfile.mkdtemp() + "/ds", ordered_on="t")
-        >>> ds.write(df=pd.DataFrame({"t": [1, 2]}))
-        >>> ds.write(df=pd.DataFrame({"t": [3]}))  # a bad write, say
-        >>> ds.restore(1)
-        >>> ds.version, ds.to_pandas()["t"].tolist()
-        (3, [1, 2])
-        """
-        self._restore(version)
-
-    def _restore(self, version: int, writer: str | None = None) -> None:
-        v = version_number("version", version)
-        if v is None:
-            raise ParameterTypeError("'version' must be an int, got None.")
-        self._raw.restore(v, writer)
-
-    # Pins keep versions from vacuums (snapshots, exactly-once loops).
-    def _pin(self, name: str, version: int | None = None) -> int | None:
-        pinned: int | None = self._raw.pin(name, version)
-        return pinned
-
-    def _unpin(self, name: str) -> bool:
-        return bool(self._raw.unpin(name))
-
-    def _pins(self) -> dict[str, int]:
-        return dict(self._raw.pins())
-
-    def vacuum(self, keep_versions: int | None = None, older_than: Any = None) -> dict[str, Any]:
-        """Delete old versions and the files only they need.
-
-        Parameters
-        ----------
-        keep_versions : int, optional
-            Keep this many of the most recent versions (at least 1: the
-            latest is always kept).
-        older_than : timedelta-like, optional
-            Keep every version superseded less than this long ago (a
-            ``timedelta``, ``pandas.Timedelta``, string such as ``"1h"``, or
-            seconds). With neither argument, the dataset's retention applies
-            (see :meth:`set_retention`; by default the 10 most recent versions).
-
-        Returns
-        -------
-        dict
-            ``{"versions_removed": [...], "files_removed": n}``.
-
-        Examples
-        --------
-        >>> import tempfile, pandas as pd
-        >>> from oups import OrderedParquetDataset
-        >>> ds = OrderedParquetDataset(tempfile.mkdtemp() + "/ds", ordered_on="t")
-        >>> for t in range(3):
-        ...     ds.write(df=pd.DataFrame({"t": [t]}), max_n_off_target_rgs=1)
-        >>> ds.vacuum(keep_versions=1)["versions_removed"]
-        [1, 2]
-        >>> ds.versions()["version"].tolist()
-        [3]
-        """
-        keep = version_number("keep_versions", keep_versions)
-        seconds_kept = duration_seconds("older_than", older_than)
-        removed, files = self._raw.vacuum(keep, seconds_kept)
-        return {"versions_removed": list(removed), "files_removed": int(files)}
-
-    @property
-    def retention(self) -> dict[str, Any]:
-        """What vacuums keep besides snapshots and leased versions:
-        ``{"keep_versions": n, "older_than": seconds}`` (None: no such limit;
-        both None: every version)."""
-        keep, secs = self._raw.retention()
-        return {"keep_versions": keep, "older_than": secs}
-
-    def set_retention(self, keep_versions: int | None = 10, older_than: Any = None) -> None:
-        """Set which versions the vacuums after each commit keep (and vacuum now).
-
-        Parameters
-        ----------
-        keep_versions : int or None, default 10
-            Keep this many of the most recent versions (at least 1).
-        older_than : timedelta-like, optional
-            Also keep the versions superseded less than this long ago.
-
-        With ``keep_versions=None`` and no ``older_than`` every version is
-        kept (until :meth:`vacuum` is called with limits). The setting is
-        recorded by a new version and applies to every later commit.
-
-        Examples
-        --------
-        >>> import tempfile, pandas as pd
-        >>> from oups import OrderedParquetDataset
-        >>> ds = OrderedParquetDataset(tempfile.mkdtemp() + "/ds", ordered_on="t")
-        >>> ds.write(df=pd.DataFrame({"t": [0]}))
-        >>> ds.set_retention(keep_versions=None)  # keep everything
-        >>> for t in range(1, 15):
-        ...     ds.write(df=pd.DataFrame({"t": [t]}))
-        >>> len(ds.versions()), ds.retention
-        (16, {'keep_versions': None, 'older_than': None})
-        """
-        keep = version_number("keep_versions", keep_versions)
-        self._raw.set_retention(keep, duration_seconds("older_than", older_than))
-
-    @contextmanager
-    def lock(self, timeout: float | None = None) -> Iterator[OrderedParquetDataset]:
-        """Hold the dataset's lock for a ``with`` block (read-modify-write).
-
-        No other process commits while the block runs, so reads inside it see
-        the latest version and writes apply to what was read. ``timeout``
-        bounds the wait (the dataset's ``lock_timeout`` when None).
-
-        Examples
-        --------
-        >>> import tempfile, pandas as pd
-        >>> from oups import OrderedParquetDataset
-        >>> ds = OrderedParquetDataset(tempfile.mkdtemp() + "/ds", ordered_on="t")
-        >>> ds.write(df=pd.DataFrame({"t": [1], "n": [1]}))
-        >>> with ds.lock(timeout=5):
-        ...     last = ds.to_pandas()["n"].iloc[-1]
-        ...     ds.write(df=pd.DataFrame({"t": [2], "n": [last + 1]}))
-        >>> ds.to_pandas()["n"].tolist()
-        [1, 2]
-        """
-        depth = self._lock_depth  # type: ignore[attr-defined]
-        if depth == 0:
-            self._raw.hold_lock(seconds("timeout", timeout))
-        object.__setattr__(self, "_lock_depth", depth + 1)
-        try:
-            yield self
-        finally:
-            object.__setattr__(self, "_lock_depth", depth)
-            if depth == 0:
-                self._raw.release()
 
     def __len__(self) -> int:
         return int(self._raw.info().n_row_groups)
@@ -704,7 +519,7 @@ class ReadOnlyOrderedParquetDataset(OrderedParquetDataset):
     def read_only(self) -> bool:
         return True
 
-    def refresh(self) -> OrderedParquetDataset:
+    def refresh(self) -> ReadOnlyOrderedParquetDataset:
         raise ReadOnlyError("a view cannot refresh: take a new view of the refreshed dataset.")
 
     def restore(self, version: int) -> None:
@@ -717,7 +532,7 @@ class ReadOnlyOrderedParquetDataset(OrderedParquetDataset):
         raise ReadOnlyError("cannot call 'set_retention' on a read-only dataset.")
 
     @contextmanager
-    def lock(self, timeout: float | None = None) -> Iterator[OrderedParquetDataset]:
+    def lock(self, timeout: float | None = None) -> Iterator[ReadOnlyOrderedParquetDataset]:
         raise ReadOnlyError("cannot call 'lock' on a read-only dataset.")
         yield self  # unreachable: makes this a generator like the method it overrides
 

@@ -11,23 +11,18 @@ import numpy as np
 
 from oups._oups import (
     RawIntersections,
-    create_snapshot,
-    delete_snapshot,
-    list_snapshots,
     metadata_path,
-    read_snapshot,
 )
 from oups._pandas_compat import frame_with_raw_columns
 from oups._progress import check_progress, progress_bar
 from oups.exceptions import (
-    CorruptDatasetError,
     InvalidParameterError,
     OrderedOnMismatchError,
     ParameterTypeError,
-    ReadOnlyError,
 )
 from oups.store._bounds import physical_range
 from oups.store._convert import seconds
+from oups.store._snapshots import Snapshots, snapshot_name
 from oups.store.indexer import check_key_class, is_toplevel, key_class, key_parts, keys_from_columns
 from oups.store.ordered_parquet_dataset import (
     OrderedParquetDataset,
@@ -38,7 +33,7 @@ from oups.store.ordered_parquet_dataset import (
 __all__ = ["Store"]
 
 
-class Store:
+class Store(Snapshots):
     """A collection of :class:`OrderedParquetDataset`, one per key, under one directory.
 
     Keys are instances of a ``@toplevel`` class (the *indexer*); a key's
@@ -90,27 +85,8 @@ class Store:
         self._snapshot: str | None = None
         self._versions: dict[Any, int] | None = None
         if snapshot is not None:
-            self._snapshot = _snapshot_name(snapshot)
+            self._snapshot = snapshot_name(snapshot)
             self._versions = self._snapshot_versions(self._snapshot)
-
-    def _snapshot_versions(self, name: str) -> dict[Any, int]:
-        """The version of each key recorded by snapshot ``name``."""
-        _, entries = read_snapshot(str(self._basepath), name)
-        versions = {}
-        for rel, version in entries:
-            key = self._indexer.from_path(rel)
-            if key is None:
-                raise CorruptDatasetError(
-                    f"snapshot {name!r} of {self._basepath} names {rel!r}, which is not a key of "
-                    f"{self._indexer.__name__}."
-                )
-            versions[key] = version
-        return versions
-
-    @property
-    def snapshot_name(self) -> str | None:
-        """The snapshot this store reads, or None for the live store."""
-        return self._snapshot
 
     @property
     def basepath(self) -> Path:
@@ -221,107 +197,6 @@ class Store:
                 break
             parent = parent.parent
 
-    def _refuse_snapshot(self, what: str) -> None:
-        if self._snapshot is not None:
-            raise ReadOnlyError(f"cannot {what}: this store reads snapshot {self._snapshot!r}.")
-
-    def snapshot(self, name: str) -> dict[Any, int]:
-        """Record the latest version of every dataset under ``name``.
-
-        ``Store(basepath, indexer, snapshot=name)`` and
-        ``iter_intersections(..., snapshot=name)`` then read exactly these
-        versions, and vacuums keep them until :meth:`delete_snapshot`.
-        Returns ``{key: version}``.
-
-        Examples
-        --------
-        >>> import tempfile, pandas as pd
-        >>> from oups import Store, toplevel
-        >>> @toplevel
-        ... class K:
-        ...     name: str
-        >>> store = Store(tempfile.mkdtemp(), K)
-        >>> store[K("a")].write(ordered_on="t", df=pd.DataFrame({"t": [1, 2]}))
-        >>> store.snapshot("train-2024")
-        {K(name='a'): 1}
-        >>> store[K("a")].write(ordered_on="t", df=pd.DataFrame({"t": [3]}))
-        >>> frozen = Store(store.basepath, K, snapshot="train-2024")
-        >>> frozen[K("a")].to_pandas()["t"].tolist(), store[K("a")].n_rows
-        ([1, 2], 3)
-        """
-        self._refuse_snapshot("take a snapshot")
-        name = _snapshot_name(name)
-        keys = self.keys
-        entries = create_snapshot(str(self._basepath), name, [str(self._dirpath(k)) for k in keys])
-        by_path = {str(k.to_path().as_posix()): k for k in keys}
-        return {by_path[rel]: version for rel, version in entries}
-
-    def snapshots(self) -> list[str]:
-        """The names of the store's snapshots, sorted.
-
-        Examples
-        --------
-        >>> import tempfile, pandas as pd
-        >>> from oups import Store, toplevel
-        >>> @toplevel
-        ... class K:
-        ...     name: str
-        >>> store = Store(tempfile.mkdtemp(), K)
-        >>> store[K("a")].write(ordered_on="t", df=pd.DataFrame({"t": [1]}))
-        >>> _ = store.snapshot("v1"), store.snapshot("v2")
-        >>> store.snapshots()
-        ['v1', 'v2']
-        """
-        return list(list_snapshots(str(self._basepath)))
-
-    def delete_snapshot(self, name: str) -> None:
-        """Delete snapshot ``name``; the next vacuums may remove its versions.
-
-        Examples
-        --------
-        >>> import tempfile, pandas as pd
-        >>> from oups import Store, toplevel
-        >>> @toplevel
-        ... class K:
-        ...     name: str
-        >>> store = Store(tempfile.mkdtemp(), K)
-        >>> store[K("a")].write(ordered_on="t", df=pd.DataFrame({"t": [1]}))
-        >>> _ = store.snapshot("v1")
-        >>> store.delete_snapshot("v1")
-        >>> store.snapshots()
-        []
-        """
-        self._refuse_snapshot("delete a snapshot")
-        name = _snapshot_name(name)
-        paths = [str(self._dirpath(k)) for k in self.keys]
-        if not delete_snapshot(str(self._basepath), name, paths):
-            raise KeyError(f"store {self._basepath} has no snapshot {name!r}.")
-
-    def vacuum(self, keep_versions: int | None = None, older_than: Any = None) -> dict[Any, Any]:
-        """Vacuum every dataset (see :meth:`OrderedParquetDataset.vacuum`);
-        returns ``{key: report}`` for the datasets where something was removed.
-
-        Examples
-        --------
-        >>> import tempfile, pandas as pd
-        >>> from oups import Store, toplevel
-        >>> @toplevel
-        ... class K:
-        ...     name: str
-        >>> store = Store(tempfile.mkdtemp(), K)
-        >>> for t in range(3):
-        ...     store[K("a")].write(ordered_on="t", df=pd.DataFrame({"t": [t]}))
-        >>> store.vacuum(keep_versions=1)
-        {K(name='a'): {'versions_removed': [1, 2], 'files_removed': 0}}
-        """
-        self._refuse_snapshot("vacuum")
-        reports = {}
-        for key in self.keys:
-            report = self.get(key).vacuum(keep_versions=keep_versions, older_than=older_than)
-            if report["versions_removed"]:
-                reports[key] = report
-        return reports
-
     def iter_intersections(
         self,
         keys: Iterable[Any],
@@ -408,7 +283,7 @@ class Store:
                 raise InvalidParameterError(
                     f"this store reads snapshot {self._snapshot!r}: do not pass 'snapshot'."
                 )
-            versions = self._snapshot_versions(_snapshot_name(snapshot))
+            versions = self._snapshot_versions(snapshot_name(snapshot))
         return self._iter_intersections(
             key_list, keys, start, n_prev, end_excl, versions, show_progress, convert
         )
@@ -473,12 +348,6 @@ class Store:
             for ds in datasets:
                 if ds is not None:
                     ds.close()
-
-
-def _snapshot_name(name: Any) -> str:
-    if not isinstance(name, str):
-        raise ParameterTypeError(f"'snapshot' must be a str, got {type(name).__name__}.")
-    return name
 
 
 def _next_chunk(raw: RawIntersections, convert: Callable[[Any], Any]) -> list[Any] | None:
