@@ -60,11 +60,14 @@ pub fn commit(layout: &Layout, doc: &MetadataDoc) -> Result<()> {
         // A record with this number can only be what an uncommitted write left.
         let _ = fs::remove_file(&record);
         link_or_copy(&tmp, &record)?;
-        sync_dir(&versions)?;
         failpoint::hit("before_commit_rename");
         fs::rename(&tmp, &layout.meta).at("cannot commit metadata file", &layout.meta)?;
         renamed = true;
-        sync_dir(&layout.parent)
+        // Both directories at once: a power loss that keeps the rename but
+        // not the record's link loses nothing, since the latest record is
+        // `<name>_opdmd` itself (and the next commit's flush keeps the link).
+        let dirs = [layout.parent.clone(), versions.clone()];
+        crate::dataset::parquet_io::parallel_map(&dirs, |d| sync_dir(d)).map(|_| ())
     })();
     if result.is_err() && !renamed {
         let _ = fs::remove_file(&tmp);

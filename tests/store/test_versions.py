@@ -230,7 +230,7 @@ def test_format_1_datasets_open_and_upgrade_on_first_write(tmp_path):
     path = tmp_path / "f1" / "ticks"
     expected = pd.DataFrame(
         {
-            "ts": pd.date_range("2024-01-01", periods=9, freq="h", tz="Europe/Paris"),
+            "ts": pd.date_range("2024-01-01", periods=9, freq="h", tz="Europe/Paris").as_unit("ns"),
             "px": np.arange(9, dtype="float64") / 4,
             "n": pd.array([1, None, 3, 4, 5, None, 7, 8, 9], dtype="Int64"),
             "side": pd.Categorical(list("bsbsbsbsb")),
