@@ -13,7 +13,10 @@ a format-1 dataset (the previous release's, without history).
 
 ``writer``: the wall time of ``--appends`` appends of 1,000 rows (fsync on, the
 default), alone and while 3 reader processes list the store, read every dataset
-and iterate it in sync, each pausing 10 ms between rounds.
+and iterate it in sync, each pausing ``--reader-pause`` seconds between rounds. On
+a 2-core machine readers that never pause take CPU from the writer: the writer's
+slowdown is then the share of the cores it loses, not a wait (the writer uses
+``lock_timeout=0`` in the test suite and never waits for a reader).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -99,17 +103,17 @@ from oups import Store, toplevel
 class Feed:
     name: str
 
-store, stop = Store(sys.argv[1], Feed), Path(sys.argv[2])
+store, stop, iterate = Store(sys.argv[1], Feed), Path(sys.argv[2]), sys.argv[4] == "1"
 rounds = 0
 while not stop.exists():
     keys = list(store)
     for key in keys:
         store[key].to_pandas()
-    if keys:
+    if keys and iterate:
         for _ in store.iter_intersections(keys):
             pass
     rounds += 1
-    time.sleep(0.01)
+    time.sleep(float(sys.argv[3]))
 print(rounds)
 """
 
@@ -128,24 +132,32 @@ def appends(base: Path, n: int) -> float:
     return time.perf_counter() - start
 
 
-def writer_with_readers(n: int) -> None:
+def writer_with_readers(n: int, pause: float, iterate: bool, repeat: int) -> None:
+    """Medians of `repeat` runs, alone and with readers in turn (the device's
+    speed drifts over a run)."""
     work = Path(tempfile.mkdtemp())
-    alone = appends(work / "alone", n)
-    base, stop = work / "shared", work / "stop"
-    Store(base, Feed)[Feed("a")].write(ordered_on="t", df=frame(-1000, 1000))
-    readers = [
-        subprocess.Popen(
-            [sys.executable, "-c", READER, str(base), str(stop)], stdout=subprocess.PIPE, text=True
-        )
-        for _ in range(3)
-    ]
-    time.sleep(1.0)  # the readers are running
-    shared = appends(base, n)
-    stop.touch()
-    rounds = [int(r.communicate()[0].split()[-1]) for r in readers]
+    alone, shared, rounds = [], [], []
+    for r in range(repeat):
+        alone.append(appends(work / f"alone{r}", n))
+        base, stop = work / f"shared{r}", work / f"stop{r}"
+        Store(base, Feed)[Feed("a")].write(ordered_on="t", df=frame(-1000, 1000))
+        readers = [
+            subprocess.Popen(
+                [sys.executable, "-c", READER, str(base), str(stop), str(pause), str(int(iterate))],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(3)
+        ]
+        time.sleep(1.0)  # the readers are running
+        shared.append(appends(base, n))
+        stop.touch()
+        rounds.append(sum(int(p.communicate()[0].split()[-1]) for p in readers))
+    a, s_ = statistics.median(alone), statistics.median(shared)
+    what = "list, read, iterate" if iterate else "list, read"
     print(
-        f"{2 * n} appends alone: {alone:.2f} s; with 3 readers: {shared:.2f} s "
-        f"({shared / alone:.2f}x); reader rounds {rounds}"
+        f"{2 * n} appends alone: {a:.2f} s; with 3 readers ({what}; {pause * 1000:.0f} ms "
+        f"pauses): {s_:.2f} s ({s_ / a:.2f}x); reader rounds {rounds}"
     )
     shutil.rmtree(work)
 
@@ -155,12 +167,20 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=50)
     ap.add_argument("--steps", default="open,writer")
     ap.add_argument("--appends", type=int, default=200)
+    ap.add_argument("--writer-repeat", type=int, default=3)
+    ap.add_argument(
+        "--reader-pause",
+        default="0.01,0.1",
+        help="seconds each reader sleeps between rounds (comma-separated: one run each)",
+    )
     args = ap.parse_args()
     steps = args.steps.split(",")
     if "open" in steps:
         open_costs(args.repeat)
     if "writer" in steps:
-        writer_with_readers(args.appends)
+        for iterate in (False, True):
+            for pause in args.reader_pause.split(","):
+                writer_with_readers(args.appends, float(pause), iterate, args.writer_repeat)
 
 
 if __name__ == "__main__":
