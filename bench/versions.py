@@ -11,6 +11,15 @@ the latest version (``OrderedParquetDataset(path)`` and ``len``), opening an old
 version by number and by time, and listing the versions. The reference row opens
 a format-1 dataset (the previous release's, without history).
 
+``previous``: opening (and ``len``, and a full ``to_pandas``) a dataset of 10
+versions, here and with another oups given by ``--previous`` (the ``python/``
+directory of a checkout of the previous release with its extension built), each
+on a dataset it wrote itself, alternating, in the same run.
+
+``cpu-floor``: the same appends while 3 processes that only burn CPU run (no
+oups): what sharing 2 cores with three busy processes costs the writer, the floor
+under readers that never pause.
+
 ``writer``: the wall time of ``--appends`` appends of 1,000 rows (fsync on, the
 default), alone and while 3 reader processes list the store, read every dataset
 and iterate it in sync, each pausing ``--reader-pause`` seconds between rounds. On
@@ -162,12 +171,86 @@ def writer_with_readers(n: int, pause: float, iterate: bool, repeat: int) -> Non
     shutil.rmtree(work)
 
 
+OPEN = """
+import statistics, sys, time
+from pathlib import Path
+import numpy as np, pandas as pd
+from oups import OrderedParquetDataset, write
+path = Path(sys.argv[1]) / "ds"
+if not path.exists():
+    for i in range(10):
+        t = np.arange(i * 2000, (i + 1) * 2000)
+        write(path, ordered_on="t", df=pd.DataFrame({"t": t, "v": t * 0.5}),
+              row_group_target_size=1000)
+def med(fn, n):
+    fn()
+    times = []
+    for _ in range(n):
+        t = time.perf_counter(); fn(); times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e6
+print(med(lambda: len(OrderedParquetDataset(path)), 300),
+      med(lambda: OrderedParquetDataset(path).to_pandas(), 100))
+"""
+
+
+def against_previous(previous: str) -> None:
+    work = Path(tempfile.mkdtemp())
+    runs: dict[str, list[tuple[float, float]]] = {"this": [], "previous": []}
+    for _ in range(3):
+        for name, env in (
+            ("this", dict(os.environ)),
+            ("previous", {**os.environ, "PYTHONPATH": previous}),
+        ):
+            out = subprocess.run(
+                [sys.executable, "-c", OPEN, str(work / name)],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            ).stdout.split()
+            runs[name].append((float(out[0]), float(out[1])))
+    for name, values in runs.items():
+        opens = statistics.median(v[0] for v in values)
+        reads = statistics.median(v[1] for v in values)
+        print(f"{name:>9}: open + len {opens:6.0f} us, open + to_pandas {reads:7.0f} us")
+    shutil.rmtree(work)
+
+
+BURN = """
+import sys, time
+from pathlib import Path
+stop = Path(sys.argv[1])
+n = 0
+while not stop.exists():
+    for _ in range(100_000):
+        n += 1
+"""
+
+
+def cpu_floor(n: int, repeat: int) -> None:
+    work = Path(tempfile.mkdtemp())
+    alone, shared = [], []
+    for r in range(repeat):
+        alone.append(appends(work / f"alone{r}", n))
+        stop = work / f"stop{r}"
+        burners = [subprocess.Popen([sys.executable, "-c", BURN, str(stop)]) for _ in range(3)]
+        time.sleep(0.5)
+        shared.append(appends(work / f"shared{r}", n))
+        stop.touch()
+        for b in burners:
+            b.wait()
+    a, s_ = statistics.median(alone), statistics.median(shared)
+    print(f"{2 * n} appends alone: {a:.2f} s; with 3 CPU burners: {s_:.2f} s ({s_ / a:.2f}x)")
+    shutil.rmtree(work)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=50)
-    ap.add_argument("--steps", default="open,writer")
+    ap.add_argument("--steps", default="open,cpu-floor,writer")
     ap.add_argument("--appends", type=int, default=200)
     ap.add_argument("--writer-repeat", type=int, default=3)
+    ap.add_argument("--previous", help="python/ directory of the previous release (step previous)")
     ap.add_argument(
         "--reader-pause",
         default="0.01,0.1",
@@ -177,6 +260,12 @@ def main() -> None:
     steps = args.steps.split(",")
     if "open" in steps:
         open_costs(args.repeat)
+    if "previous" in steps:
+        if not args.previous:
+            raise SystemExit("--steps previous needs --previous PATH")
+        against_previous(args.previous)
+    if "cpu-floor" in steps:
+        cpu_floor(args.appends, args.writer_repeat)
     if "writer" in steps:
         for iterate in (False, True):
             for pause in args.reader_pause.split(","):
