@@ -20,6 +20,10 @@ on a dataset it wrote itself, alternating, in the same run.
 oups): what sharing 2 cores with three busy processes costs the writer, the floor
 under readers that never pause.
 
+``pinned``: the writer with iterating readers, the writer on core 0 and the
+readers on core 1 (Linux ``taskset``): what readers cost a writer when they do not
+share its CPU.
+
 ``writer``: the wall time of ``--appends`` appends of 1,000 rows (fsync on, the
 default), alone and while 3 reader processes list the store, read every dataset
 and iterate it in sync, each pausing ``--reader-pause`` seconds between rounds. On
@@ -141,10 +145,16 @@ def appends(base: Path, n: int) -> float:
     return time.perf_counter() - start
 
 
-def writer_with_readers(n: int, pause: float, iterate: bool, repeat: int) -> None:
+def writer_with_readers(
+    n: int, pause: float, iterate: bool, repeat: int, pinned: bool = False
+) -> None:
     """Medians of `repeat` runs, alone and with readers in turn (the device's
-    speed drifts over a run)."""
+    speed drifts over a run). `pinned`: the writer on core 0, the readers on
+    core 1 (Linux), so that they share no CPU."""
     work = Path(tempfile.mkdtemp())
+    taskset = ["taskset", "-c", "1"] if pinned else []
+    if pinned:
+        os.sched_setaffinity(0, {0})
     alone, shared, rounds = [], [], []
     for r in range(repeat):
         alone.append(appends(work / f"alone{r}", n))
@@ -152,7 +162,16 @@ def writer_with_readers(n: int, pause: float, iterate: bool, repeat: int) -> Non
         Store(base, Feed)[Feed("a")].write(ordered_on="t", df=frame(-1000, 1000))
         readers = [
             subprocess.Popen(
-                [sys.executable, "-c", READER, str(base), str(stop), str(pause), str(int(iterate))],
+                [
+                    *taskset,
+                    sys.executable,
+                    "-c",
+                    READER,
+                    str(base),
+                    str(stop),
+                    str(pause),
+                    str(int(iterate)),
+                ],
                 stdout=subprocess.PIPE,
                 text=True,
             )
@@ -162,8 +181,12 @@ def writer_with_readers(n: int, pause: float, iterate: bool, repeat: int) -> Non
         shared.append(appends(base, n))
         stop.touch()
         rounds.append(sum(int(p.communicate()[0].split()[-1]) for p in readers))
+    if pinned:
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
     a, s_ = statistics.median(alone), statistics.median(shared)
     what = "list, read, iterate" if iterate else "list, read"
+    if pinned:
+        what += "; writer and readers on separate cores"
     print(
         f"{2 * n} appends alone: {a:.2f} s; with 3 readers ({what}; {pause * 1000:.0f} ms "
         f"pauses): {s_:.2f} s ({s_ / a:.2f}x); reader rounds {rounds}"
@@ -266,6 +289,9 @@ def main() -> None:
         against_previous(args.previous)
     if "cpu-floor" in steps:
         cpu_floor(args.appends, args.writer_repeat)
+    if "pinned" in steps:
+        for pause in args.reader_pause.split(","):
+            writer_with_readers(args.appends, float(pause), True, args.writer_repeat, True)
     if "writer" in steps:
         for iterate in (False, True):
             for pause in args.reader_pause.split(","):
