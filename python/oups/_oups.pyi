@@ -24,6 +24,7 @@ __all__ = [
     "save_state",
     "load_state",
     "asof_merge",
+    "segment_aggregate",
     "_debug_panic",
     "_check_exception_classes",
     "metadata_path",
@@ -168,6 +169,19 @@ def asof_merge(
     exact: Sequence[bool],
     slots: Sequence[npt.NDArray[np.uint8] | None],
 ) -> tuple[list[pa.Array | None], list[list[list[pa.Array]]]]: ...
+def segment_aggregate(
+    bins_spec: tuple[Any, ...],
+    closed: str,
+    label: str,
+    keep_empty: bool,
+    aggs: Sequence[tuple[str, int, int | None, int]],
+    keys: pa.Array,
+    groups: tuple[pa.Array, Sequence[int] | None] | None,
+    n_groups: int,
+    columns: Sequence[pa.Array],
+    state: tuple[int, int | None, int | None, pa.RecordBatch, pa.RecordBatch] | None,
+    is_final: bool,
+) -> tuple[pa.RecordBatch, tuple[int, int | None, int | None, pa.RecordBatch, pa.RecordBatch]]: ...
 def _debug_panic() -> None: ...
 def _check_exception_classes() -> list[str]: ...
 def metadata_path(dirpath: _Path) -> Path: ...

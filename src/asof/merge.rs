@@ -218,9 +218,7 @@ fn run_parallel<T: Sync, R: Send>(
     tasks: &[T],
     f: impl Fn(&T) -> Result<R> + Sync,
 ) -> Result<Vec<R>> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(tasks.len().max(1));
+    let workers = crate::cores::cores().min(tasks.len().max(1));
     if workers <= 1 {
         return tasks.iter().map(&f).collect();
     }

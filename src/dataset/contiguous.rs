@@ -189,7 +189,7 @@ fn join(
             return Ok((batch.with_schema(Arc::clone(schema))?, in_mapping));
         }
         // Its columns decoded in parallel.
-        let ways = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let ways = crate::cores::cores();
         let batch = read_file_split(path, None, None, ways)?;
         check_file(path, &batch, schema, rg, ordered)?;
         return Ok((batch.with_schema(Arc::clone(schema))?, vec![false; n_cols]));

@@ -520,9 +520,7 @@ pub fn parallel_map<T: Sync, R: Send>(
     items: &[T],
     f: impl Fn(&T) -> Result<R> + Sync,
 ) -> Result<Vec<R>> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(items.len());
+    let workers = crate::cores::cores().min(items.len());
     if workers <= 1 {
         return items.iter().map(&f).collect();
     }

@@ -168,7 +168,7 @@ impl Dataset {
             .collect();
         // Files are read in parallel; a lone file has its columns split instead.
         let ways = match selected.len() {
-            1 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            1 => crate::cores::cores(),
             _ => 1,
         };
         let batches = snap.checked(parallel_map(&selected, |rg| {
