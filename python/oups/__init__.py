@@ -4,7 +4,7 @@ from oups import exceptions
 from oups._oups import DEBUG_BUILD as _DEBUG_BUILD
 from oups._oups import __version__
 from oups.stateful_loop import StatefulLoop
-from oups.stateful_ops import AsofMerger
+from oups.stateful_ops import AsofMerger, SegmentedAggregator, Threshold
 from oups.store import (
     OrderedParquetDataset,
     ReadOnlyOrderedParquetDataset,
@@ -31,8 +31,10 @@ __all__ = [
     "AsofMerger",
     "OrderedParquetDataset",
     "ReadOnlyOrderedParquetDataset",
+    "SegmentedAggregator",
     "StatefulLoop",
     "Store",
+    "Threshold",
     "__version__",
     "check_cmidx",
     "conform_cmidx",

@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from oups._oups import asof_merge
 from oups.exceptions import InvalidParameterError, ParameterTypeError, SchemaMismatchError
+from oups.stateful_ops._arrow_io import column_to_arrow, numpy_to_arrow
 from oups.stateful_ops._asof_checks import (
     check_order,
     check_tz,
@@ -22,25 +23,6 @@ from oups.stateful_ops._asof_checks import (
 from oups.stateful_ops._asof_output import assemble, output_blocks, with_missing
 
 __all__ = ["AsofMerger"]
-
-
-def _column_to_arrow(series: pd.Series) -> pa.Array:
-    """A column as Arrow; numpy numeric and naive temporal columns without a copy."""
-    values = series.array
-    raw = getattr(values, "_ndarray", None) if not isinstance(values, np.ndarray) else values
-    if isinstance(series.dtype, np.dtype) and series.dtype.kind in "iufmM" and raw is not None:
-        return _numpy_to_arrow(np.asarray(raw))
-    return pa.Array.from_pandas(series)
-
-
-def _numpy_to_arrow(values: np.ndarray) -> pa.Array:
-    """Zero-copy Arrow view of a numpy array. Temporal values are viewed as
-    int64 first: pyarrow would scan them for NaT (5 ms per million); NaT stays
-    the int64 minimum, which the engine rejects in keys and passes through as
-    NaT in values."""
-    if values.dtype.kind in "mM":
-        return pa.array(values.view(np.int64)).view(pa.from_numpy_dtype(values.dtype))
-    return pa.array(values)
 
 
 def _arrays(table: pa.Table) -> list[pa.Array]:
@@ -430,7 +412,7 @@ class AsofMerger:
             )
         arrays = []
         for field in schema:
-            column = _column_to_arrow(frame[field.name])
+            column = column_to_arrow(frame[field.name])
             try:
                 arrays.append(column.cast(field.type))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -524,10 +506,10 @@ class AsofMerger:
         for group in groups:
             tables, on_arrays = [], []
             for df, columns in zip(group, self._dtypes, strict=True):
-                arrays = [_column_to_arrow(df[c]) for c, _ in columns[:-1]]
+                arrays = [column_to_arrow(df[c]) for c, _ in columns[:-1]]
                 value_names = [c for c, _ in columns[:-1]]
                 tables.append(pa.Table.from_arrays(arrays, names=value_names))
-                on_arrays.append(_column_to_arrow(df[self.on]))
+                on_arrays.append(column_to_arrow(df[self.on]))
             chunks.append(tables)
             ons.append(on_arrays)
         fresh = self.carry is None
@@ -546,9 +528,9 @@ class AsofMerger:
                         ) from exc
         on_type = ons[0][0].type
         if isinstance(main, (pd.Series, pd.Index)):
-            main_arrow = _column_to_arrow(pd.Series(main.array))
+            main_arrow = column_to_arrow(pd.Series(main.array))
         elif main_values.dtype.kind in "iufmM":
-            main_arrow = _numpy_to_arrow(main_values)
+            main_arrow = numpy_to_arrow(main_values)
         else:
             main_arrow = pa.array(main_values)
         check_tz(main_arrow.type, on_type, self.on)

@@ -1,0 +1,544 @@
+"""SegmentedAggregator: bins of ordered data, computed chunk by chunk with
+exactly the result of one pass over all rows, and a state that survives a
+restart."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from oups._oups import segment_aggregate
+from oups.exceptions import (
+    ColumnNotFoundError,
+    InvalidParameterError,
+    ParameterTypeError,
+    SchemaMismatchError,
+    UnsortedError,
+)
+from oups.stateful_ops._arrow_io import frame_column, frame_columns, frame_kind, to_frame
+from oups.stateful_ops._segment_bins import Threshold, parse_bins
+
+__all__ = ["SegmentedAggregator", "Threshold"]
+
+_STATE_VERSION = 1
+_NO_GROUP = np.uint32(0xFFFFFFFF)
+_PICKS = ("first", "last", "min", "max")
+_KINDS = (*_PICKS, "sum", "mean", "count", "var", "std", "ohlc", "wmean", "vwap", "nunique")
+_OHLC = (("open", "first"), ("high", "max"), ("low", "min"), ("close", "last"))
+
+
+def _agg_list(aggs: Mapping[Any, Any]) -> tuple[list[str], list[tuple[str, str, Any]]]:
+    """Output names and engine aggregations ``(column, kind, extra)``."""
+    if not isinstance(aggs, Mapping) or not aggs:
+        raise InvalidParameterError(
+            "'aggs' must be a non-empty dict {output name: (column, aggregation)}, for example "
+            "{'volume': ('qty', 'sum')}"
+        )
+    names: list[str] = []
+    out: list[tuple[str, str, Any]] = []
+    for name, spec in aggs.items():
+        if not isinstance(spec, tuple) or len(spec) not in (2, 3) or not isinstance(spec[0], str):
+            raise InvalidParameterError(
+                f"'aggs'[{name!r}] must be a tuple (column, aggregation) or (column, "
+                f"aggregation, argument), not {spec!r}"
+            )
+        column, kind = spec[0], spec[1]
+        extra = spec[2] if len(spec) == 3 else None
+        if kind not in _KINDS:
+            raise InvalidParameterError(
+                f"'aggs'[{name!r}]: unknown aggregation {kind!r}; use one of {', '.join(_KINDS)}"
+            )
+        if kind in ("wmean", "vwap"):
+            if not isinstance(extra, str):
+                raise InvalidParameterError(
+                    f"'aggs'[{name!r}]: {kind!r} needs the weight column as third item, for "
+                    f"example ('price', {kind!r}, 'qty')"
+                )
+            kind = "wmean"
+        elif kind in ("var", "std"):
+            extra = 1 if extra is None else extra
+            if isinstance(extra, bool) or not isinstance(extra, int) or extra < 0:
+                raise InvalidParameterError(
+                    f"'aggs'[{name!r}]: the third item of {kind!r} is ddof, a non-negative "
+                    f"integer, not {extra!r}"
+                )
+        elif extra is not None:
+            raise InvalidParameterError(f"'aggs'[{name!r}]: {kind!r} takes no third item")
+        if kind == "ohlc":
+            if isinstance(name, tuple) and len(name) == 4 and all(isinstance(n, str) for n in name):
+                sub = list(name)
+            elif isinstance(name, str):
+                sub = [f"{name}_{part}" for part, _ in _OHLC]
+            else:
+                raise InvalidParameterError(
+                    f"'aggs': the name of an 'ohlc' output is a string (a prefix) or four "
+                    f"strings, not {name!r}"
+                )
+            names += sub
+            out += [(column, pick, None) for _, pick in _OHLC]
+            continue
+        if not isinstance(name, str):
+            raise InvalidParameterError(f"'aggs': output names are strings, not {name!r}")
+        names.append(name)
+        out.append((column, kind, extra))
+    if len(set(names)) != len(names):
+        raise InvalidParameterError(f"'aggs': output names repeat: {names}")
+    return names, out
+
+
+def _value_array(array: pa.Array, name: str, kinds: set[str]) -> tuple[pa.Array, pa.DataType]:
+    """A value column as int64 or float64 (what the engine reads), and its type."""
+    t = array.type
+    if pa.types.is_dictionary(t):
+        raise ParameterTypeError(f"column {name!r} is categorical; aggregations need numbers")
+    if t == pa.float64() or t == pa.int64():
+        return array, t
+    if pa.types.is_floating(t):
+        return array.cast(pa.float64()), t
+    if pa.types.is_integer(t) or pa.types.is_boolean(t):
+        try:
+            return array.cast(pa.int64()), t
+        except pa.ArrowInvalid:
+            raise ParameterTypeError(
+                f"column {name!r} holds unsigned values beyond the int64 range"
+            ) from None
+    if pa.types.is_timestamp(t) or pa.types.is_duration(t):
+        allowed = {*_PICKS, "count", "nunique"}
+        if not kinds <= allowed:
+            raise ParameterTypeError(
+                f"column {name!r} is {t}: only {', '.join(sorted(allowed))} apply to it, not "
+                f"{', '.join(sorted(kinds - allowed))}"
+            )
+        return array.view(pa.int64()), t
+    raise ParameterTypeError(
+        f"column {name!r} has type {t}; aggregations need numeric, boolean or temporal columns"
+    )
+
+
+def _key_array(array: pa.Array, on: str) -> pa.Array:
+    t = array.type
+    if pa.types.is_timestamp(t):
+        keys = array.view(pa.int64())
+    elif t == pa.int64():
+        keys = array
+    elif pa.types.is_integer(t):
+        keys = array.cast(pa.int64())
+    else:
+        raise ParameterTypeError(
+            f"the 'on' column {on!r} has type {t}; it must be a timestamp or an integer column"
+        )
+    if len(keys) and keys.null_count == 0 and keys[0].as_py() == np.iinfo(np.int64).min:
+        raise UnsortedError(f"the 'on' column {on!r} holds NaT; drop those rows first")
+    return keys
+
+
+def _untyped(t: pa.DataType) -> bool:
+    return bool(t == pa.null() or (pa.types.is_dictionary(t) and t.value_type == pa.null()))
+
+
+def _same_type(was: pa.DataType, now: pa.DataType) -> bool:
+    """Column types that aggregate alike; categoricals may change their
+    categories (and the width of their codes) between chunks."""
+    if pa.types.is_dictionary(was) and pa.types.is_dictionary(now):
+        return bool(was.value_type == now.value_type)
+    return bool(was == now)
+
+
+def _batch(table: pa.Table | pa.RecordBatch) -> pa.RecordBatch:
+    if isinstance(table, pa.RecordBatch):
+        return table
+    batches = table.combine_chunks().to_batches()
+    if len(batches) == 1:
+        return batches[0]
+    return pa.RecordBatch.from_arrays(
+        [pa.array([], type=f.type) for f in table.schema], schema=table.schema
+    )
+
+
+class SegmentedAggregator:
+    """Streamed aggregation of ordered data into bins, optionally per group.
+
+    Parameters
+    ----------
+    on : str
+        The ordered column (timestamps, or integers for row-count, threshold
+        and edge bins). The output's bin labels take this name.
+    by : str, optional
+        A column whose values each get their own bins (``groupby(by)``).
+        Rows with a null ``by`` value are left out, as pandas does.
+    bins : str, int, Threshold or array-like
+        - a pandas frequency, fixed (``"5min"``, ``"1h"``) or calendar
+          (``"1D"``, ``"W-MON"``, ``"MS"``), bins following ``resample``;
+        - an integer ``n``: a bin every ``n`` rows (of each group);
+        - ``Threshold(column, value)``: a bin closes at the row that brings
+          the running sum of ``column`` to ``value`` or more;
+        - sorted edges: the bins between consecutive edges; rows outside
+          them belong to no bin.
+    aggs : dict
+        ``{output name: (column, aggregation)}`` with aggregation one of
+        ``first, last, min, max, sum, mean, count, nunique, var, std, ohlc,
+        wmean``. ``var``/``std`` take ddof as an optional third item
+        (default 1); ``wmean`` (alias ``vwap``) takes the weight column as
+        third item; ``ohlc`` gives four columns ``<name>_open``, ``_high``,
+        ``_low``, ``_close`` (or the four names given as a tuple key).
+    closed, label : {"left", "right"}, optional
+        As in pandas' ``resample``, with its defaults ("right" for
+        end-of-period frequencies such as "ME" and "W", else "left"). For row
+        and threshold bins, ``label`` picks the key of the bin's first
+        ("left") or last ("right") row.
+    origin, offset
+        As in pandas' ``resample`` for fixed frequencies, taken from the
+        first row of the stream: ``"start_day"`` (default), ``"start"``,
+        ``"epoch"`` or a timestamp. ``"end"`` and ``"end_day"`` are refused.
+    empty : {"keep", "drop"}
+        Empty time bins between two bins of a group: present with a zero
+        count and nulls ("keep", pandas' behaviour), or left out.
+    state : dict, optional
+        A ``state`` taken from an aggregator built with the same arguments.
+
+    Notes
+    -----
+    Each ``agg(chunk)`` returns the bins that can no longer change, in the
+    order they closed. The open bins are carried in ``state``, a dict of
+    plain values and Arrow tables that ``StatefulLoop.bind_object_state(agg,
+    state=["state"])`` persists without pickle.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from oups import SegmentedAggregator
+    >>> df = pd.DataFrame({"ts": pd.date_range("2024-01-01", periods=6, freq="2min"),
+    ...                    "px": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]})
+    >>> bars = SegmentedAggregator("ts", bins="5min", aggs={"px": ("px", "ohlc")})
+    >>> bars.agg(df, final=True)
+                       ts  px_open  px_high  px_low  px_close
+    0 2024-01-01 00:00:00      1.0      3.0     1.0       3.0
+    1 2024-01-01 00:05:00      4.0      5.0     4.0       5.0
+    2 2024-01-01 00:10:00      6.0      6.0     6.0       6.0
+    """
+
+    def __init__(
+        self,
+        on: str,
+        *,
+        bins: Any,
+        aggs: Mapping[Any, Any],
+        by: str | None = None,
+        closed: str | None = None,
+        label: str | None = None,
+        origin: Any = "start_day",
+        offset: Any = None,
+        empty: str = "keep",
+        state: dict[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(on, str):
+            raise ParameterTypeError(f"'on' must be a column name, not {on!r}")
+        if by is not None and not isinstance(by, str):
+            raise ParameterTypeError(f"'by' must be one column name or None, not {by!r}")
+        if by == on:
+            raise InvalidParameterError("'by' and 'on' must be different columns")
+        self.on, self.by = on, by
+        self._bins = parse_bins(bins, origin, offset)
+        for name, value in (("closed", closed), ("label", label)):
+            if value not in (None, "left", "right"):
+                raise InvalidParameterError(f"'{name}' must be 'left' or 'right', not {value!r}")
+        if empty not in ("keep", "drop"):
+            raise InvalidParameterError(f"'empty' must be 'keep' or 'drop', not {empty!r}")
+        self.closed = closed or self._bins.default_closed
+        self.label = label or self._bins.default_label
+        self.empty = empty
+        self._names, self._aggs = _agg_list(aggs)
+        #: The aggregations, as given.
+        self.aggs = dict(aggs)
+        columns: list[str] = []
+        for column, _, extra in self._aggs:
+            for c in (column, extra if isinstance(extra, str) else None):
+                if c is not None and c not in columns:
+                    columns.append(c)
+        if self._bins.kind == "threshold":
+            if self._bins.column not in columns:
+                columns.append(self._bins.column)
+            self._bins.index = columns.index(self._bins.column)
+        self._columns = columns
+        self._engine_aggs = [
+            (
+                kind,
+                columns.index(column),
+                columns.index(extra) if kind == "wmean" else None,
+                extra if kind in ("var", "std") else 0,
+            )
+            for column, kind, extra in self._aggs
+        ]
+        #: What the next call continues from: None before the first row, else
+        #: a dict of plain values, numpy arrays and pyarrow Tables.
+        self.state: dict[str, Any] | None = state
+        # (group values, dictionary, remap to group ids) of the latest chunk.
+        self._remap: tuple[pa.Table, pa.Array, list[int] | None] | None = None
+        # (pandas CategoricalDtype of ``by``, its categories as Arrow).
+        self._pandas_categories: tuple[Any, pa.Array] | None = None
+        self._index = pd.Index(self.columns)  # the columns of pandas outputs
+        # (group values, their pandas CategoricalDtype) of the latest output.
+        self._categories: tuple[pa.Table, pd.CategoricalDtype] | None = None
+
+    def __repr__(self) -> str:
+        by = f", by={self.by!r}" if self.by else ""
+        return f"SegmentedAggregator(on={self.on!r}{by}, {self._bins.describe()})"
+
+    @property
+    def columns(self) -> list[str]:
+        """The output's columns: ``by``, ``on``, then the aggregations."""
+        return [*([self.by] if self.by else []), self.on, *self._names]
+
+    def flush(self) -> Any:
+        """Emits the open bins, as ``agg`` of an empty chunk with ``final=True``
+        would, as a pyarrow Table (no chunk tells the frame type), and resets
+        the state.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from oups import SegmentedAggregator
+        >>> agg = SegmentedAggregator("t", bins=10, aggs={"n": ("v", "count")})
+        >>> agg.agg(pd.DataFrame({"t": [1, 2, 3], "v": [0.5, 1.5, 2.5]}))
+        Empty DataFrame
+        Columns: [t, n]
+        Index: []
+        >>> agg.flush().to_pydict()
+        {'t': [1], 'n': [3]}
+        """
+        return self._run(None, "arrow", True)
+
+    def agg(self, df: Any, final: bool = False) -> Any:
+        """Adds the rows of ``df`` (pandas, pyarrow or polars, sorted on ``on``,
+        not before the previous chunk) and returns the bins they complete, in
+        the same frame type. ``final=True`` also emits the open bins and
+        resets the state, for a new stream.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from oups import SegmentedAggregator
+        >>> agg = SegmentedAggregator("t", bins=2, aggs={"total": ("v", "sum")})
+        >>> agg.agg(pd.DataFrame({"t": [1, 2, 3], "v": [1, 2, 3]}))
+           t  total
+        0  1      3
+        >>> agg.agg(pd.DataFrame({"t": [4, 5], "v": [4, 5]}), final=True)
+           t  total
+        0  3      7
+        1  5      5
+        """
+        return self._run(df, frame_kind(df), final)
+
+    def _run(self, df: Any, kind: str, final: bool) -> Any:
+        state = self.state
+        if state is not None and state.get("version") != _STATE_VERSION:
+            raise InvalidParameterError(
+                "'state' is not the state of a SegmentedAggregator of this oups version; "
+                "pass None to start over"
+            )
+        if df is None:
+            if state is None:
+                return self._empty_output(kind)
+            arrays = {f.name: pa.array([], type=f.type) for f in state["types"].schema}
+        else:
+            arrays = self._arrays(df, kind)
+        if state is not None:
+            known = state["types"].schema
+            for c, a in arrays.items():
+                was = known.field(c).type
+                if a.null_count == len(a) and _untyped(a.type):
+                    # pandas gives no type to an object column without values.
+                    arrays[c] = a = pa.nulls(len(a), type=was)
+                if not _same_type(was, a.type):
+                    raise SchemaMismatchError(
+                        f"column {c!r} was {known.field(c).type} in earlier chunks and is "
+                        f"{a.type} now; keep each column's dtype across chunks"
+                    )
+        types = {c: a.type for c, a in arrays.items()}
+        keys = _key_array(arrays[self.on], self.on)
+        n = len(keys)
+        group_values = state["groups_values"] if state else None
+        by = None
+        if self.by is not None:
+            by = arrays[self.by]
+            by = by if pa.types.is_dictionary(by.type) else by.dictionary_encode()
+        group_codes, group_values = self._group_codes(by, group_values)
+        kinds: dict[str, set[str]] = {c: set() for c in self._columns}
+        for column, k, extra in self._aggs:
+            kinds[column].add(k)
+            if isinstance(extra, str):
+                kinds[extra].add("wmean")
+        values = [_value_array(arrays[c], c, kinds[c]) for c in self._columns]
+        saved = state["bins"] if state else None
+        if n or saved is not None or self._bins.kind in ("rows", "threshold"):
+            previous = state["last_key"] if state is not None else None
+            first = keys[0].as_py() if n else previous
+            last = keys[-1].as_py() if n else previous
+            if first is None:
+                resolved = None
+            else:
+                resolved = self._bins.resolve(types[self.on], first, last, self.closed, saved)
+        else:
+            resolved = None
+        if resolved is None:
+            out = self._empty_output(kind)
+            if final:
+                self.state = None
+            return out
+        engine_state = None
+        if state is not None:
+            engine_state = (
+                state["rows_seen"],
+                state["last_key"],
+                state["cur_bin"],
+                _batch(state["groups"]),
+                _batch(state["slots"]),
+            )
+        bins_out, new = segment_aggregate(
+            resolved.spec,
+            self.closed,
+            self.label,
+            self.empty == "keep",
+            self._engine_aggs,
+            keys,
+            group_codes,
+            len(group_values) if group_values is not None else 1,
+            [v for v, _ in values],
+            engine_state,
+            final,
+        )
+        columns = self._output(kind, bins_out, types, values, group_values)
+        if final:
+            self.state = None
+        else:
+            self.state = {
+                "version": _STATE_VERSION,
+                "rows_seen": new[0],
+                "last_key": new[1],
+                "cur_bin": new[2],
+                "groups": new[3],
+                "slots": new[4],
+                "groups_values": group_values,
+                "bins": resolved.state,
+                # The column types, as an empty table: persisted without pickle.
+                "types": state["types"]
+                if state is not None
+                else pa.table({c: pa.array([], type=t) for c, t in types.items()}),
+            }
+        return to_frame(columns, kind, self._index)
+
+    def _arrays(self, df: Any, kind: str) -> dict[str, pa.Array]:
+        present = frame_columns(df, kind)
+        wanted = [self.on, *([self.by] if self.by else []), *self._columns]
+        missing = [c for c in dict.fromkeys(wanted) if c not in present]
+        if missing:
+            raise ColumnNotFoundError(
+                f"column(s) {missing} named by this aggregator are not in the chunk; it has "
+                f"{present}"
+            )
+        arrays = {c: frame_column(df, kind, c) for c in dict.fromkeys(wanted) if c != self.by}
+        if self.by is not None:
+            arrays[self.by] = self._by_array(df, kind, self.by)
+        return arrays
+
+    def _by_array(self, df: Any, kind: str, by: str) -> pa.Array:
+        """The ``by`` column as Arrow. A pandas categorical keeps its codes,
+        with its categories converted once: pyarrow's conversion of a
+        categorical costs 2 us per thousand rows, which a stream pays per chunk."""
+        if kind == "pandas":
+            series = df[by]
+            if isinstance(series.dtype, pd.CategoricalDtype):
+                cached = self._pandas_categories
+                if cached is None or cached[0] is not series.dtype:
+                    values = pa.array(series.dtype.categories.to_numpy(), from_pandas=True)
+                    self._pandas_categories = cached = (series.dtype, values)
+                codes = series.array.codes
+                missing = codes < 0
+                # Codes of a pandas categorical are valid by construction (-1,
+                # missing, is masked): pyarrow's check would cost 60 us a chunk.
+                return pa.DictionaryArray.from_arrays(
+                    pa.array(codes), cached[1], mask=missing if missing.any() else None, safe=False
+                )
+        return frame_column(df, kind, by)
+
+    def _group_codes(
+        self, encoded: pa.DictionaryArray | None, known: pa.Table | None
+    ) -> tuple[Any, pa.Table | None]:
+        """``(codes, remap)`` for the engine (remap None when codes are group
+        ids) and the table of group values in id order. Ids are given in order
+        of first appearance of a dictionary value, and kept across calls."""
+        if encoded is None:
+            return None, None
+        dictionary = encoded.dictionary
+        cached = self._remap
+        if (
+            cached is not None
+            and cached[0] is known
+            and (cached[1] is dictionary or cached[1].equals(dictionary))
+        ):
+            return (encoded.indices, cached[2]), known
+        old = known.column(0).combine_chunks() if known is not None else None
+        index = {v: i for i, v in enumerate(old.to_pylist())} if old is not None else {}
+        n_old = len(index)
+        remap: list[int] = []
+        new_values = []
+        for v in dictionary.to_pylist():
+            if v is None:
+                remap.append(int(_NO_GROUP))
+                continue
+            g = index.get(v)
+            if g is None:
+                g = index[v] = len(index)
+                new_values.append(v)
+            remap.append(g)
+        if known is None or len(index) != n_old:
+            value_type = dictionary.type
+            added = pa.array(new_values, type=value_type)
+            column = added if old is None else pa.concat_arrays([old.cast(value_type), added])
+            known = pa.table({"value": column})
+        identity = remap == list(range(len(remap)))
+        self._remap = (known, dictionary, None if identity else remap)
+        return (encoded.indices, self._remap[2]), known
+
+    def _empty_output(self, kind: str) -> Any:
+        return to_frame({c: pa.array([], pa.null()) for c in self.columns}, kind, self._index)
+
+    def _output(
+        self,
+        kind: str,
+        bins_out: pa.RecordBatch,
+        types: dict[str, pa.DataType],
+        values: list[tuple[pa.Array, pa.DataType]],
+        group_values: pa.Table | None,
+    ) -> dict[str, Any]:
+        """The output columns, Arrow arrays except a pandas categorical ``by``."""
+        ids, labels = bins_out.column(0), bins_out.column(1)
+        columns: dict[str, Any] = {}
+        if self.by is not None and group_values is not None:
+            known = group_values.column(0).combine_chunks()
+            if not pa.types.is_dictionary(types[self.by]):
+                columns[self.by] = known.take(ids)
+            elif kind == "pandas":
+                if self._categories is None or self._categories[0] is not group_values:
+                    self._categories = (group_values, pd.CategoricalDtype(known.to_pandas()))
+                codes = ids.to_numpy().astype(np.int32)
+                columns[self.by] = pd.Categorical.from_codes(
+                    codes, dtype=self._categories[1], validate=False
+                )
+            else:
+                # Categorical in, categorical out: no value is copied.
+                columns[self.by] = pa.DictionaryArray.from_arrays(ids.cast(pa.int32()), known)
+        on_type = types[self.on]
+        columns[self.on] = labels.view(on_type) if pa.types.is_timestamp(on_type) else labels
+        for j, (name, (column, agg, _)) in enumerate(zip(self._names, self._aggs, strict=True)):
+            result = bins_out.column(2 + j)
+            source = values[self._columns.index(column)][1]
+            if agg in _PICKS and result.type != source:
+                temporal = pa.types.is_timestamp(source) or pa.types.is_duration(source)
+                result = result.view(source) if temporal else result.cast(source)
+            columns[name] = result
+        return columns
