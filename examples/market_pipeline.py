@@ -5,10 +5,13 @@
 2. Features: a StatefulLoop walks the raw datasets in sync, day by day
    (``Store.iter_intersections``). An AsofMerger attaches to every trade the
    quote in force and the one before it, for all symbols in one call
-   (``combinations`` routes each trade to its symbol's quotes). 5-minute bars
-   are written to a second Store with ``row_group_target_size="1D"``.
+   (``combinations`` routes each trade to its symbol's quotes). A
+   SegmentedAggregator turns them into 5-minute bars per symbol (OHLC-style
+   sums, counts, means and a vwap), written to a second Store with
+   ``row_group_target_size="1D"``.
 3. Restart: more days arrive; a new process (here: a new loop on the same
-   state file) resumes where the first stopped, the as-of carry included. The
+   state file) resumes where the first stopped, the as-of carry and the open
+   bars included. The
    result is checked against one pass over all days.
 
 Run it (about 10 s):
@@ -26,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from oups import AsofMerger, StatefulLoop, Store, toplevel
+from oups import AsofMerger, SegmentedAggregator, StatefulLoop, Store, toplevel
 
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "TSLA"]
 FIRST_DAY = pd.Timestamp("2024-03-04")
@@ -89,7 +92,19 @@ def ingest(raw: Store, days: pd.DatetimeIndex, n_quotes: int) -> None:
                 )
 
 
-def five_minute_bars(chunk: dict, merger: AsofMerger) -> dict[Bars, pd.DataFrame]:
+BAR_AGGS = {
+    "volume": ("qty", "sum"),
+    "buy_volume": ("buy_qty", "sum"),
+    "n_trades": ("qty", "count"),
+    "mean_spread": ("spread", "mean"),
+    "mid_move": ("mid_move", "sum"),
+    "vwap": ("px", "wmean", "qty"),
+}
+
+
+def five_minute_bars(
+    chunk: dict, merger: AsofMerger, bars: SegmentedAggregator, last: bool
+) -> dict[Bars, pd.DataFrame]:
     """Joins quotes onto the trades of every symbol and aggregates 5-minute bars."""
     trades = [chunk[Raw("trades", s)].assign(sym=i) for i, s in enumerate(SYMBOLS)]
     trades = pd.concat(trades, ignore_index=True).sort_values("ts", kind="stable")
@@ -108,25 +123,18 @@ def five_minute_bars(chunk: dict, merger: AsofMerger) -> dict[Bars, pd.DataFrame
         {
             "ts": joined["ts"],
             "sym": trades["sym"].to_numpy(),
-            "notional": px * qty,
+            "px": px,
             "qty": qty,
             "buy_qty": np.where(px >= mid, qty, 0),
             "spread": joined["ask_0"] - joined["bid_0"],
             "mid_move": mid - prev_mid,
         }
     )
-    grouped = enriched.groupby(["sym", pd.Grouper(key="ts", freq="5min")])
-    bars = grouped.agg(
-        notional=("notional", "sum"),
-        volume=("qty", "sum"),
-        buy_volume=("buy_qty", "sum"),
-        n_trades=("qty", "size"),
-        mean_spread=("spread", "mean"),
-        mid_move=("mid_move", "sum"),
-    ).reset_index()
-    bars["vwap"] = bars.pop("notional") / bars["volume"]
+    # Bars still open at the end of the chunk stay in the aggregator's state
+    # (persisted with the loop) and come out with the next chunk.
+    done = bars.agg(enriched, final=last)
     return {
-        Bars(s, "5min"): bars[bars["sym"] == i].drop(columns="sym").reset_index(drop=True)
+        Bars(s, "5min"): done[done["sym"] == i].drop(columns="sym").reset_index(drop=True)
         for i, s in enumerate(SYMBOLS)
     }
 
@@ -136,7 +144,7 @@ def daily_chunks(raw: Store, start: pd.Timestamp, until: pd.Timestamp):
 
     ``iter_intersections`` reads the eight datasets in sync; its chunks end
     where any dataset's row group begins, so a day comes in several chunks,
-    gathered here so that no 5-minute bar is cut in two.
+    gathered here into one per day (the loop's cursor counts days).
     """
     keys = [Raw(kind, s) for kind in ("trades", "quotes") for s in SYMBOLS]
     for day in pd.date_range(start, until, freq="D", inclusive="left"):
@@ -157,6 +165,11 @@ def build_features(raw: Store, features: Store, state: Path, until: pd.Timestamp
         state=["carry"],
         name="quotes_on_trades",
     )
+    bars = loop.bind_object_state(
+        SegmentedAggregator("ts", by="sym", bins="5min", aggs=BAR_AGGS, empty="drop"),
+        state=["state"],
+        name="bars",
+    )
     days = 0
     for item_ctx in loop.iterate(daily_chunks(raw, cursor.next_day, until)):
         with item_ctx as (day, chunk):
@@ -164,7 +177,8 @@ def build_features(raw: Store, features: Store, state: Path, until: pd.Timestamp
             cursor.next_day = day + pd.Timedelta("1D")
             # Bars are buffered in memory and written in batches (and always
             # after the last day), so the store sees few, large writes.
-            batch = loop.buffer(five_minute_bars(chunk, merger))
+            last = loop.is_last_iteration
+            batch = loop.buffer(five_minute_bars(chunk, merger, bars, last))
             for key, bars in batch.items():
                 features[key].write(ordered_on="ts", df=bars, row_group_target_size="1D")
     return days

@@ -1,0 +1,172 @@
+"""SegmentedAggregator benchmark against polars group_by_dynamic and pandas
+groupby().resample().
+
+Workload: ``--rows`` trades (10M) over 30 days, 4 symbols (categorical),
+price and quantity; 5-minute bars per symbol with open, high, low, close,
+volume (sum), trade count and vwap. All three compute the same table (checked
+before timing). oups runs once on the whole frame and once over ``--chunks``
+consecutive chunks (the 1.2x bound of the issue). Medians of ``--repeat`` runs
+after a warm-up; peak memory is the growth of the resident set (sampled every
+millisecond) of a fresh process during one call.
+
+    python bench/segments.py [--rows 10000000] [--repeat 3] [--chunks 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+from timing import timed
+
+from oups import SegmentedAggregator
+
+AGGS = {
+    "bar": ("px", "ohlc"),
+    "volume": ("qty", "sum"),
+    "n": ("px", "count"),
+    "vwap": ("px", "wmean", "qty"),
+}
+
+
+def make(n: int) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    t = np.sort(rng.integers(0, 30 * 86_400 * 10**9, n)).astype("datetime64[ns]")
+    return pd.DataFrame(
+        {
+            "ts": t,
+            "sym": pd.Categorical.from_codes(
+                rng.integers(0, 4, n), ["AAPL", "MSFT", "NVDA", "TSLA"]
+            ),
+            "px": 100 + rng.standard_normal(n).cumsum() * 0.01,
+            "qty": rng.integers(1, 500, n).astype(np.float64),
+        }
+    )
+
+
+def run_oups(df: pd.DataFrame, chunks: int = 1) -> pd.DataFrame:
+    agg = SegmentedAggregator("ts", by="sym", bins="5min", aggs=AGGS)
+    if chunks == 1:
+        return agg.agg(df, final=True)
+    bounds = np.linspace(0, len(df), chunks + 1).astype(int)
+    parts = [agg.agg(df.iloc[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+    parts.append(agg.agg(df.iloc[:0], final=True))
+    return pd.concat(parts, ignore_index=True)
+
+
+def run_polars(pdf):
+    import polars as pl
+
+    return pdf.group_by_dynamic("ts", every="5m", group_by="sym").agg(
+        pl.col("px").first().alias("bar_open"),
+        pl.col("px").max().alias("bar_high"),
+        pl.col("px").min().alias("bar_low"),
+        pl.col("px").last().alias("bar_close"),
+        pl.col("qty").sum().alias("volume"),
+        pl.col("px").count().alias("n"),
+        ((pl.col("px") * pl.col("qty")).sum() / pl.col("qty").sum()).alias("vwap"),
+    )
+
+
+def run_pandas(df: pd.DataFrame) -> pd.DataFrame:
+    g = df.assign(pq=df["px"] * df["qty"]).groupby("sym", observed=True).resample("5min", on="ts")
+    out = g["px"].ohlc()
+    out.columns = ["bar_open", "bar_high", "bar_low", "bar_close"]
+    out["volume"] = g["qty"].sum()
+    out["n"] = g["px"].count()
+    out["vwap"] = g["pq"].sum() / out["volume"]
+    return out.reset_index()
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.query("n > 0").astype({"sym": str})
+    return frame.sort_values(["sym", "ts"]).reset_index(drop=True)
+
+
+def check(df, pdf) -> None:
+    """The three give the same bars (polars leaves out empty bins)."""
+    mine = _sorted(run_oups(df))
+    theirs = _sorted(run_polars(pdf).to_pandas())
+    pd.testing.assert_frame_equal(mine, theirs[mine.columns], check_dtype=False, rtol=1e-9)
+    ref = _sorted(run_pandas(df))
+    pd.testing.assert_frame_equal(mine, ref[mine.columns], check_dtype=False, rtol=1e-9)
+
+
+MEMORY = """
+import os, sys, threading, time
+sys.path.insert(0, sys.argv[3])
+import segments as s
+df = s.make(int(sys.argv[1]))
+pdf = None
+if sys.argv[2] == "polars":
+    import polars as pl
+    pdf = pl.from_pandas(df)
+page = os.sysconf("SC_PAGE_SIZE")
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * page
+base, peak, done = rss(), [0], []
+def sample():
+    while not done:
+        peak[0] = max(peak[0], rss())
+        time.sleep(0.001)
+t = threading.Thread(target=sample)
+t.start()
+out = {"oups": lambda: s.run_oups(df), "polars": lambda: s.run_polars(pdf),
+       "pandas": lambda: s.run_pandas(df)}[sys.argv[2]]()
+done.append(1)
+t.join()
+print((peak[0] - base) / 1e6)
+"""
+
+
+def peak_memory(engine: str, n: int) -> float:
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY, str(n), engine, sys.path[0]],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(out.stdout.split()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--chunks", type=int, default=100)
+    ap.add_argument("--no-pandas", action="store_true", help="skip pandas (about a minute a run)")
+    args = ap.parse_args()
+    import polars as pl
+
+    df = make(args.rows)
+    pdf = pl.from_pandas(df)
+    check(df.iloc[: min(len(df), 1_000_000)], pdf.head(1_000_000))
+    one = timed(lambda: run_oups(df), args.repeat)
+    many = timed(lambda: run_oups(df, args.chunks), args.repeat)
+    polars = timed(lambda: run_polars(pdf), args.repeat)
+    print(f"{args.rows:,} rows, 4 symbols, 5-minute OHLC + volume + count + vwap bars")
+    print(f"  oups, one call          {one * 1000:8.0f} ms")
+    print(
+        f"  oups, {args.chunks} chunks        {many * 1000:8.0f} ms  ({many / one:.2f}x one call)"
+    )
+    print(f"  polars group_by_dynamic {polars * 1000:8.0f} ms  (oups {polars / one:.1f}x faster)")
+    if not args.no_pandas:
+        pandas = timed(lambda: run_pandas(df), 1)
+        print(
+            f"  pandas groupby.resample {pandas * 1000:8.0f} ms  (oups {pandas / one:.1f}x faster)"
+        )
+    engines = ["oups", "polars"] + ([] if args.no_pandas else ["pandas"])
+    memory = {e: peak_memory(e, args.rows) for e in engines}
+    size = df.memory_usage(deep=True).sum() / 1e6
+    print(
+        f"  peak memory growth of one call (input {size:.0f} MB): "
+        + ", ".join(f"{e} {m:.0f} MB" for e, m in memory.items())
+    )
+
+
+if __name__ == "__main__":
+    main()
