@@ -57,6 +57,35 @@ def run_oups(df: pd.DataFrame, chunks: int = 1) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+ROLL_AGGS = {"mean": ("px", "mean"), "std": ("px", "std")}
+
+
+def roll_oups(df: pd.DataFrame, chunks: int = 1) -> pd.DataFrame:
+    agg = SegmentedAggregator("ts", by="sym", window="5min", aggs=ROLL_AGGS)
+    if chunks == 1:
+        return agg.agg(df)
+    bounds = np.linspace(0, len(df), chunks + 1).astype(int)
+    parts = [agg.agg(df.iloc[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+    return pd.concat(parts, ignore_index=True)
+
+
+def roll_polars(pdf):
+    import polars as pl
+
+    return pdf.rolling(index_column="ts", period="5m", group_by="sym").agg(
+        pl.col("px").mean().alias("mean"), pl.col("px").std().alias("std")
+    )
+
+
+def check_rolling(df, pdf) -> None:
+    """Both give every row its 5-minute mean and std."""
+    mine = roll_oups(df).astype({"sym": str}).sort_values(["sym", "ts"], kind="stable")
+    theirs = roll_polars(pdf).to_pandas().astype({"sym": str})
+    theirs = theirs.sort_values(["sym", "ts"], kind="stable")
+    for c in ("mean", "std"):
+        np.testing.assert_allclose(mine[c].to_numpy(), theirs[c].to_numpy(), rtol=1e-6)
+
+
 def run_polars(pdf):
     import polars as pl
 
@@ -101,7 +130,7 @@ sys.path.insert(0, sys.argv[3])
 import segments as s
 df = s.make(int(sys.argv[1]))
 pdf = None
-if sys.argv[2] == "polars":
+if sys.argv[2].startswith("polars"):
     import polars as pl
     pdf = pl.from_pandas(df)
 page = os.sysconf("SC_PAGE_SIZE")
@@ -116,7 +145,8 @@ def sample():
 t = threading.Thread(target=sample)
 t.start()
 out = {"oups": lambda: s.run_oups(df), "polars": lambda: s.run_polars(pdf),
-       "pandas": lambda: s.run_pandas(df)}[sys.argv[2]]()
+       "pandas": lambda: s.run_pandas(df), "oups-rolling": lambda: s.roll_oups(df),
+       "polars-rolling": lambda: s.roll_polars(pdf)}[sys.argv[2]]()
 done.append(1)
 t.join()
 print((peak[0] - base) / 1e6)
@@ -133,17 +163,7 @@ def peak_memory(engine: str, n: int) -> float:
     return float(out.stdout.split()[-1])
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, default=10_000_000)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--chunks", type=int, default=100)
-    ap.add_argument("--no-pandas", action="store_true", help="skip pandas (about a minute a run)")
-    args = ap.parse_args()
-    import polars as pl
-
-    df = make(args.rows)
-    pdf = pl.from_pandas(df)
+def bins(args, df, pdf) -> None:
     check(df.iloc[: min(len(df), 1_000_000)], pdf.head(1_000_000))
     one = timed(lambda: run_oups(df), args.repeat)
     many = timed(lambda: run_oups(df, args.chunks), args.repeat)
@@ -166,6 +186,43 @@ def main() -> None:
         f"  peak memory growth of one call (input {size:.0f} MB): "
         + ", ".join(f"{e} {m:.0f} MB" for e, m in memory.items())
     )
+
+
+def rolling(args, df, pdf) -> None:
+    check_rolling(df.iloc[: min(len(df), 1_000_000)], pdf.head(1_000_000))
+    one = timed(lambda: roll_oups(df), args.repeat)
+    many = timed(lambda: roll_oups(df, args.chunks), args.repeat)
+    polars = timed(lambda: roll_polars(pdf), args.repeat)
+    print(f"{args.rows:,} rows, 4 symbols, 5-minute trailing mean and std at every row")
+    print(f"  oups, one call          {one * 1000:8.0f} ms")
+    print(
+        f"  oups, {args.chunks} chunks        {many * 1000:8.0f} ms  ({many / one:.2f}x one call)"
+    )
+    print(f"  polars rolling          {polars * 1000:8.0f} ms  (oups {polars / one:.1f}x faster)")
+    memory = {e: peak_memory(e, args.rows) for e in ("oups-rolling", "polars-rolling")}
+    print(
+        "  peak memory growth of one call: "
+        + ", ".join(f"{e} {m:.0f} MB" for e, m in memory.items())
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--chunks", type=int, default=100)
+    ap.add_argument("--steps", default="bins,rolling")
+    ap.add_argument("--no-pandas", action="store_true", help="skip pandas (about a minute a run)")
+    args = ap.parse_args()
+    import polars as pl
+
+    df = make(args.rows)
+    pdf = pl.from_pandas(df)
+    steps = args.steps.split(",")
+    if "bins" in steps:
+        bins(args, df, pdf)
+    if "rolling" in steps:
+        rolling(args, df, pdf)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ __all__ = [
     "load_state",
     "asof_merge",
     "segment_aggregate",
+    "segment_roll",
     "_debug_panic",
     "_check_exception_classes",
     "metadata_path",
@@ -182,6 +183,17 @@ def segment_aggregate(
     state: tuple[int, int | None, int | None, pa.RecordBatch, pa.RecordBatch] | None,
     is_final: bool,
 ) -> tuple[pa.RecordBatch, tuple[int, int | None, int | None, pa.RecordBatch, pa.RecordBatch]]: ...
+def segment_roll(
+    window: tuple[str, int],
+    closed: str,
+    min_periods: int,
+    aggs: Sequence[tuple[str, int, int | None, int]],
+    keys: pa.Array,
+    groups: tuple[pa.Array, Sequence[int] | None] | None,
+    n_groups: int,
+    columns: Sequence[pa.Array],
+    state: tuple[int | None, pa.RecordBatch, pa.RecordBatch] | None,
+) -> tuple[pa.RecordBatch, tuple[int | None, pa.RecordBatch, pa.RecordBatch]]: ...
 def _debug_panic() -> None: ...
 def _check_exception_classes() -> list[str]: ...
 def metadata_path(dirpath: _Path) -> Path: ...

@@ -14,6 +14,7 @@ use pyo3_arrow::{PyArray, PyRecordBatch};
 
 use crate::error::OupsError;
 use crate::python::errors::run;
+use crate::segments::rolling::{roll, Closed, RollSpec, RollState, Window};
 use crate::segments::segment::NO_GROUP;
 use crate::segments::{aggregate, AggKind, AggSpec, Bins, Chunk, Side, Spec, State, Values};
 
@@ -86,6 +87,34 @@ fn agg_kind(name: &str, ddof: u32) -> PyResult<AggKind> {
         "nunique" => AggKind::Nunique,
         other => return Err(OupsError::Internal(format!("unknown aggregation {other}")).into()),
     })
+}
+
+/// The engine's aggregation specs from `(kind, column, weight, ddof)`.
+fn agg_specs(aggs: &[(String, usize, Option<usize>, u32)]) -> PyResult<Vec<AggSpec>> {
+    aggs.iter()
+        .map(|(kind, column, weight, ddof)| {
+            Ok(AggSpec {
+                kind: agg_kind(kind, *ddof)?,
+                column: *column,
+                weight: *weight,
+            })
+        })
+        .collect()
+}
+
+/// The `on` keys, int64 without nulls (NaT).
+fn key_values(keys: &ArrayRef) -> PyResult<&Int64Array> {
+    let keys = keys
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .ok_or_else(|| OupsError::Internal("keys must be int64".into()))?;
+    if keys.null_count() > 0 {
+        return Err(OupsError::Unsorted(
+            "the 'on' column holds nulls (NaT); drop or fill them before aggregating".into(),
+        )
+        .into());
+    }
+    Ok(keys)
 }
 
 fn values(a: &ArrayRef) -> PyResult<Values<'_>> {
@@ -181,28 +210,10 @@ pub fn segment_aggregate(
         closed: side(closed, "closed")?,
         label: side(label, "label")?,
         keep_empty,
-        aggs: aggs
-            .iter()
-            .map(|(kind, column, weight, ddof)| {
-                Ok(AggSpec {
-                    kind: agg_kind(kind, *ddof)?,
-                    column: *column,
-                    weight: *weight,
-                })
-            })
-            .collect::<PyResult<_>>()?,
+        aggs: agg_specs(&aggs)?,
     };
     let keys = keys.into_inner().0;
-    let keys = keys
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .ok_or_else(|| OupsError::Internal("keys must be int64".into()))?;
-    if keys.null_count() > 0 {
-        return Err(OupsError::Unsorted(
-            "the 'on' column holds nulls (NaT); drop or fill them before aggregating".into(),
-        )
-        .into());
-    }
+    let keys = key_values(&keys)?;
     let group_ids = groups
         .map(|(codes, remap)| group_ids(&codes.into_inner().0, remap.as_deref(), n_groups))
         .transpose()?;
@@ -247,6 +258,87 @@ pub fn segment_aggregate(
         out.state.cur_bin,
         PyRecordBatch::new(g).into_pyarrow(py)?.unbind(),
         PyRecordBatch::new(s).into_pyarrow(py)?.unbind(),
+    );
+    Ok((PyRecordBatch::new(batch).into_pyarrow(py)?.unbind(), state))
+}
+
+type RollStateIn = (Option<i64>, PyRecordBatch, PyRecordBatch);
+type RollStateOut = (Option<i64>, Py<PyAny>, Py<PyAny>);
+
+/// Rolls one chunk; returns a batch of the rows with a result (`row`: their
+/// position in the chunk, then one column per aggregation) and the next state.
+#[pyfunction]
+#[pyo3(signature = (window, closed, min_periods, aggs, keys, groups, n_groups, columns, state))]
+#[allow(clippy::too_many_arguments)]
+pub fn segment_roll(
+    py: Python<'_>,
+    window: (String, i64),
+    closed: &str,
+    min_periods: u64,
+    aggs: Vec<(String, usize, Option<usize>, u32)>,
+    keys: PyArray,
+    groups: Option<(PyArray, Option<Vec<u32>>)>,
+    n_groups: usize,
+    columns: Vec<PyArray>,
+    state: Option<RollStateIn>,
+) -> PyResult<(Py<PyAny>, RollStateOut)> {
+    let window = match (window.0.as_str(), window.1) {
+        ("span", w) => Window::Span(w),
+        ("rows", n) if n > 0 => Window::Rows(n as u64),
+        (_, n) => return Err(invalid(format!("'window' must be at least 1 row, not {n}"))),
+    };
+    let closed = match closed {
+        "right" => Closed::Right,
+        "left" => Closed::Left,
+        "both" => Closed::Both,
+        "neither" => Closed::Neither,
+        other => {
+            return Err(invalid(format!(
+                "'closed' must be 'right', 'left', 'both' or 'neither', not {other:?}"
+            )))
+        }
+    };
+    let spec = RollSpec {
+        window,
+        closed,
+        min_periods,
+        aggs: agg_specs(&aggs)?,
+    };
+    let keys = keys.into_inner().0;
+    let keys = key_values(&keys)?;
+    let group_ids = groups
+        .map(|(codes, remap)| group_ids(&codes.into_inner().0, remap.as_deref(), n_groups))
+        .transpose()?;
+    let columns: Vec<ArrayRef> = columns.into_iter().map(|c| c.into_inner().0).collect();
+    let values = columns.iter().map(values).collect::<PyResult<Vec<_>>>()?;
+    let (out, (l, r)) = run(py, || {
+        let state = match state {
+            None => RollState::default(),
+            Some((last_key, lanes, rows)) => {
+                RollState::from_batches(&spec, last_key, &lanes.into_inner(), &rows.into_inner())?
+            }
+        };
+        let out = roll(
+            &spec,
+            keys.values(),
+            group_ids.as_deref(),
+            n_groups,
+            &values,
+            &state,
+        )?;
+        let batches = out.state.to_batches()?;
+        Ok((out, batches))
+    })?;
+    let mut fields: Vec<(String, ArrayRef)> =
+        vec![("row".into(), Arc::new(UInt32Array::from(out.rows)))];
+    for (j, c) in out.columns.into_iter().enumerate() {
+        fields.push((j.to_string(), c));
+    }
+    let batch = RecordBatch::try_from_iter(fields).map_err(OupsError::from)?;
+    let state = (
+        out.state.last_key,
+        PyRecordBatch::new(l).into_pyarrow(py)?.unbind(),
+        PyRecordBatch::new(r).into_pyarrow(py)?.unbind(),
     );
     Ok((PyRecordBatch::new(batch).into_pyarrow(py)?.unbind(), state))
 }

@@ -7,9 +7,13 @@
 //! slots, with their running aggregates, go into a [`State`] that the next
 //! call continues from, so that a stream processed chunk by chunk gives
 //! bit-for-bit the result of one call on all rows: each accumulator sees the
-//! same values in the same order either way.
+//! same values in the same order either way. Rolling windows (`rolling`)
+//! keep, per group and aggregation, the rows of the current window instead.
 
 pub mod reduce;
+mod reduce_state;
+pub mod rolling;
+mod rolling_state;
 pub mod run;
 pub mod segment;
 pub mod spec;

@@ -29,7 +29,7 @@ pub struct Output {
     pub state: State,
 }
 
-fn check_keys(keys: &[i64], last: Option<i64>) -> Result<()> {
+pub(crate) fn check_keys(keys: &[i64], last: Option<i64>) -> Result<()> {
     if let Some(i) = keys.windows(2).position(|w| w[0] > w[1]) {
         return Err(OupsError::Unsorted(format!(
             "the 'on' column is not sorted: row {} ({}) comes after row {i} ({}); sort each \
@@ -84,14 +84,7 @@ fn reduce_all(accs: &mut [Acc], spec: &Spec, row_slot: &[u32], columns: &[Values
         }
         return;
     }
-    let (mut even, mut odd) = (Vec::new(), Vec::new());
-    for (k, job) in jobs.into_iter().enumerate() {
-        if k % 2 == 0 {
-            even.push(job);
-        } else {
-            odd.push(job);
-        }
-    }
+    let (even, odd) = crate::cores::halves(jobs);
     std::thread::scope(|scope| {
         scope.spawn(move || {
             for (acc, v, w) in odd {

@@ -1,162 +1,51 @@
-"""SegmentedAggregator: bins of ordered data, computed chunk by chunk with
-exactly the result of one pass over all rows, and a state that survives a
-restart."""
+"""SegmentedAggregator: bins and rolling windows of ordered data, computed
+chunk by chunk with exactly the result of one pass over all rows, and a state
+that survives a restart."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from oups._oups import segment_aggregate
+from oups._oups import segment_aggregate, segment_roll
 from oups.exceptions import (
     ColumnNotFoundError,
     InvalidParameterError,
     ParameterTypeError,
     SchemaMismatchError,
-    UnsortedError,
 )
 from oups.stateful_ops._arrow_io import frame_column, frame_columns, frame_kind, to_frame
-from oups.stateful_ops._segment_bins import Threshold, parse_bins
+from oups.stateful_ops._segment_bins import RollingWindow, Threshold, parse_bins
+from oups.stateful_ops._segment_columns import (
+    NO_GROUP,
+    PICKS,
+    agg_list,
+    batch,
+    key_array,
+    same_type,
+    untyped,
+    value_array,
+)
 
 __all__ = ["SegmentedAggregator", "Threshold"]
 
 _STATE_VERSION = 1
-_NO_GROUP = np.uint32(0xFFFFFFFF)
-_PICKS = ("first", "last", "min", "max")
-_KINDS = (*_PICKS, "sum", "mean", "count", "var", "std", "ohlc", "wmean", "vwap", "nunique")
-_OHLC = (("open", "first"), ("high", "max"), ("low", "min"), ("close", "last"))
 
 
-def _agg_list(aggs: Mapping[Any, Any]) -> tuple[list[str], list[tuple[str, str, Any]]]:
-    """Output names and engine aggregations ``(column, kind, extra)``."""
-    if not isinstance(aggs, Mapping) or not aggs:
-        raise InvalidParameterError(
-            "'aggs' must be a non-empty dict {output name: (column, aggregation)}, for example "
-            "{'volume': ('qty', 'sum')}"
-        )
-    names: list[str] = []
-    out: list[tuple[str, str, Any]] = []
-    for name, spec in aggs.items():
-        if not isinstance(spec, tuple) or len(spec) not in (2, 3) or not isinstance(spec[0], str):
-            raise InvalidParameterError(
-                f"'aggs'[{name!r}] must be a tuple (column, aggregation) or (column, "
-                f"aggregation, argument), not {spec!r}"
-            )
-        column, kind = spec[0], spec[1]
-        extra = spec[2] if len(spec) == 3 else None
-        if kind not in _KINDS:
-            raise InvalidParameterError(
-                f"'aggs'[{name!r}]: unknown aggregation {kind!r}; use one of {', '.join(_KINDS)}"
-            )
-        if kind in ("wmean", "vwap"):
-            if not isinstance(extra, str):
-                raise InvalidParameterError(
-                    f"'aggs'[{name!r}]: {kind!r} needs the weight column as third item, for "
-                    f"example ('price', {kind!r}, 'qty')"
-                )
-            kind = "wmean"
-        elif kind in ("var", "std"):
-            extra = 1 if extra is None else extra
-            if isinstance(extra, bool) or not isinstance(extra, int) or extra < 0:
-                raise InvalidParameterError(
-                    f"'aggs'[{name!r}]: the third item of {kind!r} is ddof, a non-negative "
-                    f"integer, not {extra!r}"
-                )
-        elif extra is not None:
-            raise InvalidParameterError(f"'aggs'[{name!r}]: {kind!r} takes no third item")
-        if kind == "ohlc":
-            if isinstance(name, tuple) and len(name) == 4 and all(isinstance(n, str) for n in name):
-                sub = list(name)
-            elif isinstance(name, str):
-                sub = [f"{name}_{part}" for part, _ in _OHLC]
-            else:
-                raise InvalidParameterError(
-                    f"'aggs': the name of an 'ohlc' output is a string (a prefix) or four "
-                    f"strings, not {name!r}"
-                )
-            names += sub
-            out += [(column, pick, None) for _, pick in _OHLC]
-            continue
-        if not isinstance(name, str):
-            raise InvalidParameterError(f"'aggs': output names are strings, not {name!r}")
-        names.append(name)
-        out.append((column, kind, extra))
-    if len(set(names)) != len(names):
-        raise InvalidParameterError(f"'aggs': output names repeat: {names}")
-    return names, out
-
-
-def _value_array(array: pa.Array, name: str, kinds: set[str]) -> tuple[pa.Array, pa.DataType]:
-    """A value column as int64 or float64 (what the engine reads), and its type."""
-    t = array.type
-    if pa.types.is_dictionary(t):
-        raise ParameterTypeError(f"column {name!r} is categorical; aggregations need numbers")
-    if t == pa.float64() or t == pa.int64():
-        return array, t
-    if pa.types.is_floating(t):
-        return array.cast(pa.float64()), t
-    if pa.types.is_integer(t) or pa.types.is_boolean(t):
-        try:
-            return array.cast(pa.int64()), t
-        except pa.ArrowInvalid:
-            raise ParameterTypeError(
-                f"column {name!r} holds unsigned values beyond the int64 range"
-            ) from None
-    if pa.types.is_timestamp(t) or pa.types.is_duration(t):
-        allowed = {*_PICKS, "count", "nunique"}
-        if not kinds <= allowed:
-            raise ParameterTypeError(
-                f"column {name!r} is {t}: only {', '.join(sorted(allowed))} apply to it, not "
-                f"{', '.join(sorted(kinds - allowed))}"
-            )
-        return array.view(pa.int64()), t
-    raise ParameterTypeError(
-        f"column {name!r} has type {t}; aggregations need numeric, boolean or temporal columns"
-    )
-
-
-def _key_array(array: pa.Array, on: str) -> pa.Array:
-    t = array.type
-    if pa.types.is_timestamp(t):
-        keys = array.view(pa.int64())
-    elif t == pa.int64():
-        keys = array
-    elif pa.types.is_integer(t):
-        keys = array.cast(pa.int64())
-    else:
-        raise ParameterTypeError(
-            f"the 'on' column {on!r} has type {t}; it must be a timestamp or an integer column"
-        )
-    if len(keys) and keys.null_count == 0 and keys[0].as_py() == np.iinfo(np.int64).min:
-        raise UnsortedError(f"the 'on' column {on!r} holds NaT; drop those rows first")
-    return keys
-
-
-def _untyped(t: pa.DataType) -> bool:
-    return bool(t == pa.null() or (pa.types.is_dictionary(t) and t.value_type == pa.null()))
-
-
-def _same_type(was: pa.DataType, now: pa.DataType) -> bool:
-    """Column types that aggregate alike; categoricals may change their
-    categories (and the width of their codes) between chunks."""
-    if pa.types.is_dictionary(was) and pa.types.is_dictionary(now):
-        return bool(was.value_type == now.value_type)
-    return bool(was == now)
-
-
-def _batch(table: pa.Table | pa.RecordBatch) -> pa.RecordBatch:
-    if isinstance(table, pa.RecordBatch):
-        return table
-    batches = table.combine_chunks().to_batches()
-    if len(batches) == 1:
-        return batches[0]
-    return pa.RecordBatch.from_arrays(
-        [pa.array([], type=f.type) for f in table.schema], schema=table.schema
-    )
+@dataclass
+class _Inputs:
+    arrays: dict[str, pa.Array]
+    types: dict[str, pa.DataType]
+    types_table: pa.Table
+    keys: pa.Array
+    group_codes: Any
+    group_values: pa.Table | None
+    values: list[tuple[pa.Array, pa.DataType]]
 
 
 class SegmentedAggregator:
@@ -178,6 +67,11 @@ class SegmentedAggregator:
           the running sum of ``column`` to ``value`` or more;
         - sorted edges: the bins between consecutive edges; rows outside
           them belong to no bin.
+    window : str, Timedelta or int
+        Instead of ``bins``: a rolling window at every row, a trailing
+        duration (``"5min"``) or a row count (``100``), as pandas'
+        ``rolling``; one output row per input row. Aggregations: sum, mean,
+        count, min, max, var, std, wmean.
     aggs : dict
         ``{output name: (column, aggregation)}`` with aggregation one of
         ``first, last, min, max, sum, mean, count, nunique, var, std, ohlc,
@@ -186,7 +80,8 @@ class SegmentedAggregator:
         third item; ``ohlc`` gives four columns ``<name>_open``, ``_high``,
         ``_low``, ``_close`` (or the four names given as a tuple key).
     closed, label : {"left", "right"}, optional
-        As in pandas' ``resample``, with its defaults ("right" for
+        As in pandas' ``resample`` (``closed`` also "both" or "neither" for a
+        rolling window, default "right", as ``rolling``), with its defaults ("right" for
         end-of-period frequencies such as "ME" and "W", else "left"). For row
         and threshold bins, ``label`` picks the key of the bin's first
         ("left") or last ("right") row.
@@ -197,6 +92,9 @@ class SegmentedAggregator:
     empty : {"keep", "drop"}
         Empty time bins between two bins of a group: present with a zero
         count and nulls ("keep", pandas' behaviour), or left out.
+    min_periods : int, optional
+        Rolling windows only: the fewest values for a result (pandas'
+        defaults: 1 for a duration, the window for a row count).
     state : dict, optional
         A ``state`` taken from an aggregator built with the same arguments.
 
@@ -225,14 +123,16 @@ class SegmentedAggregator:
         self,
         on: str,
         *,
-        bins: Any,
         aggs: Mapping[Any, Any],
+        bins: Any = None,
+        window: Any = None,
         by: str | None = None,
         closed: str | None = None,
         label: str | None = None,
         origin: Any = "start_day",
         offset: Any = None,
         empty: str = "keep",
+        min_periods: int | None = None,
         state: dict[str, Any] | None = None,
     ) -> None:
         if not isinstance(on, str):
@@ -242,16 +142,34 @@ class SegmentedAggregator:
         if by == on:
             raise InvalidParameterError("'by' and 'on' must be different columns")
         self.on, self.by = on, by
-        self._bins = parse_bins(bins, origin, offset)
-        for name, value in (("closed", closed), ("label", label)):
-            if value not in (None, "left", "right"):
-                raise InvalidParameterError(f"'{name}' must be 'left' or 'right', not {value!r}")
+        if (bins is None) == (window is None):
+            raise InvalidParameterError(
+                "give either 'bins' (segments: '5min', 1000, Threshold(...), edges) or "
+                "'window' (rolling: '5min', 100), not both or neither"
+            )
         if empty not in ("keep", "drop"):
             raise InvalidParameterError(f"'empty' must be 'keep' or 'drop', not {empty!r}")
-        self.closed = closed or self._bins.default_closed
-        self.label = label or self._bins.default_label
+        self._names, self._aggs = agg_list(aggs)
+        self._window = None if window is None else RollingWindow(window, min_periods)
+        if self._window is not None:
+            self._kind = "rolling"
+            self._window.check(closed, label, empty, self._aggs, self._names)
+            self.closed = closed or "right"
+            self.label = "right"
+            self._bins: Any = None
+        else:
+            self._kind = "bins"
+            if min_periods is not None:
+                raise InvalidParameterError("'min_periods' applies to rolling windows only")
+            self._bins = parse_bins(bins, origin, offset)
+            for name, value in (("closed", closed), ("label", label)):
+                if value not in (None, "left", "right"):
+                    raise InvalidParameterError(
+                        f"'{name}' must be 'left' or 'right', not {value!r}"
+                    )
+            self.closed = closed or self._bins.default_closed
+            self.label = label or self._bins.default_label
         self.empty = empty
-        self._names, self._aggs = _agg_list(aggs)
         #: The aggregations, as given.
         self.aggs = dict(aggs)
         columns: list[str] = []
@@ -259,7 +177,7 @@ class SegmentedAggregator:
             for c in (column, extra if isinstance(extra, str) else None):
                 if c is not None and c not in columns:
                     columns.append(c)
-        if self._bins.kind == "threshold":
+        if self._bins is not None and self._bins.kind == "threshold":
             if self._bins.column not in columns:
                 columns.append(self._bins.column)
             self._bins.index = columns.index(self._bins.column)
@@ -286,7 +204,8 @@ class SegmentedAggregator:
 
     def __repr__(self) -> str:
         by = f", by={self.by!r}" if self.by else ""
-        return f"SegmentedAggregator(on={self.on!r}{by}, {self._bins.describe()})"
+        what = self._window.describe() if self._window else self._bins.describe()
+        return f"SegmentedAggregator(on={self.on!r}{by}, {what})"
 
     @property
     def columns(self) -> list[str]:
@@ -333,16 +252,23 @@ class SegmentedAggregator:
         """
         return self._run(df, frame_kind(df), final)
 
-    def _run(self, df: Any, kind: str, final: bool) -> Any:
+    def _inputs(self, df: Any, kind: str) -> _Inputs | None:
+        """The chunk's columns as the engine reads them, checked against the
+        state; None for a flush with nothing seen."""
         state = self.state
         if state is not None and state.get("version") != _STATE_VERSION:
             raise InvalidParameterError(
                 "'state' is not the state of a SegmentedAggregator of this oups version; "
                 "pass None to start over"
             )
+        if state is not None and state.get("kind", "bins") != self._kind:
+            raise InvalidParameterError(
+                f"'state' is the state of a {state.get('kind')} aggregator, not of this "
+                f"{self._kind} one; pass None to start over"
+            )
         if df is None:
             if state is None:
-                return self._empty_output(kind)
+                return None
             arrays = {f.name: pa.array([], type=f.type) for f in state["types"].schema}
         else:
             arrays = self._arrays(df, kind)
@@ -350,17 +276,16 @@ class SegmentedAggregator:
             known = state["types"].schema
             for c, a in arrays.items():
                 was = known.field(c).type
-                if a.null_count == len(a) and _untyped(a.type):
+                if a.null_count == len(a) and untyped(a.type):
                     # pandas gives no type to an object column without values.
                     arrays[c] = a = pa.nulls(len(a), type=was)
-                if not _same_type(was, a.type):
+                if not same_type(was, a.type):
                     raise SchemaMismatchError(
                         f"column {c!r} was {known.field(c).type} in earlier chunks and is "
                         f"{a.type} now; keep each column's dtype across chunks"
                     )
         types = {c: a.type for c, a in arrays.items()}
-        keys = _key_array(arrays[self.on], self.on)
-        n = len(keys)
+        keys = key_array(arrays[self.on], self.on)
         group_values = state["groups_values"] if state else None
         by = None
         if self.by is not None:
@@ -372,7 +297,23 @@ class SegmentedAggregator:
             kinds[column].add(k)
             if isinstance(extra, str):
                 kinds[extra].add("wmean")
-        values = [_value_array(arrays[c], c, kinds[c]) for c in self._columns]
+        values = [value_array(arrays[c], c, kinds[c]) for c in self._columns]
+        if state is not None:
+            types_table = state["types"]
+        else:
+            types_table = pa.table({c: pa.array([], type=t) for c, t in types.items()})
+        return _Inputs(arrays, types, types_table, keys, group_codes, group_values, values)
+
+    def _run(self, df: Any, kind: str, final: bool) -> Any:
+        if self._window is not None:
+            return self._run_rolling(df, kind, self._window)
+        state = self.state
+        inputs = self._inputs(df, kind)
+        if inputs is None:
+            return self._empty_output(kind)
+        types, keys, group_values = inputs.types, inputs.keys, inputs.group_values
+        values, group_codes = inputs.values, inputs.group_codes
+        n = len(keys)
         saved = state["bins"] if state else None
         if n or saved is not None or self._bins.kind in ("rows", "threshold"):
             previous = state["last_key"] if state is not None else None
@@ -395,8 +336,8 @@ class SegmentedAggregator:
                 state["rows_seen"],
                 state["last_key"],
                 state["cur_bin"],
-                _batch(state["groups"]),
-                _batch(state["slots"]),
+                batch(state["groups"]),
+                batch(state["slots"]),
             )
         bins_out, new = segment_aggregate(
             resolved.spec,
@@ -425,10 +366,48 @@ class SegmentedAggregator:
                 "groups_values": group_values,
                 "bins": resolved.state,
                 # The column types, as an empty table: persisted without pickle.
-                "types": state["types"]
-                if state is not None
-                else pa.table({c: pa.array([], type=t) for c, t in types.items()}),
+                "types": inputs.types_table,
             }
+        return to_frame(columns, kind, self._index)
+
+    def _run_rolling(self, df: Any, kind: str, window: RollingWindow) -> Any:
+        """Every row's window, emitted with the row; nothing waits for a flush."""
+        inputs = self._inputs(df, kind)
+        if inputs is None or len(inputs.keys) == 0:
+            return self._empty_output(kind)
+        state = self.state
+        engine_state = None
+        if state is not None:
+            engine_state = (state["last_key"], batch(state["lanes"]), batch(state["rows"]))
+        n_groups = len(inputs.group_values) if inputs.group_values is not None else 1
+        out, new = segment_roll(
+            window.spec(inputs.types[self.on]),
+            self.closed,
+            window.min_periods,
+            self._engine_aggs,
+            inputs.keys,
+            inputs.group_codes,
+            n_groups,
+            [v for v, _ in inputs.values],
+            engine_state,
+        )
+        rows = out.column(0)
+        every = len(rows) == len(inputs.keys)
+        columns: dict[str, Any] = {}
+        for name in ([self.by] if self.by else []) + [self.on]:
+            array = inputs.arrays[name]
+            columns[name] = array if every else array.take(rows)
+        for j, name in enumerate(self._names):
+            columns[name] = out.column(1 + j)
+        self.state = {
+            "version": _STATE_VERSION,
+            "kind": "rolling",
+            "last_key": new[0],
+            "lanes": new[1],
+            "rows": new[2],
+            "groups_values": inputs.group_values,
+            "types": inputs.types_table,
+        }
         return to_frame(columns, kind, self._index)
 
     def _arrays(self, df: Any, kind: str) -> dict[str, pa.Array]:
@@ -488,7 +467,7 @@ class SegmentedAggregator:
         new_values = []
         for v in dictionary.to_pylist():
             if v is None:
-                remap.append(int(_NO_GROUP))
+                remap.append(int(NO_GROUP))
                 continue
             g = index.get(v)
             if g is None:
@@ -537,7 +516,7 @@ class SegmentedAggregator:
         for j, (name, (column, agg, _)) in enumerate(zip(self._names, self._aggs, strict=True)):
             result = bins_out.column(2 + j)
             source = values[self._columns.index(column)][1]
-            if agg in _PICKS and result.type != source:
+            if agg in PICKS and result.type != source:
                 temporal = pa.types.is_timestamp(source) or pa.types.is_duration(source)
                 result = result.view(source) if temporal else result.cast(source)
             columns[name] = result
