@@ -66,6 +66,11 @@ def frame_column(df: Any, kind: str, name: str) -> pa.Array:
     return column
 
 
+# Results this long skip the copy into one block per dtype (rolling windows
+# give a row per input row).
+_STACK_ROWS = 65_536
+
+
 def _pandas_part(array: Any) -> Any:
     """One result column for pandas: a numpy array (numbers, with missing values
     as NaN as pyarrow converts them; naive timestamps) or a pandas extension
@@ -110,10 +115,20 @@ def to_frame(columns: dict[str, Any], kind: str, index: pd.Index) -> Any:
         else:
             parts.append((part, np.array([i])))
     for dtype, members in same.items():
-        block = np.empty((len(members), n), dtype=dtype)
-        for row, (_, values) in enumerate(members):
-            block[row] = values
-        if dtype.kind == "M":
-            block = pd.arrays.DatetimeArray._simple_new(block, dtype=dtype)  # type: ignore[attr-defined]
-        parts.append((block, np.array([i for i, _ in members])))
+        if n < _STACK_ROWS:
+            # One block per dtype, as pandas builds them; the copy also makes
+            # Arrow's read-only views writable.
+            block = np.empty((len(members), n), dtype=dtype)
+            for row, (_, values) in enumerate(members):
+                block[row] = values
+            blocks = [(block, [i for i, _ in members])]
+        else:
+            # Long results: a block per column, copied only where read-only.
+            blocks = [
+                ((v if v.flags.writeable else v.copy()).reshape(1, -1), [i]) for i, v in members
+            ]
+        for block, where in blocks:
+            if dtype.kind == "M":
+                block = pd.arrays.DatetimeArray._simple_new(block, dtype=dtype)  # type: ignore[attr-defined]
+            parts.append((block, np.array(where)))
     return frame_from_blocks(parts, index, n)
