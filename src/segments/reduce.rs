@@ -7,11 +7,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow_array::builder::{Float64Builder, Int64Builder};
+use arrow_array::builder::Int64Builder;
 use arrow_array::ArrayRef;
 
 use crate::segments::segment::NO_SLOT;
-use crate::segments::spec::{AggKind, AggSpec, Values};
+use crate::segments::spec::{AggKind, AggSpec, FloatsOut, Values};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Pick {
@@ -337,11 +337,11 @@ impl Acc {
     /// The results of the slots in `order`.
     pub fn output(&self, order: &[u32]) -> ArrayRef {
         let float = |f: &dyn Fn(usize) -> Option<f64>| -> ArrayRef {
-            let mut b = Float64Builder::with_capacity(order.len());
+            let mut b = FloatsOut::with_capacity(order.len());
             for s in order {
-                b.append_option(f(*s as usize));
+                b.push(f(*s as usize));
             }
-            Arc::new(b.finish())
+            b.finish()
         };
         let int = |f: &dyn Fn(usize) -> Option<i64>| -> ArrayRef {
             let mut b = Int64Builder::with_capacity(order.len());

@@ -10,15 +10,13 @@
 //! identical, and a restored state gives them too.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
-use arrow_array::builder::Float64Builder;
 use arrow_array::ArrayRef;
 
 use crate::cores::cores;
 use crate::error::{OupsError, Result};
 use crate::segments::segment::NO_GROUP;
-use crate::segments::spec::{AggKind, AggSpec, Values};
+use crate::segments::spec::{AggKind, AggSpec, FloatsOut, Values};
 
 /// Which ends of the window `(t - w, t]` are closed, as pandas' `closed`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -344,7 +342,7 @@ fn run_lane(
     n_groups: usize,
 ) -> ArrayRef {
     lanes.resize_with(n_groups.max(1), Lane::default);
-    let mut out = Float64Builder::with_capacity(keys.len());
+    let mut out = FloatsOut::with_capacity(keys.len());
     for (i, key) in keys.iter().enumerate() {
         let g = groups.map_or(0, |g| g[i]);
         if g == NO_GROUP {
@@ -358,9 +356,9 @@ fn run_lane(
             w: weight.map_or(0.0, |w| w.f64_at(i).unwrap_or(f64::NAN)),
         };
         lane.seen += 1;
-        out.append_option(step(lane, spec, agg.kind, e));
+        out.push(step(lane, spec, agg.kind, e));
     }
-    Arc::new(out.finish())
+    out.finish()
 }
 
 /// The rolling state: per aggregation, per group, its lane.

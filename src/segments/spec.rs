@@ -170,3 +170,35 @@ impl Values<'_> {
         }
     }
 }
+
+/// Float results, missing ones null *and* NaN in the values buffer: the
+/// Python layer then hands the buffer to pandas (which knows only NaN)
+/// without pyarrow's conversion of nulls, a pass and a copy per column.
+#[derive(Default)]
+pub struct FloatsOut {
+    values: Vec<f64>,
+    valid: Vec<bool>,
+    nulls: usize,
+}
+
+impl FloatsOut {
+    pub fn with_capacity(n: usize) -> Self {
+        FloatsOut {
+            values: Vec::with_capacity(n),
+            valid: Vec::with_capacity(n),
+            nulls: 0,
+        }
+    }
+
+    #[inline]
+    pub fn push(&mut self, x: Option<f64>) {
+        self.values.push(x.unwrap_or(f64::NAN));
+        self.valid.push(x.is_some());
+        self.nulls += x.is_none() as usize;
+    }
+
+    pub fn finish(self) -> arrow_array::ArrayRef {
+        let nulls = (self.nulls > 0).then(|| NullBuffer::from(self.valid));
+        std::sync::Arc::new(arrow_array::Float64Array::new(self.values.into(), nulls))
+    }
+}

@@ -71,13 +71,16 @@ def frame_column(df: Any, kind: str, name: str) -> pa.Array:
 _STACK_ROWS = 65_536
 
 
-def _pandas_part(array: Any) -> Any:
+def _pandas_part(array: Any, nan_nulls: bool) -> Any:
     """One result column for pandas: a numpy array (numbers, with missing values
     as NaN as pyarrow converts them; naive timestamps) or a pandas extension
-    array (zoned timestamps, categoricals, the rest)."""
+    array (zoned timestamps, categoricals, the rest). ``nan_nulls``: a float64
+    column whose missing values already hold NaN, whose buffer is taken as is."""
     if not isinstance(array, pa.Array):
         return array  # already pandas
     t = array.type
+    if nan_nulls and t == pa.float64() and array.null_count:
+        return np.frombuffer(array.buffers()[1], np.float64, len(array), array.offset * 8)
     if pa.types.is_floating(t) or pa.types.is_integer(t):
         return array.to_numpy(zero_copy_only=False)
     if pa.types.is_timestamp(t) and not array.null_count:
@@ -89,9 +92,12 @@ def _pandas_part(array: Any) -> Any:
     return array.to_pandas().array
 
 
-def to_frame(columns: dict[str, Any], kind: str, index: pd.Index) -> Any:
+def to_frame(
+    columns: dict[str, Any], kind: str, index: pd.Index, nan_nulls: frozenset[str] = frozenset()
+) -> Any:
     """``columns`` (Arrow arrays, or pandas arrays for a pandas result) in the
-    caller's frame type, writable; ``index`` holds their names. For pandas the
+    caller's frame type, writable; ``index`` holds their names, ``nan_nulls``
+    those of float64 columns whose missing values hold NaN. For pandas the
     blocks are built directly: pyarrow's conversion, or the DataFrame
     constructor, spend most of a millisecond on metadata and checks, which a
     stream of small results would pay every call."""
@@ -105,8 +111,8 @@ def to_frame(columns: dict[str, Any], kind: str, index: pd.Index) -> Any:
     same: dict[np.dtype, list[tuple[int, np.ndarray]]] = {}
     parts: list[tuple[Any, Any]] = []
     n = 0
-    for i, column in enumerate(columns.values()):
-        part = _pandas_part(column)
+    for i, (name, column) in enumerate(columns.items()):
+        part = _pandas_part(column, name in nan_nulls)
         n = len(part)
         if isinstance(part, np.ndarray) and part.dtype.kind in "iufM":
             same.setdefault(part.dtype, []).append((i, part))

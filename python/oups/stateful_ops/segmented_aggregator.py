@@ -199,6 +199,8 @@ class SegmentedAggregator:
         # (pandas CategoricalDtype of ``by``, its categories as Arrow).
         self._pandas_categories: tuple[Any, pa.Array] | None = None
         self._index = pd.Index(self.columns)  # the columns of pandas outputs
+        # Engine results: float64 columns whose missing values hold NaN.
+        self._engine_floats = frozenset(self._names)
         # (group values, their pandas CategoricalDtype) of the latest output.
         self._categories: tuple[pa.Table, pd.CategoricalDtype] | None = None
 
@@ -368,7 +370,7 @@ class SegmentedAggregator:
                 # The column types, as an empty table: persisted without pickle.
                 "types": inputs.types_table,
             }
-        return to_frame(columns, kind, self._index)
+        return to_frame(columns, kind, self._index, self._engine_floats)
 
     def _run_rolling(self, df: Any, kind: str, window: RollingWindow) -> Any:
         """Every row's window, emitted with the row; nothing waits for a flush."""
@@ -397,6 +399,13 @@ class SegmentedAggregator:
         for name in ([self.by] if self.by else []) + [self.on]:
             array = inputs.arrays[name]
             columns[name] = array if every else array.take(rows)
+        cached = self._pandas_categories
+        if kind == "pandas" and self.by is not None and cached is not None:
+            by = columns[self.by]
+            if not by.null_count and by.dictionary.equals(cached[1]):
+                # A pandas categorical in, the same categorical out.
+                codes = by.indices.to_numpy()
+                columns[self.by] = pd.Categorical.from_codes(codes, dtype=cached[0], validate=False)
         for j, name in enumerate(self._names):
             columns[name] = out.column(1 + j)
         self.state = {
@@ -408,7 +417,7 @@ class SegmentedAggregator:
             "groups_values": inputs.group_values,
             "types": inputs.types_table,
         }
-        return to_frame(columns, kind, self._index)
+        return to_frame(columns, kind, self._index, self._engine_floats)
 
     def _arrays(self, df: Any, kind: str) -> dict[str, pa.Array]:
         present = frame_columns(df, kind)
