@@ -26,6 +26,7 @@ __all__ = [
     "asof_merge",
     "segment_aggregate",
     "segment_roll",
+    "segment_join",
     "_debug_panic",
     "_check_exception_classes",
     "metadata_path",
@@ -194,6 +195,23 @@ def segment_roll(
     columns: Sequence[pa.Array],
     state: tuple[int | None, pa.RecordBatch, pa.RecordBatch] | None,
 ) -> tuple[pa.RecordBatch, tuple[int | None, pa.RecordBatch, pa.RecordBatch]]: ...
+
+_JoinState = tuple[int | None, pa.RecordBatch, pa.RecordBatch, pa.RecordBatch, int | None]
+
+def segment_join(
+    window: tuple[str, int],
+    closed: str,
+    min_periods: int,
+    aggs: Sequence[tuple[str, int, int | None, int]],
+    keys: pa.Array,
+    groups: tuple[pa.Array, Sequence[int] | None] | None,
+    n_groups: int,
+    columns: Sequence[pa.Array],
+    query_keys: pa.Array,
+    query_groups: tuple[pa.Array, Sequence[int] | None] | None,
+    state: _JoinState | None,
+    is_final: bool,
+) -> tuple[pa.RecordBatch, _JoinState]: ...
 def _debug_panic() -> None: ...
 def _check_exception_classes() -> list[str]: ...
 def metadata_path(dirpath: _Path) -> Path: ...

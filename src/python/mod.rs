@@ -7,6 +7,7 @@ mod errors;
 mod handover;
 mod intersections;
 mod key_schema;
+mod rolling;
 mod segments;
 mod snapshots;
 mod stateful_loop;
@@ -35,7 +36,8 @@ fn _oups(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(stateful_loop::load_state, m)?)?;
     m.add_function(wrap_pyfunction!(asof::asof_merge, m)?)?;
     m.add_function(wrap_pyfunction!(segments::segment_aggregate, m)?)?;
-    m.add_function(wrap_pyfunction!(segments::segment_roll, m)?)?;
+    m.add_function(wrap_pyfunction!(rolling::segment_roll, m)?)?;
+    m.add_function(wrap_pyfunction!(rolling::segment_join, m)?)?;
     m.add_function(wrap_pyfunction!(_debug_panic, m)?)?;
     m.add_function(wrap_pyfunction!(dataset::metadata_path, m)?)?;
     m.add_function(wrap_pyfunction!(dataset::find_datasets, m)?)?;

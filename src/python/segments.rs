@@ -14,7 +14,6 @@ use pyo3_arrow::{PyArray, PyRecordBatch};
 
 use crate::error::OupsError;
 use crate::python::errors::run;
-use crate::segments::rolling::{roll, Closed, RollSpec, RollState, Window};
 use crate::segments::segment::NO_GROUP;
 use crate::segments::{aggregate, AggKind, AggSpec, Bins, Chunk, Side, Spec, State, Values};
 
@@ -23,7 +22,7 @@ type StateIn = (u64, Option<i64>, Option<i64>, PyRecordBatch, PyRecordBatch);
 type StateOut = (u64, Option<i64>, Option<i64>, Py<PyAny>, Py<PyAny>);
 type AggOut = (Py<PyAny>, StateOut);
 
-fn invalid(msg: impl Into<String>) -> PyErr {
+pub(super) fn invalid(msg: impl Into<String>) -> PyErr {
     OupsError::InvalidArgument(msg.into()).into()
 }
 
@@ -90,7 +89,7 @@ fn agg_kind(name: &str, ddof: u32) -> PyResult<AggKind> {
 }
 
 /// The engine's aggregation specs from `(kind, column, weight, ddof)`.
-fn agg_specs(aggs: &[(String, usize, Option<usize>, u32)]) -> PyResult<Vec<AggSpec>> {
+pub(super) fn agg_specs(aggs: &[(String, usize, Option<usize>, u32)]) -> PyResult<Vec<AggSpec>> {
     aggs.iter()
         .map(|(kind, column, weight, ddof)| {
             Ok(AggSpec {
@@ -103,7 +102,7 @@ fn agg_specs(aggs: &[(String, usize, Option<usize>, u32)]) -> PyResult<Vec<AggSp
 }
 
 /// The `on` keys, int64 without nulls (NaT).
-fn key_values(keys: &ArrayRef) -> PyResult<&Int64Array> {
+pub(super) fn key_values(keys: &ArrayRef) -> PyResult<&Int64Array> {
     let keys = keys
         .as_any()
         .downcast_ref::<Int64Array>()
@@ -117,7 +116,7 @@ fn key_values(keys: &ArrayRef) -> PyResult<&Int64Array> {
     Ok(keys)
 }
 
-fn values(a: &ArrayRef) -> PyResult<Values<'_>> {
+pub(super) fn values(a: &ArrayRef) -> PyResult<Values<'_>> {
     if let Some(f) = a.as_any().downcast_ref::<Float64Array>() {
         return Ok(Values::F64(f.values(), f.nulls()));
     }
@@ -186,6 +185,16 @@ fn group_ids(codes: &ArrayRef, remap: Option<&[u32]>, n_groups: usize) -> PyResu
     }
 }
 
+/// The group ids of a chunk's `(codes, remap)`, if grouped.
+pub(super) fn groups_of(
+    groups: Option<(PyArray, Option<Vec<u32>>)>,
+    n_groups: usize,
+) -> PyResult<Option<Vec<u32>>> {
+    groups
+        .map(|(codes, remap)| group_ids(&codes.into_inner().0, remap.as_deref(), n_groups))
+        .transpose()
+}
+
 /// Aggregates one chunk; returns a batch of the emitted bins (`group`,
 /// `label`, then one column per aggregation) and the next state.
 #[pyfunction]
@@ -214,9 +223,7 @@ pub fn segment_aggregate(
     };
     let keys = keys.into_inner().0;
     let keys = key_values(&keys)?;
-    let group_ids = groups
-        .map(|(codes, remap)| group_ids(&codes.into_inner().0, remap.as_deref(), n_groups))
-        .transpose()?;
+    let group_ids = groups_of(groups, n_groups)?;
     let columns: Vec<ArrayRef> = columns.into_iter().map(|c| c.into_inner().0).collect();
     let chunk = Chunk {
         keys: keys.values(),
@@ -258,87 +265,6 @@ pub fn segment_aggregate(
         out.state.cur_bin,
         PyRecordBatch::new(g).into_pyarrow(py)?.unbind(),
         PyRecordBatch::new(s).into_pyarrow(py)?.unbind(),
-    );
-    Ok((PyRecordBatch::new(batch).into_pyarrow(py)?.unbind(), state))
-}
-
-type RollStateIn = (Option<i64>, PyRecordBatch, PyRecordBatch);
-type RollStateOut = (Option<i64>, Py<PyAny>, Py<PyAny>);
-
-/// Rolls one chunk; returns a batch of the rows with a result (`row`: their
-/// position in the chunk, then one column per aggregation) and the next state.
-#[pyfunction]
-#[pyo3(signature = (window, closed, min_periods, aggs, keys, groups, n_groups, columns, state))]
-#[allow(clippy::too_many_arguments)]
-pub fn segment_roll(
-    py: Python<'_>,
-    window: (String, i64),
-    closed: &str,
-    min_periods: u64,
-    aggs: Vec<(String, usize, Option<usize>, u32)>,
-    keys: PyArray,
-    groups: Option<(PyArray, Option<Vec<u32>>)>,
-    n_groups: usize,
-    columns: Vec<PyArray>,
-    state: Option<RollStateIn>,
-) -> PyResult<(Py<PyAny>, RollStateOut)> {
-    let window = match (window.0.as_str(), window.1) {
-        ("span", w) => Window::Span(w),
-        ("rows", n) if n > 0 => Window::Rows(n as u64),
-        (_, n) => return Err(invalid(format!("'window' must be at least 1 row, not {n}"))),
-    };
-    let closed = match closed {
-        "right" => Closed::Right,
-        "left" => Closed::Left,
-        "both" => Closed::Both,
-        "neither" => Closed::Neither,
-        other => {
-            return Err(invalid(format!(
-                "'closed' must be 'right', 'left', 'both' or 'neither', not {other:?}"
-            )))
-        }
-    };
-    let spec = RollSpec {
-        window,
-        closed,
-        min_periods,
-        aggs: agg_specs(&aggs)?,
-    };
-    let keys = keys.into_inner().0;
-    let keys = key_values(&keys)?;
-    let group_ids = groups
-        .map(|(codes, remap)| group_ids(&codes.into_inner().0, remap.as_deref(), n_groups))
-        .transpose()?;
-    let columns: Vec<ArrayRef> = columns.into_iter().map(|c| c.into_inner().0).collect();
-    let values = columns.iter().map(values).collect::<PyResult<Vec<_>>>()?;
-    let (out, (l, r)) = run(py, || {
-        let state = match state {
-            None => RollState::default(),
-            Some((last_key, lanes, rows)) => {
-                RollState::from_batches(&spec, last_key, &lanes.into_inner(), &rows.into_inner())?
-            }
-        };
-        let out = roll(
-            &spec,
-            keys.values(),
-            group_ids.as_deref(),
-            n_groups,
-            &values,
-            &state,
-        )?;
-        let batches = out.state.to_batches()?;
-        Ok((out, batches))
-    })?;
-    let mut fields: Vec<(String, ArrayRef)> =
-        vec![("row".into(), Arc::new(UInt32Array::from(out.rows)))];
-    for (j, c) in out.columns.into_iter().enumerate() {
-        fields.push((j.to_string(), c));
-    }
-    let batch = RecordBatch::try_from_iter(fields).map_err(OupsError::from)?;
-    let state = (
-        out.state.last_key,
-        PyRecordBatch::new(l).into_pyarrow(py)?.unbind(),
-        PyRecordBatch::new(r).into_pyarrow(py)?.unbind(),
     );
     Ok((PyRecordBatch::new(batch).into_pyarrow(py)?.unbind(), state))
 }

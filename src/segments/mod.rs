@@ -10,6 +10,7 @@
 //! same values in the same order either way. Rolling windows (`rolling`)
 //! keep, per group and aggregation, the rows of the current window instead.
 
+pub mod lane;
 pub mod reduce;
 mod reduce_state;
 pub mod rolling;
@@ -18,6 +19,7 @@ pub mod run;
 pub mod segment;
 pub mod spec;
 pub mod state;
+pub mod window_join;
 
 pub use run::{aggregate, Chunk, Output};
 pub use spec::{AggKind, AggSpec, Bins, Side, Spec, Values};

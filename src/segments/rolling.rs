@@ -9,12 +9,11 @@
 //! additions and removals in the same order as one call, so the results are
 //! identical, and a restored state gives them too.
 
-use std::collections::VecDeque;
-
 use arrow_array::ArrayRef;
 
 use crate::cores::cores;
 use crate::error::{OupsError, Result};
+use crate::segments::lane::{Entry, Lane};
 use crate::segments::segment::NO_GROUP;
 use crate::segments::spec::{AggKind, AggSpec, FloatsOut, Values};
 
@@ -29,12 +28,12 @@ pub enum Closed {
 
 impl Closed {
     /// The current row is in its own window.
-    fn has_current(self) -> bool {
+    pub(super) fn has_current(self) -> bool {
         matches!(self, Closed::Right | Closed::Both)
     }
 
     /// The window's far end is included.
-    fn has_start(self) -> bool {
+    pub(super) fn has_start(self) -> bool {
         matches!(self, Closed::Left | Closed::Both)
     }
 }
@@ -83,207 +82,6 @@ impl RollSpec {
             }
         }
         Ok(())
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(super) struct Entry {
-    pub(super) key: i64,
-    pub(super) pos: u64,
-    pub(super) v: f64,
-    pub(super) w: f64,
-}
-
-impl Entry {
-    /// Rows with a missing value (or weight) take part in windows but in no
-    /// aggregate.
-    pub(super) fn valid(&self) -> bool {
-        !self.v.is_nan() && !self.w.is_nan()
-    }
-}
-
-/// A Kahan sum with pandas' separate compensations for additions and removals.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub(super) struct KahanPair {
-    pub(super) sum: f64,
-    pub(super) add: f64,
-    pub(super) remove: f64,
-}
-
-impl KahanPair {
-    #[inline]
-    fn push(&mut self, x: f64) {
-        let y = x - self.add;
-        let t = self.sum + y;
-        self.add = t - self.sum - y;
-        self.sum = t;
-    }
-
-    #[inline]
-    fn pull(&mut self, x: f64) {
-        let y = -x - self.remove;
-        let t = self.sum + y;
-        self.remove = t - self.sum - y;
-        self.sum = t;
-    }
-}
-
-/// Welford's running variance with compensation, as pandas' `roll_var`.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub(super) struct Welford {
-    pub(super) mean: f64,
-    pub(super) m2: f64,
-    pub(super) add: f64,
-    pub(super) remove: f64,
-}
-
-impl Welford {
-    #[inline]
-    fn push(&mut self, x: f64, nobs: u64) {
-        let prev = self.mean - self.add;
-        let y = x - self.add;
-        let t = y - self.mean;
-        self.add = t + self.mean - y;
-        self.mean += t / nobs as f64;
-        self.m2 += (x - prev) * (x - self.mean);
-    }
-
-    #[inline]
-    fn pull(&mut self, x: f64, nobs: u64) {
-        if nobs == 0 {
-            self.mean = 0.0;
-            self.m2 = 0.0;
-            return;
-        }
-        let prev = self.mean - self.remove;
-        let y = x - self.remove;
-        let t = y - self.mean;
-        self.remove = t + self.mean - y;
-        self.mean -= t / nobs as f64;
-        self.m2 -= (x - prev) * (x - self.mean);
-    }
-}
-
-/// One group's window for one aggregation.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Lane {
-    /// The rows in the window, oldest first.
-    pub(super) rows: VecDeque<Entry>,
-    /// Rows seen but not yet in any window, when a row is not in its own
-    /// window (`closed` "left" or "neither"): the previous row for a row
-    /// count, the rows of the latest key for a duration.
-    pub(super) pending: VecDeque<Entry>,
-    /// Rows seen of this group: the position of the next one.
-    pub(super) seen: u64,
-    pub(super) nobs: u64,
-    pub(super) sum: KahanPair,
-    pub(super) weights: KahanPair,
-    pub(super) var: Welford,
-    pub(super) negatives: u64,
-    /// Min/max candidates: positions and values, oldest first.
-    pub(super) extremes: VecDeque<(u64, f64)>,
-}
-
-impl Lane {
-    fn add(&mut self, kind: AggKind, e: Entry) {
-        self.rows.push_back(e);
-        if !e.valid() {
-            return;
-        }
-        self.nobs += 1;
-        match kind {
-            AggKind::Sum | AggKind::Mean => {
-                self.sum.push(e.v);
-                self.negatives += e.v.is_sign_negative() as u64;
-            }
-            AggKind::WeightedMean => {
-                self.sum.push(e.v * e.w);
-                self.weights.push(e.w);
-            }
-            AggKind::Var { .. } | AggKind::Std { .. } => self.var.push(e.v, self.nobs),
-            AggKind::Min | AggKind::Max => {
-                let max = kind == AggKind::Max;
-                while let Some(&(_, back)) = self.extremes.back() {
-                    if (max && back <= e.v) || (!max && back >= e.v) {
-                        self.extremes.pop_back();
-                    } else {
-                        break;
-                    }
-                }
-                self.extremes.push_back((e.pos, e.v));
-            }
-            _ => {}
-        }
-    }
-
-    fn remove_front(&mut self, kind: AggKind) {
-        let Some(e) = self.rows.pop_front() else {
-            return;
-        };
-        if !e.valid() {
-            return;
-        }
-        self.nobs -= 1;
-        match kind {
-            AggKind::Sum | AggKind::Mean => {
-                self.sum.pull(e.v);
-                self.negatives -= e.v.is_sign_negative() as u64;
-            }
-            AggKind::WeightedMean => {
-                self.sum.pull(e.v * e.w);
-                self.weights.pull(e.w);
-            }
-            AggKind::Var { .. } | AggKind::Std { .. } => self.var.pull(e.v, self.nobs),
-            AggKind::Min | AggKind::Max
-                if self.extremes.front().is_some_and(|(p, _)| *p == e.pos) =>
-            {
-                self.extremes.pop_front();
-            }
-            _ => {}
-        }
-    }
-
-    /// The window's result, pandas' way: missing below `min_periods`
-    /// values; a sum of no value is 0 (with `min_periods=0`).
-    fn value(&self, kind: AggKind, min_periods: u64) -> Option<f64> {
-        let n = self.nobs;
-        if kind == AggKind::Count {
-            // pandas counts the rows of the window against min_periods.
-            return (self.rows.len() as u64 >= min_periods).then_some(n as f64);
-        }
-        if n < min_periods {
-            return None;
-        }
-        match kind {
-            AggKind::Sum => Some(if n == 0 { 0.0 } else { self.sum.sum }),
-            _ if n == 0 => None,
-            AggKind::Mean => {
-                let m = self.sum.sum / n as f64;
-                // pandas: the mean of values of one sign keeps that sign.
-                let clipped = (self.negatives == 0 && m < 0.0) || (self.negatives == n && m > 0.0);
-                Some(if clipped { 0.0 } else { m })
-            }
-            AggKind::WeightedMean => {
-                (self.weights.sum != 0.0).then(|| self.sum.sum / self.weights.sum)
-            }
-            AggKind::Var { ddof } | AggKind::Std { ddof } => {
-                if n <= ddof as u64 {
-                    return None;
-                }
-                let var = if n == 1 {
-                    0.0
-                } else {
-                    (self.var.m2 / (n - ddof as u64) as f64).max(0.0)
-                };
-                Some(if matches!(kind, AggKind::Std { .. }) {
-                    var.sqrt()
-                } else {
-                    var
-                })
-            }
-            AggKind::Min | AggKind::Max => self.extremes.front().map(|(_, v)| *v),
-            _ => None,
-        }
     }
 }
 
@@ -361,11 +159,62 @@ fn run_lane(
     out.finish()
 }
 
+/// Runs `work` on every aggregation's lanes, on both cores when the chunk is
+/// large enough to pay for a thread; results in aggregation order.
+pub(super) fn per_lane<F>(lanes: &mut [Vec<Lane>], rows: usize, work: F) -> Result<Vec<ArrayRef>>
+where
+    F: Fn(usize, &mut Vec<Lane>) -> ArrayRef + Sync,
+{
+    let n = lanes.len();
+    let jobs: Vec<(usize, &mut Vec<Lane>)> = lanes.iter_mut().enumerate().collect();
+    let mut results: Vec<Option<ArrayRef>> = vec![None; n];
+    let done: Vec<(usize, ArrayRef)> = if jobs.len() < 2 || rows < 100_000 || cores() < 2 {
+        jobs.into_iter().map(|(j, l)| (j, work(j, l))).collect()
+    } else {
+        let (even, odd) = crate::cores::halves(jobs);
+        let work = &work;
+        std::thread::scope(|scope| {
+            let other = scope.spawn(move || {
+                odd.into_iter()
+                    .map(|(j, l)| (j, work(j, l)))
+                    .collect::<Vec<_>>()
+            });
+            let mut mine: Vec<_> = even.into_iter().map(|(j, l)| (j, work(j, l))).collect();
+            mine.extend(other.join().unwrap_or_default());
+            mine
+        })
+    };
+    for (j, r) in done {
+        results[j] = Some(r);
+    }
+    results
+        .into_iter()
+        .map(|r| r.ok_or_else(|| OupsError::Internal("a rolling lane did not run".into())))
+        .collect()
+}
+
 /// The rolling state: per aggregation, per group, its lane.
 #[derive(Clone, Debug, Default)]
 pub struct RollState {
     pub last_key: Option<i64>,
     pub lanes: Vec<Vec<Lane>>,
+}
+
+impl RollState {
+    /// The lanes the next chunk continues, checked against the spec.
+    pub(super) fn start_lanes(&self, spec: &RollSpec) -> Result<Vec<Vec<Lane>>> {
+        if self.lanes.is_empty() {
+            return Ok(vec![Vec::new(); spec.aggs.len()]);
+        }
+        if self.lanes.len() != spec.aggs.len() {
+            return Err(OupsError::InvalidArgument(
+                "'state' holds other aggregations; pass the state of an aggregator built with \
+                 the same arguments, or None"
+                    .into(),
+            ));
+        }
+        Ok(self.lanes.clone())
+    }
 }
 
 pub struct RollOutput {
@@ -387,52 +236,15 @@ pub fn roll(
 ) -> Result<RollOutput> {
     spec.validate(columns.len())?;
     crate::segments::run::check_keys(keys, state.last_key)?;
-    let mut lanes = if state.lanes.is_empty() {
-        vec![Vec::new(); spec.aggs.len()]
-    } else {
-        state.lanes.clone()
-    };
-    if lanes.len() != spec.aggs.len() {
-        return Err(OupsError::InvalidArgument(
-            "'state' holds other aggregations; pass the state of an aggregator built with the \
-             same arguments, or None"
-                .into(),
-        ));
-    }
-    let mut results: Vec<Option<ArrayRef>> = vec![None; spec.aggs.len()];
-    let jobs: Vec<(usize, &mut Vec<Lane>)> = lanes.iter_mut().enumerate().collect();
-    let work = |(j, lane): (usize, &mut Vec<Lane>)| {
+    let mut lanes = state.start_lanes(spec)?;
+    let columns = per_lane(&mut lanes, keys.len(), |j, lane| {
         let a = &spec.aggs[j];
         let w = a.weight.map(|w| columns[w]);
-        (
-            j,
-            run_lane(spec, a, keys, groups, columns[a.column], w, lane, n_groups),
-        )
-    };
-    if jobs.len() < 2 || keys.len() < 100_000 || cores() < 2 {
-        for job in jobs {
-            let (j, r) = work(job);
-            results[j] = Some(r);
-        }
-    } else {
-        let (even, odd) = crate::cores::halves(jobs);
-        let done = std::thread::scope(|scope| {
-            let other = scope.spawn(|| odd.into_iter().map(&work).collect::<Vec<_>>());
-            let mut mine: Vec<_> = even.into_iter().map(&work).collect();
-            mine.extend(other.join().unwrap_or_default());
-            mine
-        });
-        for (j, r) in done {
-            results[j] = Some(r);
-        }
-    }
+        run_lane(spec, a, keys, groups, columns[a.column], w, lane, n_groups)
+    })?;
     let rows = (0..keys.len() as u32)
         .filter(|i| groups.is_none_or(|g| g[*i as usize] != NO_GROUP))
         .collect();
-    let columns = results
-        .into_iter()
-        .map(|r| r.ok_or_else(|| OupsError::Internal("a rolling lane did not run".into())))
-        .collect::<Result<_>>()?;
     Ok(RollOutput {
         rows,
         columns,

@@ -8,7 +8,8 @@ use arrow_array::{
 };
 
 use crate::error::{OupsError, Result};
-use crate::segments::rolling::{Entry, KahanPair, Lane, RollSpec, RollState, Welford};
+use crate::segments::lane::{Entry, KahanPair, Lane, Welford};
+use crate::segments::rolling::{RollSpec, RollState};
 use crate::segments::spec::AggKind;
 
 fn bad(what: &str) -> OupsError {

@@ -390,3 +390,21 @@ def test_hostile_state_is_refused():
         SegmentedAggregator("ts", bins="5min", aggs={"m": ("v", "mean")}, state=broken).agg(
             df.iloc[7:]
         )
+
+
+def test_an_empty_first_chunk_does_not_fix_the_types():
+    # pandas gives an empty object column no type: the first values set it.
+    agg = SegmentedAggregator("t", by="g", bins=2, aggs={"n": ("v", "count")})
+    empty = pd.DataFrame({"t": pd.Series([], dtype="int64"), "g": [], "v": []})
+    agg.agg(empty.astype({"v": float}))
+    out = agg.agg(pd.DataFrame({"t": [1, 2, 3], "g": ["a", "a", None], "v": 1.0}), final=True)
+    assert out.to_dict("list") == {"g": ["a"], "t": [1], "n": [2]}
+
+
+def test_a_categorical_by_with_missing_values():
+    df = pd.DataFrame(
+        {"t": [1, 2, 3, 4], "g": pd.Categorical(["a", None, "b", "a"]), "v": [1.0, 2.0, 3.0, 4.0]}
+    )
+    out = SegmentedAggregator("t", by="g", bins=10, aggs={"s": ("v", "sum")}).agg(df, final=True)
+    assert out["g"].tolist() == ["a", "b"]
+    assert out["s"].tolist() == [5.0, 3.0]

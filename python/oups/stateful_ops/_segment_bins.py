@@ -415,8 +415,9 @@ class RollingWindow:
         return ("span", step)
 
 
-def key_values(values: Any, key_type: pa.DataType, what: str) -> np.ndarray:
-    """Sorted values (edges, query keys) as int64 in the key's unit."""
+def key_values(values: Any, key_type: pa.DataType, what: str, strict: bool = True) -> np.ndarray:
+    """Values (edges, query keys) as int64 in the key's unit; edges
+    (``strict``) must increase, query keys are checked by the engine."""
     if pa.types.is_timestamp(key_type):
         try:
             index = pd.DatetimeIndex(values)
@@ -439,7 +440,7 @@ def key_values(values: Any, key_type: pa.DataType, what: str) -> np.ndarray:
             )
         out = out.astype(np.int64)
     out = cast(np.ndarray, out)
-    if len(out) > 1 and not (np.diff(out) > 0).all():
+    if strict and len(out) > 1 and not (np.diff(out) > 0).all():
         raise InvalidParameterError(f"'{what}' must be strictly increasing")
     return out
 

@@ -13,6 +13,8 @@ import pyarrow as pa
 from oups.exceptions import InvalidParameterError, ParameterTypeError, UnsortedError
 
 NO_GROUP = np.uint32(0xFFFFFFFF)
+# The layout of the states of SegmentedAggregator, checked on the way back.
+STATE_VERSION = 1
 PICKS = ("first", "last", "min", "max")
 KINDS = (*PICKS, "sum", "mean", "count", "var", "std", "ohlc", "wmean", "vwap", "nunique")
 OHLC = (("open", "first"), ("high", "max"), ("low", "min"), ("close", "last"))

@@ -8,11 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from oups._oups import segment_aggregate, segment_roll
+from oups._oups import segment_aggregate
 from oups.exceptions import (
     ColumnNotFoundError,
     InvalidParameterError,
@@ -24,6 +23,7 @@ from oups.stateful_ops._segment_bins import RollingWindow, Threshold, parse_bins
 from oups.stateful_ops._segment_columns import (
     NO_GROUP,
     PICKS,
+    STATE_VERSION,
     agg_list,
     batch,
     key_array,
@@ -31,10 +31,9 @@ from oups.stateful_ops._segment_columns import (
     untyped,
     value_array,
 )
+from oups.stateful_ops._segment_rolling import run_join, run_rolling
 
 __all__ = ["SegmentedAggregator", "Threshold"]
-
-_STATE_VERSION = 1
 
 
 @dataclass
@@ -70,8 +69,9 @@ class SegmentedAggregator:
     window : str, Timedelta or int
         Instead of ``bins``: a rolling window at every row, a trailing
         duration (``"5min"``) or a row count (``100``), as pandas'
-        ``rolling``; one output row per input row. Aggregations: sum, mean,
-        count, min, max, var, std, wmean.
+        ``rolling``; one output row per input row, or per query with
+        ``agg(chunk, at=queries)``. Aggregations: sum, mean, count, min, max,
+        var, std, wmean.
     aggs : dict
         ``{output name: (column, aggregation)}`` with aggregation one of
         ``first, last, min, max, sum, mean, count, nunique, var, std, ohlc,
@@ -152,13 +152,11 @@ class SegmentedAggregator:
         self._names, self._aggs = agg_list(aggs)
         self._window = None if window is None else RollingWindow(window, min_periods)
         if self._window is not None:
-            self._kind = "rolling"
             self._window.check(closed, label, empty, self._aggs, self._names)
             self.closed = closed or "right"
             self.label = "right"
             self._bins: Any = None
         else:
-            self._kind = "bins"
             if min_periods is not None:
                 raise InvalidParameterError("'min_periods' applies to rolling windows only")
             self._bins = parse_bins(bins, origin, offset)
@@ -233,11 +231,19 @@ class SegmentedAggregator:
         """
         return self._run(None, "arrow", True)
 
-    def agg(self, df: Any, final: bool = False) -> Any:
+    def agg(self, df: Any, final: bool = False, *, at: Any = None) -> Any:
         """Adds the rows of ``df`` (pandas, pyarrow or polars, sorted on ``on``,
         not before the previous chunk) and returns the bins they complete, in
         the same frame type. ``final=True`` also emits the open bins and
         resets the state, for a new stream.
+
+        ``at`` (rolling windows only) asks for the windows at query keys
+        instead of at every row: a frame with the ``on`` column (and ``by``),
+        or, without ``by``, the keys alone. The result has one row per query,
+        in the order given, each emitted once a row past its key has arrived
+        (or with ``final``); queries may come ahead of the data, never after
+        it. Pass ``at`` on every call of such a stream, empty for a chunk
+        without queries.
 
         Examples
         --------
@@ -251,22 +257,32 @@ class SegmentedAggregator:
            t  total
         0  3      7
         1  5      5
-        """
-        return self._run(df, frame_kind(df), final)
 
-    def _inputs(self, df: Any, kind: str) -> _Inputs | None:
+        The sum of the last two rows at keys 2 and 5:
+
+        >>> window = SegmentedAggregator("t", window=2, aggs={"total": ("v", "sum")})
+        >>> window.agg(pd.DataFrame({"t": [1, 2, 3, 4, 5], "v": [1, 2, 3, 4, 5]}),
+        ...            at=[2, 5], final=True)
+           t  total
+        0  2    3.0
+        1  5    9.0
+        """
+        return self._run(df, frame_kind(df), final, at)
+
+    def _inputs(self, df: Any, kind: str, expected: str) -> _Inputs | None:
         """The chunk's columns as the engine reads them, checked against the
         state; None for a flush with nothing seen."""
         state = self.state
-        if state is not None and state.get("version") != _STATE_VERSION:
+        typed_now = False
+        if state is not None and state.get("version") != STATE_VERSION:
             raise InvalidParameterError(
                 "'state' is not the state of a SegmentedAggregator of this oups version; "
                 "pass None to start over"
             )
-        if state is not None and state.get("kind", "bins") != self._kind:
+        if state is not None and state.get("kind", "bins") != expected:
             raise InvalidParameterError(
-                f"'state' is the state of a {state.get('kind')} aggregator, not of this "
-                f"{self._kind} one; pass None to start over"
+                f"'state' is the state of a {state.get('kind', 'bins')} aggregator, not of this "
+                f"{expected} one; pass None to start over"
             )
         if df is None:
             if state is None:
@@ -276,11 +292,16 @@ class SegmentedAggregator:
             arrays = self._arrays(df, kind)
         if state is not None:
             known = state["types"].schema
+            typed_now = False
             for c, a in arrays.items():
                 was = known.field(c).type
                 if a.null_count == len(a) and untyped(a.type):
                     # pandas gives no type to an object column without values.
                     arrays[c] = a = pa.nulls(len(a), type=was)
+                if untyped(was) and not untyped(a.type):
+                    # The earlier chunks held no value, so this one sets the type.
+                    typed_now = True
+                    continue
                 if not same_type(was, a.type):
                     raise SchemaMismatchError(
                         f"column {c!r} was {known.field(c).type} in earlier chunks and is "
@@ -300,17 +321,25 @@ class SegmentedAggregator:
             if isinstance(extra, str):
                 kinds[extra].add("wmean")
         values = [value_array(arrays[c], c, kinds[c]) for c in self._columns]
-        if state is not None:
+        if state is not None and not typed_now:
             types_table = state["types"]
         else:
             types_table = pa.table({c: pa.array([], type=t) for c, t in types.items()})
         return _Inputs(arrays, types, types_table, keys, group_codes, group_values, values)
 
-    def _run(self, df: Any, kind: str, final: bool) -> Any:
+    def _run(self, df: Any, kind: str, final: bool, at: Any = None) -> Any:
         if self._window is not None:
-            return self._run_rolling(df, kind, self._window)
+            joined = self.state is not None and self.state.get("kind") == "rolling_at"
+            if at is not None or joined:
+                return run_join(self, df, kind, at, final, self._window)
+            return run_rolling(self, df, kind, final, self._window)
+        if at is not None:
+            raise InvalidParameterError(
+                "'at' asks for rolling windows at query keys: build the aggregator with "
+                "window=..., not bins=..."
+            )
         state = self.state
-        inputs = self._inputs(df, kind)
+        inputs = self._inputs(df, kind, "bins")
         if inputs is None:
             return self._empty_output(kind)
         types, keys, group_values = inputs.types, inputs.keys, inputs.group_values
@@ -359,7 +388,7 @@ class SegmentedAggregator:
             self.state = None
         else:
             self.state = {
-                "version": _STATE_VERSION,
+                "version": STATE_VERSION,
                 "rows_seen": new[0],
                 "last_key": new[1],
                 "cur_bin": new[2],
@@ -370,53 +399,6 @@ class SegmentedAggregator:
                 # The column types, as an empty table: persisted without pickle.
                 "types": inputs.types_table,
             }
-        return to_frame(columns, kind, self._index, self._engine_floats)
-
-    def _run_rolling(self, df: Any, kind: str, window: RollingWindow) -> Any:
-        """Every row's window, emitted with the row; nothing waits for a flush."""
-        inputs = self._inputs(df, kind)
-        if inputs is None or len(inputs.keys) == 0:
-            return self._empty_output(kind)
-        state = self.state
-        engine_state = None
-        if state is not None:
-            engine_state = (state["last_key"], batch(state["lanes"]), batch(state["rows"]))
-        n_groups = len(inputs.group_values) if inputs.group_values is not None else 1
-        out, new = segment_roll(
-            window.spec(inputs.types[self.on]),
-            self.closed,
-            window.min_periods,
-            self._engine_aggs,
-            inputs.keys,
-            inputs.group_codes,
-            n_groups,
-            [v for v, _ in inputs.values],
-            engine_state,
-        )
-        rows = out.column(0)
-        every = len(rows) == len(inputs.keys)
-        columns: dict[str, Any] = {}
-        for name in ([self.by] if self.by else []) + [self.on]:
-            array = inputs.arrays[name]
-            columns[name] = array if every else array.take(rows)
-        cached = self._pandas_categories
-        if kind == "pandas" and self.by is not None and cached is not None:
-            by = columns[self.by]
-            if not by.null_count and by.dictionary.equals(cached[1]):
-                # A pandas categorical in, the same categorical out.
-                codes = by.indices.to_numpy()
-                columns[self.by] = pd.Categorical.from_codes(codes, dtype=cached[0], validate=False)
-        for j, name in enumerate(self._names):
-            columns[name] = out.column(1 + j)
-        self.state = {
-            "version": _STATE_VERSION,
-            "kind": "rolling",
-            "last_key": new[0],
-            "lanes": new[1],
-            "rows": new[2],
-            "groups_values": inputs.group_values,
-            "types": inputs.types_table,
-        }
         return to_frame(columns, kind, self._index, self._engine_floats)
 
     def _arrays(self, df: Any, kind: str) -> dict[str, pa.Array]:
@@ -448,9 +430,8 @@ class SegmentedAggregator:
                 missing = codes < 0
                 # Codes of a pandas categorical are valid by construction (-1,
                 # missing, is masked): pyarrow's check would cost 60 us a chunk.
-                return pa.DictionaryArray.from_arrays(
-                    pa.array(codes), cached[1], mask=missing if missing.any() else None, safe=False
-                )
+                indices = pa.array(codes, mask=missing) if missing.any() else pa.array(codes)
+                return pa.DictionaryArray.from_arrays(indices, cached[1], safe=False)
         return frame_column(df, kind, by)
 
     def _group_codes(
@@ -502,8 +483,11 @@ class SegmentedAggregator:
         types: dict[str, pa.DataType],
         values: list[tuple[pa.Array, pa.DataType]],
         group_values: pa.Table | None,
+        typed_picks: bool = True,
     ) -> dict[str, Any]:
-        """The output columns, Arrow arrays except a pandas categorical ``by``."""
+        """The output columns, Arrow arrays except a pandas categorical ``by``.
+        ``typed_picks``: first/last/min/max take the type of their column (bins;
+        rolling windows give floats, as pandas)."""
         ids, labels = bins_out.column(0), bins_out.column(1)
         columns: dict[str, Any] = {}
         if self.by is not None and group_values is not None:
@@ -513,7 +497,7 @@ class SegmentedAggregator:
             elif kind == "pandas":
                 if self._categories is None or self._categories[0] is not group_values:
                     self._categories = (group_values, pd.CategoricalDtype(known.to_pandas()))
-                codes = ids.to_numpy().astype(np.int32)
+                codes = ids.cast(pa.int32()).fill_null(-1).to_numpy()
                 columns[self.by] = pd.Categorical.from_codes(
                     codes, dtype=self._categories[1], validate=False
                 )
@@ -525,7 +509,7 @@ class SegmentedAggregator:
         for j, (name, (column, agg, _)) in enumerate(zip(self._names, self._aggs, strict=True)):
             result = bins_out.column(2 + j)
             source = values[self._columns.index(column)][1]
-            if agg in PICKS and result.type != source:
+            if typed_picks and agg in PICKS and result.type != source:
                 temporal = pa.types.is_timestamp(source) or pa.types.is_duration(source)
                 result = result.view(source) if temporal else result.cast(source)
             columns[name] = result

@@ -1,0 +1,229 @@
+//! `oups._oups.segment_roll` and `segment_join`: the bindings of the rolling
+//! windows, at every row and at query keys. Inputs arrive converted as for
+//! `segment_aggregate`.
+
+use std::sync::Arc;
+
+use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, UInt32Array};
+use pyo3::prelude::*;
+use pyo3_arrow::{PyArray, PyRecordBatch};
+
+use crate::error::OupsError;
+use crate::python::errors::run;
+use crate::python::segments::{agg_specs, groups_of, invalid, key_values, values};
+use crate::segments::rolling::{roll, Closed, RollSpec, RollState, Window};
+use crate::segments::segment::NO_GROUP;
+use crate::segments::window_join::{join, JoinChunk, JoinState};
+
+/// `(last_key, lanes, rows)`.
+type RollStateIn = (Option<i64>, PyRecordBatch, PyRecordBatch);
+type RollStateOut = (Option<i64>, Py<PyAny>, Py<PyAny>);
+/// `(last_key, lanes, rows, pending queries, last query key)`.
+type JoinStateIn = (
+    Option<i64>,
+    PyRecordBatch,
+    PyRecordBatch,
+    PyRecordBatch,
+    Option<i64>,
+);
+type JoinStateOut = (Option<i64>, Py<PyAny>, Py<PyAny>, Py<PyAny>, Option<i64>);
+type Aggs = Vec<(String, usize, Option<usize>, u32)>;
+
+fn roll_spec(
+    window: (String, i64),
+    closed: &str,
+    min_periods: u64,
+    aggs: &Aggs,
+) -> PyResult<RollSpec> {
+    let window = match (window.0.as_str(), window.1) {
+        ("span", w) => Window::Span(w),
+        ("rows", n) if n > 0 => Window::Rows(n as u64),
+        (_, n) => return Err(invalid(format!("'window' must be at least 1 row, not {n}"))),
+    };
+    let closed = match closed {
+        "right" => Closed::Right,
+        "left" => Closed::Left,
+        "both" => Closed::Both,
+        "neither" => Closed::Neither,
+        other => {
+            return Err(invalid(format!(
+                "'closed' must be 'right', 'left', 'both' or 'neither', not {other:?}"
+            )))
+        }
+    };
+    Ok(RollSpec {
+        window,
+        closed,
+        min_periods,
+        aggs: agg_specs(aggs)?,
+    })
+}
+
+fn to_py(py: Python<'_>, batch: RecordBatch) -> PyResult<Py<PyAny>> {
+    Ok(PyRecordBatch::new(batch).into_pyarrow(py)?.unbind())
+}
+
+fn with_columns(
+    mut fields: Vec<(String, ArrayRef)>,
+    columns: Vec<ArrayRef>,
+) -> PyResult<RecordBatch> {
+    for (j, c) in columns.into_iter().enumerate() {
+        fields.push((j.to_string(), c));
+    }
+    Ok(RecordBatch::try_from_iter(fields).map_err(OupsError::from)?)
+}
+
+/// Rolls one chunk; returns a batch of the rows with a result (`row`: their
+/// position in the chunk, then one column per aggregation) and the next state.
+#[pyfunction]
+#[pyo3(signature = (window, closed, min_periods, aggs, keys, groups, n_groups, columns, state))]
+#[allow(clippy::too_many_arguments)]
+pub fn segment_roll(
+    py: Python<'_>,
+    window: (String, i64),
+    closed: &str,
+    min_periods: u64,
+    aggs: Aggs,
+    keys: PyArray,
+    groups: Option<(PyArray, Option<Vec<u32>>)>,
+    n_groups: usize,
+    columns: Vec<PyArray>,
+    state: Option<RollStateIn>,
+) -> PyResult<(Py<PyAny>, RollStateOut)> {
+    let spec = roll_spec(window, closed, min_periods, &aggs)?;
+    let keys = keys.into_inner().0;
+    let keys = key_values(&keys)?;
+    let group_ids = groups_of(groups, n_groups)?;
+    let columns: Vec<ArrayRef> = columns.into_iter().map(|c| c.into_inner().0).collect();
+    let values = columns.iter().map(values).collect::<PyResult<Vec<_>>>()?;
+    let (out, (l, r)) = run(py, || {
+        let state = match state {
+            None => RollState::default(),
+            Some((last_key, lanes, rows)) => {
+                RollState::from_batches(&spec, last_key, &lanes.into_inner(), &rows.into_inner())?
+            }
+        };
+        let out = roll(
+            &spec,
+            keys.values(),
+            group_ids.as_deref(),
+            n_groups,
+            &values,
+            &state,
+        )?;
+        let batches = out.state.to_batches()?;
+        Ok((out, batches))
+    })?;
+    let rows: ArrayRef = Arc::new(UInt32Array::from(out.rows));
+    let batch = with_columns(vec![("row".into(), rows)], out.columns)?;
+    let state = (out.state.last_key, to_py(py, l)?, to_py(py, r)?);
+    Ok((to_py(py, batch)?, state))
+}
+
+/// The pending queries of a join state, as `(key, group)` columns.
+fn queries_batch(keys: Vec<i64>, groups: Vec<u32>) -> PyResult<RecordBatch> {
+    Ok(RecordBatch::try_from_iter([
+        ("key", Arc::new(Int64Array::from(keys)) as ArrayRef),
+        ("group", Arc::new(UInt32Array::from(groups))),
+    ])
+    .map_err(OupsError::from)?)
+}
+
+fn pending_queries(batch: &RecordBatch) -> PyResult<(Vec<i64>, Vec<u32>)> {
+    let bad = || {
+        invalid(
+            "'state' holds no valid pending queries; pass the 'state' of an aggregator built \
+             with the same arguments, or None",
+        )
+    };
+    let keys = batch
+        .column_by_name("key")
+        .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+        .ok_or_else(bad)?;
+    let groups = batch
+        .column_by_name("group")
+        .and_then(|c| c.as_any().downcast_ref::<UInt32Array>())
+        .ok_or_else(bad)?;
+    if keys.null_count() + groups.null_count() > 0 {
+        return Err(bad());
+    }
+    Ok((keys.values().to_vec(), groups.values().to_vec()))
+}
+
+/// Rolls one chunk and answers the queries it completes (all of them when
+/// `is_final`); returns a batch of the answered queries (`group`, null for a
+/// null group, `key`, then one column per aggregation) and the next state.
+#[pyfunction]
+#[pyo3(signature = (window, closed, min_periods, aggs, keys, groups, n_groups, columns, query_keys, query_groups, state, is_final))]
+#[allow(clippy::too_many_arguments)]
+pub fn segment_join(
+    py: Python<'_>,
+    window: (String, i64),
+    closed: &str,
+    min_periods: u64,
+    aggs: Aggs,
+    keys: PyArray,
+    groups: Option<(PyArray, Option<Vec<u32>>)>,
+    n_groups: usize,
+    columns: Vec<PyArray>,
+    query_keys: PyArray,
+    query_groups: Option<(PyArray, Option<Vec<u32>>)>,
+    state: Option<JoinStateIn>,
+    is_final: bool,
+) -> PyResult<(Py<PyAny>, JoinStateOut)> {
+    let spec = roll_spec(window, closed, min_periods, &aggs)?;
+    let keys = keys.into_inner().0;
+    let keys = key_values(&keys)?;
+    let query_keys = query_keys.into_inner().0;
+    let query_keys = key_values(&query_keys)?;
+    let group_ids = groups_of(groups, n_groups)?;
+    let query_group_ids = groups_of(query_groups, n_groups)?;
+    let columns: Vec<ArrayRef> = columns.into_iter().map(|c| c.into_inner().0).collect();
+    let values = columns.iter().map(values).collect::<PyResult<Vec<_>>>()?;
+    let state = match state {
+        None => JoinState::default(),
+        Some((last_key, lanes, rows, queries, last_query)) => {
+            let (pending_keys, pending_groups) = pending_queries(queries.as_ref())?;
+            let roll =
+                RollState::from_batches(&spec, last_key, &lanes.into_inner(), &rows.into_inner())?;
+            JoinState {
+                roll,
+                pending_keys,
+                pending_groups,
+                last_query,
+            }
+        }
+    };
+    let (out, (l, r)) = run(py, || {
+        let chunk = JoinChunk {
+            keys: keys.values(),
+            groups: group_ids.as_deref(),
+            columns: &values,
+            query_keys: query_keys.values(),
+            query_groups: query_group_ids.as_deref(),
+        };
+        let out = join(&spec, &chunk, n_groups, &state, is_final)?;
+        let batches = out.state.roll.to_batches()?;
+        Ok((out, batches))
+    })?;
+    let groups: ArrayRef = Arc::new(
+        out.groups
+            .iter()
+            .map(|g| (*g != NO_GROUP).then_some(*g))
+            .collect::<UInt32Array>(),
+    );
+    let keys: ArrayRef = Arc::new(Int64Array::from(out.keys));
+    let batch = with_columns(
+        vec![("group".into(), groups), ("key".into(), keys)],
+        out.columns,
+    )?;
+    let s = out.state;
+    let state = (
+        s.roll.last_key,
+        to_py(py, l)?,
+        to_py(py, r)?,
+        to_py(py, queries_batch(s.pending_keys, s.pending_groups)?)?,
+        s.last_query,
+    );
+    Ok((to_py(py, batch)?, state))
+}
