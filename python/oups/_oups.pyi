@@ -183,7 +183,12 @@ def segment_aggregate(
     columns: Sequence[pa.Array],
     state: tuple[int, int | None, int | None, pa.RecordBatch, pa.RecordBatch] | None,
     is_final: bool,
-) -> tuple[pa.RecordBatch, tuple[int, int | None, int | None, pa.RecordBatch, pa.RecordBatch]]: ...
+) -> tuple[
+    pa.RecordBatch,
+    tuple[int, int | None, int | None, pa.RecordBatch, pa.RecordBatch],
+    int,
+    int | None,
+]: ...
 def segment_roll(
     window: tuple[str, int],
     closed: str,

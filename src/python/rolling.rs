@@ -95,7 +95,7 @@ pub fn segment_roll(
     let keys = key_values(&keys)?;
     let group_ids = groups_of(groups, n_groups)?;
     let columns: Vec<ArrayRef> = columns.into_iter().map(|c| c.into_inner().0).collect();
-    let values = columns.iter().map(values).collect::<PyResult<Vec<_>>>()?;
+    let values = columns.iter().map(values).collect::<Result<Vec<_>, _>>()?;
     let (out, (l, r)) = run(py, || {
         let state = match state {
             None => RollState::default(),
@@ -179,7 +179,7 @@ pub fn segment_join(
     let group_ids = groups_of(groups, n_groups)?;
     let query_group_ids = groups_of(query_groups, n_groups)?;
     let columns: Vec<ArrayRef> = columns.into_iter().map(|c| c.into_inner().0).collect();
-    let values = columns.iter().map(values).collect::<PyResult<Vec<_>>>()?;
+    let values = columns.iter().map(values).collect::<Result<Vec<_>, _>>()?;
     let state = match state {
         None => JoinState::default(),
         Some((last_key, lanes, rows, queries, last_query)) => {

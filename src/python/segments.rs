@@ -14,13 +14,14 @@ use pyo3_arrow::{PyArray, PyRecordBatch};
 
 use crate::error::OupsError;
 use crate::python::errors::run;
+use crate::segments::run::ready_rows;
 use crate::segments::segment::NO_GROUP;
 use crate::segments::{aggregate, AggKind, AggSpec, Bins, Chunk, Side, Spec, State, Values};
 
 /// `(rows_seen, last_key, cur_bin, groups, slots)`.
 type StateIn = (u64, Option<i64>, Option<i64>, PyRecordBatch, PyRecordBatch);
 type StateOut = (u64, Option<i64>, Option<i64>, Py<PyAny>, Py<PyAny>);
-type AggOut = (Py<PyAny>, StateOut);
+type AggOut = (Py<PyAny>, StateOut, usize, Option<i64>);
 
 pub(super) fn invalid(msg: impl Into<String>) -> PyErr {
     OupsError::InvalidArgument(msg.into()).into()
@@ -60,6 +61,8 @@ fn bins(spec: &Bound<'_, PyAny>) -> PyResult<Bins> {
                 edges: int64s(&edges, "edges")?,
                 labels: int64s(&labels, "labels")?,
                 bounded: spec.get_item(3)?.extract()?,
+                base: spec.get_item(4)?.extract()?,
+                hold: spec.get_item(5)?.extract()?,
             }
         }
         "rows" => Bins::Rows(spec.get_item(1)?.extract()?),
@@ -116,14 +119,17 @@ pub(super) fn key_values(keys: &ArrayRef) -> PyResult<&Int64Array> {
     Ok(keys)
 }
 
-pub(super) fn values(a: &ArrayRef) -> PyResult<Values<'_>> {
+pub(super) fn values(a: &ArrayRef) -> Result<Values<'_>, OupsError> {
     if let Some(f) = a.as_any().downcast_ref::<Float64Array>() {
         return Ok(Values::F64(f.values(), f.nulls()));
     }
     if let Some(i) = a.as_any().downcast_ref::<Int64Array>() {
         return Ok(Values::I64(i.values(), i.nulls()));
     }
-    Err(OupsError::Internal(format!("value column of type {}", a.data_type())).into())
+    Err(OupsError::Internal(format!(
+        "value column of type {}",
+        a.data_type()
+    )))
 }
 
 /// Group ids from dictionary codes (pandas categorical codes, -1 for missing,
@@ -196,7 +202,9 @@ pub(super) fn groups_of(
 }
 
 /// Aggregates one chunk; returns a batch of the emitted bins (`group`,
-/// `label`, then one column per aggregation) and the next state.
+/// `label`, then one column per aggregation), the next state, how many
+/// leading rows were binned (the others wait for streamed edges) and the
+/// first bin whose edges the next call still needs.
 #[pyfunction]
 #[pyo3(signature = (bins_spec, closed, label, keep_empty, aggs, keys, groups, n_groups, columns, state, is_final))]
 #[allow(clippy::too_many_arguments)]
@@ -225,30 +233,36 @@ pub fn segment_aggregate(
     let keys = key_values(&keys)?;
     let group_ids = groups_of(groups, n_groups)?;
     let columns: Vec<ArrayRef> = columns.into_iter().map(|c| c.into_inner().0).collect();
-    let chunk = Chunk {
-        keys: keys.values(),
-        groups: group_ids.as_deref(),
-        n_groups,
-        columns: columns.iter().map(values).collect::<PyResult<_>>()?,
-    };
     let out = run(py, || {
         let state = match state {
             None => State::default(),
             Some((rows_seen, last_key, cur_bin, groups, slots)) => {
-                let empty = spec
-                    .aggs
-                    .iter()
-                    .map(|a| crate::segments::reduce::Acc::new(a, &chunk.columns[a.column]))
-                    .collect();
+                let mut empty = Vec::with_capacity(spec.aggs.len());
+                for a in &spec.aggs {
+                    let column = columns.get(a.column).ok_or_else(|| {
+                        OupsError::Internal("aggregation column out of range".into())
+                    })?;
+                    empty.push(crate::segments::reduce::Acc::new(a, &values(column)?));
+                }
                 let (groups, slots) = (groups.into_inner(), slots.into_inner());
                 State::from_batches(rows_seen, last_key, cur_bin, &groups, &slots, empty)?
             }
         };
+        let ready = ready_rows(&spec, keys.values(), &state)?;
+        // Zero-copy views of the rows binned now.
+        let parts: Vec<ArrayRef> = columns.iter().map(|c| c.slice(0, ready)).collect();
+        let chunk = Chunk {
+            keys: &keys.values()[..ready],
+            groups: group_ids.as_deref().map(|g| &g[..ready]),
+            n_groups,
+            columns: parts.iter().map(values).collect::<Result<_, _>>()?,
+        };
         let out = aggregate(&spec, &chunk, &state, is_final)?;
         let batches = out.state.to_batches()?;
-        Ok((out, batches))
+        Ok((out, batches, ready))
     })?;
-    let (out, (g, s)) = out;
+    let (out, (g, s), ready) = out;
+    let needed = out.state.first_needed_bin(keep_empty);
     // One batch for all outputs: each object crossing to pyarrow costs
     // about 15 us, which small chunks would pay a dozen times.
     let mut fields: Vec<(String, ArrayRef)> = vec![
@@ -266,5 +280,10 @@ pub fn segment_aggregate(
         PyRecordBatch::new(g).into_pyarrow(py)?.unbind(),
         PyRecordBatch::new(s).into_pyarrow(py)?.unbind(),
     );
-    Ok((PyRecordBatch::new(batch).into_pyarrow(py)?.unbind(), state))
+    Ok((
+        PyRecordBatch::new(batch).into_pyarrow(py)?.unbind(),
+        state,
+        ready,
+        needed,
+    ))
 }

@@ -60,7 +60,10 @@ fn label(spec: &Spec, slot: &Slot) -> Result<i64> {
             .ok_or_else(|| {
                 OupsError::InvalidArgument("a bin label overflows the key type".into())
             })?,
-        Bins::Edges { labels, .. } => labels[(slot.bin + right as i64) as usize],
+        Bins::Edges { labels, base, .. } => usize::try_from(slot.bin - base + right as i64)
+            .ok()
+            .and_then(|i| labels.get(i).copied())
+            .ok_or_else(|| OupsError::Internal("a bin's edge was dropped".into()))?,
         Bins::Rows(_) | Bins::Threshold { .. } => {
             if right {
                 slot.last_key
@@ -68,6 +71,23 @@ fn label(spec: &Spec, slot: &Slot) -> Result<i64> {
                 slot.first_key
             }
         }
+    })
+}
+
+/// How many leading rows of a chunk can be binned now: with streamed edges,
+/// the rows past the last edge wait for the edges that will place them.
+/// Checks the order of all keys, those that wait included.
+pub fn ready_rows(spec: &Spec, keys: &[i64], state: &State) -> Result<usize> {
+    check_keys(keys, state.last_key)?;
+    Ok(match &spec.bins {
+        Bins::Edges {
+            edges, hold: true, ..
+        } => match (edges.last(), spec.closed) {
+            (None, _) => 0,
+            (Some(last), Side::Left) => keys.partition_point(|k| k < last),
+            (Some(last), Side::Right) => keys.partition_point(|k| k <= last),
+        },
+        _ => keys.len(),
     })
 }
 

@@ -114,12 +114,17 @@ impl<'a> Locator<'a> {
                 self.cur = Some(b);
                 Ok((b, true))
             }
-            Bins::Edges { edges, bounded, .. } => {
+            Bins::Edges {
+                edges,
+                bounded,
+                base,
+                ..
+            } => {
                 let after = match self.closed {
                     Side::Left => edges.partition_point(|e| *e <= key),
                     Side::Right => edges.partition_point(|e| *e < key),
                 };
-                let b = after as i64 - 1;
+                let b = base + after as i64 - 1;
                 if after == 0 || after == edges.len() {
                     if !bounded {
                         return Err(OupsError::Internal(format!(

@@ -26,6 +26,12 @@ pub enum Bins {
         edges: Vec<i64>,
         labels: Vec<i64>,
         bounded: bool,
+        /// The stream index of `edges[0]`: bins are numbered over all the
+        /// edges of a stream, of which the caller passes the ones still needed.
+        base: i64,
+        /// Streamed edges: rows past the last edge wait for the next edges
+        /// (their bin is not known yet) instead of belonging to no bin.
+        hold: bool,
     },
     /// A bin every `n` rows of a group.
     Rows(u64),
@@ -89,23 +95,18 @@ impl Spec {
                     "'bins': the bin width must be positive, not {step}"
                 ))
             }
-            Bins::Edges {
-                edges,
-                labels,
-                bounded,
-            } => {
+            Bins::Edges { edges, labels, .. } => {
                 if labels.len() != edges.len() {
                     return Err(OupsError::Internal(
                         "edges and labels differ in length".into(),
                     ));
                 }
-                if *bounded && edges.len() < 2 {
-                    return bad("'bins': give at least two edges".into());
-                }
                 if let Some(w) = edges.windows(2).position(|w| w[0] >= w[1]) {
                     return bad(format!(
-                        "'bins': edges must be strictly increasing; edge {} is not after edge {w}",
-                        w + 1
+                        "edges must be strictly increasing, and each call's after the earlier \
+                         ones: {} does not come after {}",
+                        edges[w + 1],
+                        edges[w]
                     ));
                 }
             }

@@ -40,6 +40,19 @@ fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T> {
 }
 
 impl State {
+    /// The first time bin whose edges a later call can still need: the bin
+    /// of the latest key (its open slots), and with `keep_empty` the bins
+    /// after each group's latest, which its next row fills with empty bins.
+    pub fn first_needed_bin(&self, keep_empty: bool) -> Option<i64> {
+        let empties = self
+            .cursors
+            .iter()
+            .filter(|_| keep_empty)
+            .filter_map(|c| c.last_bin.map(|b| b + 1));
+        let open = self.open.iter().map(|s| s.bin);
+        self.cur_bin.into_iter().chain(open).chain(empties).min()
+    }
+
     /// `(groups, slots)`: one row per group, one row per open slot followed
     /// by its accumulator columns `a<j>_<k>`.
     pub fn to_batches(&self) -> Result<(RecordBatch, RecordBatch)> {

@@ -238,28 +238,42 @@ def test_threshold_bars_close_on_the_crossing_row():
     assert out["n"].tolist() == [3, 2, 1]
 
 
+QUOTES = pd.to_datetime(["2024-01-01 10:00", "2024-01-01 10:01", "2024-01-01 10:05"])
+TRADES = pd.DataFrame(
+    {
+        "ts": pd.to_datetime(
+            [
+                "2024-01-01 09:59",
+                "2024-01-01 10:00",
+                "2024-01-01 10:00:30",
+                "2024-01-01 10:03",
+                "2024-01-01 10:05",
+                "2024-01-01 10:06",
+            ],
+            format="ISO8601",
+        ),
+        "qty": [100, 1, 2, 3, 4, 200],
+    }
+)
+
+
 def test_explicit_edges_aggregate_between_quote_times():
-    quotes = pd.to_datetime(["2024-01-01 10:00", "2024-01-01 10:01", "2024-01-01 10:05"])
-    trades = pd.DataFrame(
-        {
-            "ts": pd.to_datetime(
-                [
-                    "2024-01-01 09:59",
-                    "2024-01-01 10:00",
-                    "2024-01-01 10:00:30",
-                    "2024-01-01 10:03",
-                    "2024-01-01 10:05",
-                    "2024-01-01 10:06",
-                ],
-                format="ISO8601",
-            ),
-            "qty": [100, 1, 2, 3, 4, 200],
-        }
-    )
-    agg = SegmentedAggregator("ts", bins=quotes, aggs={"vol": ("qty", "sum")})
-    out = pd.concat([agg.agg(trades.iloc[:3]), agg.agg(trades.iloc[3:], final=True)])
-    assert out["ts"].tolist() == list(quotes[:2])
+    agg = SegmentedAggregator("ts", bins=QUOTES, aggs={"vol": ("qty", "sum")})
+    out = pd.concat([agg.agg(TRADES.iloc[:3]), agg.agg(TRADES.iloc[3:], final=True)])
+    assert out["ts"].tolist() == list(QUOTES[:2])
     assert out["vol"].tolist() == [3, 3]  # 09:59 and the rows from 10:05 are outside
+
+
+def test_streamed_edges_between_quote_times():
+    agg = SegmentedAggregator("ts", bins="edges", aggs={"vol": ("qty", "sum")})
+    # Rows past the last edge wait: the bin after 10:00 has no end yet.
+    assert agg.agg(TRADES.iloc[:3], edges=QUOTES[:1]).empty
+    assert len(agg.state["held"]) == 2
+    first = agg.agg(TRADES.iloc[3:5], edges=QUOTES[1:])
+    assert first["ts"].tolist() == [QUOTES[0]]
+    assert first["vol"].tolist() == [3]
+    last = agg.agg(TRADES.iloc[5:], final=True)
+    assert last["vol"].tolist() == [3]  # 10:05 and later are past the last edge
 
 
 def test_empty_bins_kept_or_dropped_and_int_results_keep_their_dtype():

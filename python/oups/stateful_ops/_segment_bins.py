@@ -250,7 +250,7 @@ class FrequencyBins:
 
 
 def _edges_spec(saved: dict[str, Any]) -> Resolved:
-    spec = ("edges", pa.array(saved["edges"]), pa.array(saved["labels"]), False)
+    spec = ("edges", pa.array(saved["edges"]), pa.array(saved["labels"]), False, 0, False)
     return Resolved(spec, saved)
 
 
@@ -268,7 +268,8 @@ def _i8(ts: pd.Timestamp, unit: Unit) -> int:
 
 
 class EdgeBins:
-    """Bins between consecutive values of a sorted array."""
+    """Bins between consecutive values of a sorted array, given at once or,
+    with ``bins="edges"``, streamed with the chunks (``agg(chunk, edges=...)``)."""
 
     kind = "edges"
     time_like = True
@@ -276,25 +277,54 @@ class EdgeBins:
     default_label = "left"
 
     def __init__(self, edges: Any) -> None:
+        self.streamed = edges is None
         self.edges = edges
-        if len(edges) < 2:
+        if not self.streamed and len(edges) < 2:
             raise InvalidParameterError("'bins': give at least two edges")
 
     def describe(self) -> str:
-        return f"bins=<{len(self.edges)} edges>"
+        return "bins='edges'" if self.streamed else f"bins=<{len(self.edges)} edges>"
 
-    def resolve(
-        self,
-        key_type: pa.DataType,
-        first: int,
-        last: int,
-        closed: str,
-        saved: dict[str, Any] | None,
+    def extend(
+        self, key_type: pa.DataType, saved: dict[str, Any] | None, new: Any, final: bool
     ) -> Resolved:
+        """The edges of this call: those still needed, then ``new``."""
+        if new is not None and not self.streamed:
+            raise InvalidParameterError(
+                "'edges' streams the edges of an aggregator built with bins='edges'; this one "
+                "has its edges from 'bins'"
+            )
         if saved is None:
-            saved = {"edges": key_values(self.edges, key_type, "bins")}
-            saved["labels"] = saved["edges"]
-        return Resolved(("edges", pa.array(saved["edges"]), pa.array(saved["labels"]), True), saved)
+            known = np.empty(0, np.int64)
+            if not self.streamed:
+                known = key_values(self.edges, key_type, "bins")
+            saved = {"edges": known, "base": 0}
+        edges = saved["edges"]
+        if new is not None:
+            more = key_values(new, key_type, "edges", strict=False)
+            edges = np.concatenate([edges, more]) if len(more) else edges
+        saved = {"edges": edges, "base": saved["base"]}
+        spec = (
+            "edges",
+            pa.array(edges),
+            pa.array(edges),
+            True,
+            saved["base"],
+            self.streamed and not final,
+        )
+        return Resolved(spec, saved)
+
+    @staticmethod
+    def prune(saved: dict[str, Any], needed: int | None) -> dict[str, Any]:
+        """Drops the edges of bins that no later row can reach; the last edge
+        stays, the start of the bin that the next edges close."""
+        edges, base = saved["edges"], saved["base"]
+        if needed is None or len(edges) == 0:
+            return saved
+        drop = min(max(needed - base, 0), len(edges) - 1)
+        if drop == 0:
+            return saved
+        return {"edges": edges[drop:].copy(), "base": base + drop}
 
 
 class RowBins:
@@ -452,6 +482,8 @@ def parse_bins(bins: Any, origin: Any, offset: Any) -> Any:
         raise ParameterTypeError("'bins' must be a frequency, a row count, a Threshold or edges")
     if isinstance(bins, (int, np.integer)):
         return RowBins(int(bins))
+    if isinstance(bins, str) and bins == "edges":
+        return EdgeBins(None)
     if isinstance(bins, (str, pd.DateOffset, pd.Timedelta)) or hasattr(bins, "total_seconds"):
         return FrequencyBins(bins, origin, offset)
     if isinstance(bins, (list, tuple, np.ndarray, pd.Index, pd.Series, pa.Array, pa.ChunkedArray)):

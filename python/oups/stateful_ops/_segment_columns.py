@@ -146,3 +146,18 @@ def batch(table: pa.Table | pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(
         [pa.array([], type=f.type) for f in table.schema], schema=table.schema
     )
+
+
+def prepend(held: pa.ChunkedArray, array: pa.Array) -> pa.Array:
+    """The rows that waited in the state (streamed edges) before a chunk's."""
+    if untyped(held.type) and not untyped(array.type):
+        held = pa.chunked_array([pa.nulls(len(held), array.type)])
+    elif untyped(array.type):
+        array = pa.nulls(len(array), held.type)
+    parts = [*held.chunks, array]
+    if pa.types.is_dictionary(array.type):
+        # The codes of each part index its own dictionary: unify them first.
+        common = pa.dictionary(pa.int32(), array.type.value_type)
+        unified = pa.chunked_array([p.cast(common) for p in parts], type=common)
+        return unified.unify_dictionaries().combine_chunks()
+    return pa.concat_arrays(parts)

@@ -27,6 +27,7 @@ from oups.stateful_ops._segment_columns import (
     agg_list,
     batch,
     key_array,
+    prepend,
     same_type,
     untyped,
     value_array,
@@ -65,7 +66,9 @@ class SegmentedAggregator:
         - ``Threshold(column, value)``: a bin closes at the row that brings
           the running sum of ``column`` to ``value`` or more;
         - sorted edges: the bins between consecutive edges; rows outside
-          them belong to no bin.
+          them belong to no bin;
+        - ``"edges"``: the same, with the edges streamed by the calls
+          (``agg(chunk, edges=...)``).
     window : str, Timedelta or int
         Instead of ``bins``: a rolling window at every row, a trailing
         duration (``"5min"``) or a row count (``100``), as pandas'
@@ -231,7 +234,7 @@ class SegmentedAggregator:
         """
         return self._run(None, "arrow", True)
 
-    def agg(self, df: Any, final: bool = False, *, at: Any = None) -> Any:
+    def agg(self, df: Any, final: bool = False, *, at: Any = None, edges: Any = None) -> Any:
         """Adds the rows of ``df`` (pandas, pyarrow or polars, sorted on ``on``,
         not before the previous chunk) and returns the bins they complete, in
         the same frame type. ``final=True`` also emits the open bins and
@@ -244,6 +247,10 @@ class SegmentedAggregator:
         (or with ``final``); queries may come ahead of the data, never after
         it. Pass ``at`` on every call of such a stream, empty for a chunk
         without queries.
+
+        ``edges`` (``bins="edges"`` only) adds the next edges of the bins,
+        after the earlier ones. Rows past the last edge wait in the state for
+        the edges that close their bin.
 
         Examples
         --------
@@ -267,7 +274,7 @@ class SegmentedAggregator:
         0  2    3.0
         1  5    9.0
         """
-        return self._run(df, frame_kind(df), final, at)
+        return self._run(df, frame_kind(df), final, at, edges)
 
     def _inputs(self, df: Any, kind: str, expected: str) -> _Inputs | None:
         """The chunk's columns as the engine reads them, checked against the
@@ -307,6 +314,9 @@ class SegmentedAggregator:
                         f"column {c!r} was {known.field(c).type} in earlier chunks and is "
                         f"{a.type} now; keep each column's dtype across chunks"
                     )
+        held = state.get("held") if state is not None else None
+        if held is not None:
+            arrays = {c: prepend(held.column(c), a) for c, a in arrays.items()}
         types = {c: a.type for c, a in arrays.items()}
         keys = key_array(arrays[self.on], self.on)
         group_values = state["groups_values"] if state else None
@@ -327,8 +337,12 @@ class SegmentedAggregator:
             types_table = pa.table({c: pa.array([], type=t) for c, t in types.items()})
         return _Inputs(arrays, types, types_table, keys, group_codes, group_values, values)
 
-    def _run(self, df: Any, kind: str, final: bool, at: Any = None) -> Any:
+    def _run(self, df: Any, kind: str, final: bool, at: Any = None, edges: Any = None) -> Any:
         if self._window is not None:
+            if edges is not None:
+                raise InvalidParameterError(
+                    "'edges' streams the edges of bins='edges'; a rolling window takes none"
+                )
             joined = self.state is not None and self.state.get("kind") == "rolling_at"
             if at is not None or joined:
                 return run_join(self, df, kind, at, final, self._window)
@@ -346,7 +360,14 @@ class SegmentedAggregator:
         values, group_codes = inputs.values, inputs.group_codes
         n = len(keys)
         saved = state["bins"] if state else None
-        if n or saved is not None or self._bins.kind in ("rows", "threshold"):
+        if self._bins.kind == "edges":
+            resolved = self._bins.extend(types[self.on], saved, edges, final)
+        elif edges is not None:
+            raise InvalidParameterError(
+                "'edges' streams the edges of an aggregator built with bins='edges', not "
+                f"{self._bins.describe()}"
+            )
+        elif n or saved is not None or self._bins.kind in ("rows", "threshold"):
             previous = state["last_key"] if state is not None else None
             first = keys[0].as_py() if n else previous
             last = keys[-1].as_py() if n else previous
@@ -370,7 +391,7 @@ class SegmentedAggregator:
                 batch(state["groups"]),
                 batch(state["slots"]),
             )
-        bins_out, new = segment_aggregate(
+        bins_out, new, ready, needed = segment_aggregate(
             resolved.spec,
             self.closed,
             self.label,
@@ -395,7 +416,13 @@ class SegmentedAggregator:
                 "groups": new[3],
                 "slots": new[4],
                 "groups_values": group_values,
-                "bins": resolved.state,
+                "bins": self._bins.prune(resolved.state, needed)
+                if self._bins.kind == "edges"
+                else resolved.state,
+                # Rows past the last streamed edge, waiting for the next edges.
+                "held": pa.table({c: a[ready:] for c, a in inputs.arrays.items()})
+                if ready < n
+                else None,
                 # The column types, as an empty table: persisted without pickle.
                 "types": inputs.types_table,
             }
