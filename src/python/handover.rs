@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use arrow_array::{Array, RecordBatch, RecordBatchOptions};
+use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch, RecordBatchOptions};
 use arrow_schema::SchemaRef;
 use numpy::PyArray1;
 use pyo3::prelude::*;
@@ -78,4 +78,51 @@ pub fn split<'py>(
     .map_err(OupsError::from)
     .map_err(to_pyerr)?;
     Ok(Split { rest, raw })
+}
+
+/// Float64 results the engine has just built, with NaN under their nulls, as
+/// writable numpy arrays over the same memory: pandas takes them as they
+/// are, where a conversion would copy each (and fault in fresh pages for
+/// it, which costs more than the copy on chunks of a stream). Other columns
+/// are returned as Arrow arrays, `None` standing in for the handed ones.
+pub fn floats_to_numpy(
+    py: Python<'_>,
+    columns: Vec<ArrayRef>,
+) -> PyResult<Vec<(Option<ArrayRef>, Option<Py<PyAny>>)>> {
+    let mut out = Vec::with_capacity(columns.len());
+    for column in columns {
+        let floats = column.as_any().downcast_ref::<Float64Array>();
+        let Some(floats) = floats.filter(|f| f.offset() == 0) else {
+            out.push((Some(column), None));
+            continue;
+        };
+        let buffer = floats.values().inner().clone();
+        let len = floats.len();
+        let nulls = floats.nulls().cloned();
+        drop(column);
+        // Only memory that no other handle shares may become writable.
+        let buffer = match buffer.into_mutable() {
+            Ok(unique) => arrow_buffer::Buffer::from(unique),
+            Err(shared) => {
+                let values = arrow_buffer::ScalarBuffer::<f64>::new(shared, 0, len);
+                out.push((
+                    Some(Arc::new(Float64Array::new(values, nulls)) as ArrayRef),
+                    None,
+                ));
+                continue;
+            }
+        };
+        let owner = Bound::new(py, ColumnMemory { _buffer: buffer })?;
+        let start = owner.get()._buffer.as_ptr() as *const f64;
+        // SAFETY: the buffer holds `len` f64 values (it backed an array of
+        // that length at offset 0) and `owner`, the array's base, keeps it
+        // alive. `into_mutable` succeeded, so no other handle shares it, and
+        // numpy's writes are seen by no one else.
+        let array = unsafe {
+            let view = numpy::ndarray::ArrayView1::from_shape_ptr(len, start);
+            PyArray1::<f64>::borrow_from_array(&view, owner.into_any())
+        };
+        out.push((None, Some(array.into_any().unbind())));
+    }
+    Ok(out)
 }

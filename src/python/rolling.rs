@@ -10,6 +10,7 @@ use pyo3_arrow::{PyArray, PyRecordBatch};
 
 use crate::error::OupsError;
 use crate::python::errors::run;
+use crate::python::handover::floats_to_numpy;
 use crate::python::segments::{agg_specs, groups_of, invalid, key_values, values};
 use crate::segments::rolling::{roll, Closed, RollSpec, RollState, Window};
 use crate::segments::segment::NO_GROUP;
@@ -28,6 +29,8 @@ type JoinStateIn = (
 );
 type JoinStateOut = (Option<i64>, Py<PyAny>, Py<PyAny>, Py<PyAny>, Option<i64>);
 type Aggs = Vec<(String, usize, Option<usize>, u32)>;
+/// Per aggregation, its result as a numpy array, or `None` if in the batch.
+type Handed = Vec<Option<Py<PyAny>>>;
 
 fn roll_spec(
     window: (String, i64),
@@ -63,20 +66,36 @@ fn to_py(py: Python<'_>, batch: RecordBatch) -> PyResult<Py<PyAny>> {
     Ok(PyRecordBatch::new(batch).into_pyarrow(py)?.unbind())
 }
 
+/// The result batch: `fields`, then the aggregations as columns named by
+/// their index, except those handed to numpy (`numpy_out`, for pandas),
+/// returned apart in aggregation order (`None` for those in the batch).
 fn with_columns(
+    py: Python<'_>,
     mut fields: Vec<(String, ArrayRef)>,
     columns: Vec<ArrayRef>,
-) -> PyResult<RecordBatch> {
-    for (j, c) in columns.into_iter().enumerate() {
-        fields.push((j.to_string(), c));
+    numpy_out: bool,
+) -> PyResult<(Py<PyAny>, Vec<Option<Py<PyAny>>>)> {
+    let parts = if numpy_out {
+        floats_to_numpy(py, columns)?
+    } else {
+        columns.into_iter().map(|c| (Some(c), None)).collect()
+    };
+    let mut handed = Vec::with_capacity(parts.len());
+    for (j, (arrow, numpy)) in parts.into_iter().enumerate() {
+        if let Some(c) = arrow {
+            fields.push((j.to_string(), c));
+        }
+        handed.push(numpy);
     }
-    Ok(RecordBatch::try_from_iter(fields).map_err(OupsError::from)?)
+    let batch = RecordBatch::try_from_iter(fields).map_err(OupsError::from)?;
+    Ok((to_py(py, batch)?, handed))
 }
 
 /// Rolls one chunk; returns a batch of the rows with a result (`row`: their
-/// position in the chunk, then one column per aggregation) and the next state.
+/// position in the chunk, then the aggregations not handed to numpy), those
+/// handed, and the next state.
 #[pyfunction]
-#[pyo3(signature = (window, closed, min_periods, aggs, keys, groups, n_groups, columns, state))]
+#[pyo3(signature = (window, closed, min_periods, aggs, keys, groups, n_groups, columns, state, numpy_out))]
 #[allow(clippy::too_many_arguments)]
 pub fn segment_roll(
     py: Python<'_>,
@@ -89,7 +108,8 @@ pub fn segment_roll(
     n_groups: usize,
     columns: Vec<PyArray>,
     state: Option<RollStateIn>,
-) -> PyResult<(Py<PyAny>, RollStateOut)> {
+    numpy_out: bool,
+) -> PyResult<(Py<PyAny>, Handed, RollStateOut)> {
     let spec = roll_spec(window, closed, min_periods, &aggs)?;
     let keys = keys.into_inner().0;
     let keys = key_values(&keys)?;
@@ -115,9 +135,9 @@ pub fn segment_roll(
         Ok((out, batches))
     })?;
     let rows: ArrayRef = Arc::new(UInt32Array::from(out.rows));
-    let batch = with_columns(vec![("row".into(), rows)], out.columns)?;
+    let (batch, handed) = with_columns(py, vec![("row".into(), rows)], out.columns, numpy_out)?;
     let state = (out.state.last_key, to_py(py, l)?, to_py(py, r)?);
-    Ok((to_py(py, batch)?, state))
+    Ok((batch, handed, state))
 }
 
 /// The pending queries of a join state, as `(key, group)` columns.
@@ -154,7 +174,7 @@ fn pending_queries(batch: &RecordBatch) -> PyResult<(Vec<i64>, Vec<u32>)> {
 /// `is_final`); returns a batch of the answered queries (`group`, null for a
 /// null group, `key`, then one column per aggregation) and the next state.
 #[pyfunction]
-#[pyo3(signature = (window, closed, min_periods, aggs, keys, groups, n_groups, columns, query_keys, query_groups, state, is_final))]
+#[pyo3(signature = (window, closed, min_periods, aggs, keys, groups, n_groups, columns, query_keys, query_groups, state, is_final, numpy_out))]
 #[allow(clippy::too_many_arguments)]
 pub fn segment_join(
     py: Python<'_>,
@@ -170,7 +190,8 @@ pub fn segment_join(
     query_groups: Option<(PyArray, Option<Vec<u32>>)>,
     state: Option<JoinStateIn>,
     is_final: bool,
-) -> PyResult<(Py<PyAny>, JoinStateOut)> {
+    numpy_out: bool,
+) -> PyResult<(Py<PyAny>, Handed, JoinStateOut)> {
     let spec = roll_spec(window, closed, min_periods, &aggs)?;
     let keys = keys.into_inner().0;
     let keys = key_values(&keys)?;
@@ -213,10 +234,8 @@ pub fn segment_join(
             .collect::<UInt32Array>(),
     );
     let keys: ArrayRef = Arc::new(Int64Array::from(out.keys));
-    let batch = with_columns(
-        vec![("group".into(), groups), ("key".into(), keys)],
-        out.columns,
-    )?;
+    let fields = vec![("group".into(), groups), ("key".into(), keys)];
+    let (batch, handed) = with_columns(py, fields, out.columns, numpy_out)?;
     let s = out.state;
     let state = (
         s.roll.last_key,
@@ -225,5 +244,5 @@ pub fn segment_join(
         to_py(py, queries_batch(s.pending_keys, s.pending_groups)?)?,
         s.last_query,
     );
-    Ok((to_py(py, batch)?, state))
+    Ok((batch, handed, state))
 }

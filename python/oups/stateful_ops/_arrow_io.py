@@ -10,17 +10,18 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from oups._pandas_compat import frame_from_blocks
+from oups._pandas_compat import column_values, frame_from_blocks
 from oups.exceptions import ParameterTypeError
 
 
-def column_to_arrow(series: pd.Series) -> pa.Array:
-    """A column as Arrow; numpy numeric and naive temporal columns without a copy."""
-    values = series.array
-    raw = getattr(values, "_ndarray", None) if not isinstance(values, np.ndarray) else values
-    if isinstance(series.dtype, np.dtype) and series.dtype.kind in "iufmM" and raw is not None:
+def column_to_arrow(column: Any) -> pa.Array:
+    """A column (a Series, or its values) as Arrow; numpy numeric and naive
+    temporal columns without a copy."""
+    values = column.array if isinstance(column, pd.Series) else column
+    raw = values if isinstance(values, np.ndarray) else getattr(values, "_ndarray", None)
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iufmM" and raw is not None:
         return numpy_to_arrow(np.asarray(raw))
-    return pa.Array.from_pandas(series)
+    return pa.Array.from_pandas(values)
 
 
 def numpy_to_arrow(values: np.ndarray) -> pa.Array:
@@ -59,7 +60,7 @@ def frame_columns(df: Any, kind: str) -> list[str]:
 def frame_column(df: Any, kind: str, name: str) -> pa.Array:
     """One column as a single Arrow array."""
     if kind == "pandas":
-        return column_to_arrow(df[name])
+        return column_to_arrow(column_values(df, name))
     column = df.column(name) if kind == "arrow" else df[name].to_arrow()
     if isinstance(column, pa.ChunkedArray):
         return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()

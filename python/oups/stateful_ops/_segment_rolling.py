@@ -53,7 +53,9 @@ def run_rolling(
     if state is not None:
         engine_state = (state["last_key"], batch(state["lanes"]), batch(state["rows"]))
     n_groups = len(inputs.group_values) if inputs.group_values is not None else 1
-    out, new = segment_roll(*_rows_args(agg, inputs, window, n_groups), engine_state)
+    out, handed, new = segment_roll(
+        *_rows_args(agg, inputs, window, n_groups), engine_state, kind == "pandas"
+    )
     rows = out.column(0)
     every = len(rows) == len(inputs.keys)
     columns: dict[str, Any] = {}
@@ -68,7 +70,7 @@ def run_rolling(
             codes = by.indices.to_numpy()
             columns[agg.by] = pd.Categorical.from_codes(codes, dtype=cached[0], validate=False)
     for j, name in enumerate(agg._names):
-        columns[name] = out.column(1 + j)
+        columns[name] = out.column(str(j)) if handed[j] is None else handed[j]
     agg.state = None
     if not final:
         agg.state = {
@@ -162,14 +164,17 @@ def run_join(
             batch(state["queries"]),
             state["last_query"],
         )
-    out, new = segment_join(
+    out, handed, new = segment_join(
         *_rows_args(agg, inputs, window, n_groups),
         query_keys,
         query_codes,
         engine_state,
         final,
+        kind == "pandas",
     )
-    columns = agg._output(kind, out, inputs.types, inputs.values, group_values, typed_picks=False)
+    columns = agg._output(
+        kind, out, inputs.types, inputs.values, group_values, handed, typed_picks=False
+    )
     agg.state = None
     if not final:
         agg.state = {

@@ -8,10 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from oups._oups import segment_aggregate
+from oups._pandas_compat import column_values
 from oups.exceptions import (
     ColumnNotFoundError,
     InvalidParameterError,
@@ -447,13 +449,13 @@ class SegmentedAggregator:
         with its categories converted once: pyarrow's conversion of a
         categorical costs 2 us per thousand rows, which a stream pays per chunk."""
         if kind == "pandas":
-            series = df[by]
-            if isinstance(series.dtype, pd.CategoricalDtype):
+            column = column_values(df, by)
+            if isinstance(column.dtype, pd.CategoricalDtype):
                 cached = self._pandas_categories
-                if cached is None or cached[0] is not series.dtype:
-                    values = pa.array(series.dtype.categories.to_numpy(), from_pandas=True)
-                    self._pandas_categories = cached = (series.dtype, values)
-                codes = series.array.codes
+                if cached is None or cached[0] is not column.dtype:
+                    values = pa.array(column.dtype.categories.to_numpy(), from_pandas=True)
+                    self._pandas_categories = cached = (column.dtype, values)
+                codes = column.codes
                 missing = codes < 0
                 # Codes of a pandas categorical are valid by construction (-1,
                 # missing, is masked): pyarrow's check would cost 60 us a chunk.
@@ -510,11 +512,13 @@ class SegmentedAggregator:
         types: dict[str, pa.DataType],
         values: list[tuple[pa.Array, pa.DataType]],
         group_values: pa.Table | None,
+        handed: list[Any] | None = None,
         typed_picks: bool = True,
     ) -> dict[str, Any]:
         """The output columns, Arrow arrays except a pandas categorical ``by``.
-        ``typed_picks``: first/last/min/max take the type of their column (bins;
-        rolling windows give floats, as pandas)."""
+        ``handed``: the results the engine gave as numpy arrays (None for those
+        in the batch). ``typed_picks``: first/last/min/max take the type of
+        their column (bins; rolling windows give floats, as pandas)."""
         ids, labels = bins_out.column(0), bins_out.column(1)
         columns: dict[str, Any] = {}
         if self.by is not None and group_values is not None:
@@ -524,7 +528,10 @@ class SegmentedAggregator:
             elif kind == "pandas":
                 if self._categories is None or self._categories[0] is not group_values:
                     self._categories = (group_values, pd.CategoricalDtype(known.to_pandas()))
-                codes = ids.cast(pa.int32()).fill_null(-1).to_numpy()
+                if ids.null_count:
+                    codes = ids.cast(pa.int32()).fill_null(-1).to_numpy()
+                else:
+                    codes = ids.to_numpy().astype(np.int32)
                 columns[self.by] = pd.Categorical.from_codes(
                     codes, dtype=self._categories[1], validate=False
                 )
@@ -534,7 +541,10 @@ class SegmentedAggregator:
         on_type = types[self.on]
         columns[self.on] = labels.view(on_type) if pa.types.is_timestamp(on_type) else labels
         for j, (name, (column, agg, _)) in enumerate(zip(self._names, self._aggs, strict=True)):
-            result = bins_out.column(2 + j)
+            if handed is not None and handed[j] is not None:
+                columns[name] = handed[j]
+                continue
+            result = bins_out.column(str(j))
             source = values[self._columns.index(column)][1]
             if typed_picks and agg in PICKS and result.type != source:
                 temporal = pa.types.is_timestamp(source) or pa.types.is_duration(source)
