@@ -17,12 +17,13 @@ millisecond) of a fresh process during one call.
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 
 import numpy as np
 import pandas as pd
-from timing import timed
+from timing import timed, timed_pair
 
 from oups import SegmentedAggregator
 
@@ -84,17 +85,22 @@ def binner() -> SegmentedAggregator:
 
 
 def chunked_report(args, df, make_agg, one_call) -> float:
-    """Times the stream of chunks, checks that its results concatenated are
-    those of one call, and prints both figures."""
-    many = timed(lambda: run_chunks(make_agg(), df, args.chunks), args.repeat)
+    """Times one call and the stream of chunks in turn, checks that the
+    stream's results concatenated are those of one call, prints the figures
+    and returns the one-call time."""
+    one, many, ratio = timed_pair(
+        lambda: one_call(df), lambda: run_chunks(make_agg(), df, args.chunks), args.repeat
+    )
     parts = run_chunks(make_agg(), df, args.chunks)
     joined = timed(lambda: pd.concat(parts, ignore_index=True), args.repeat)
     pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), one_call(df))
+    print(f"  oups, one call          {one * 1000:8.0f} ms")
     print(
-        f"  oups, {args.chunks} chunks        {many * 1000:8.0f} ms  (one frame per call); "
-        f"pd.concat of the results: {joined * 1000:.0f} ms more"
+        f"  oups, {args.chunks} chunks        {many * 1000:8.0f} ms  (one frame per call; "
+        f"{ratio:.2f}x one call, median of the ratios in turn); pd.concat of the results: "
+        f"{joined * 1000:.0f} ms more"
     )
-    return many
+    return one
 
 
 def roll_polars(pdf):
@@ -194,10 +200,7 @@ def peak_memory(engine: str, n: int) -> float:
 def bins(args, df, pdf) -> None:
     check(df.iloc[: min(len(df), 1_000_000)], pdf.head(1_000_000))
     print(f"{args.rows:,} rows, 4 symbols, 5-minute OHLC + volume + count + vwap bars")
-    one = timed(lambda: run_oups(df), args.repeat)
-    print(f"  oups, one call          {one * 1000:8.0f} ms")
-    many = chunked_report(args, df, binner, run_oups)
-    print(f"    = {many / one:.2f}x one call")
+    one = chunked_report(args, df, binner, run_oups)
     polars = timed(lambda: run_polars(pdf), args.repeat)
     print(f"  polars group_by_dynamic {polars * 1000:8.0f} ms  (oups {polars / one:.1f}x faster)")
     if not args.no_pandas:
@@ -217,10 +220,7 @@ def bins(args, df, pdf) -> None:
 def rolling(args, df, pdf) -> None:
     check_rolling(df.iloc[: min(len(df), 1_000_000)], pdf.head(1_000_000))
     print(f"{args.rows:,} rows, 4 symbols, 5-minute trailing mean and std at every row")
-    one = timed(lambda: roll_oups(df), args.repeat)
-    print(f"  oups, one call          {one * 1000:8.0f} ms")
-    many = chunked_report(args, df, roller, roll_oups)
-    print(f"    = {many / one:.2f}x one call")
+    one = chunked_report(args, df, roller, roll_oups)
     polars = timed(lambda: roll_polars(pdf), args.repeat)
     print(f"  polars rolling          {polars * 1000:8.0f} ms  (oups {polars / one:.1f}x faster)")
     memory = {e: peak_memory(e, args.rows) for e in ("oups-rolling", "polars-rolling")}
@@ -230,12 +230,58 @@ def rolling(args, df, pdf) -> None:
     )
 
 
+def overhead(args, df) -> None:
+    """The floor of a stream's extra cost: what one call costs on a chunk of
+    10 rows (no work to speak of), in all and inside the engine binding."""
+    import time
+
+    import oups.stateful_ops._segment_rolling as rolling_mod
+    import oups.stateful_ops.segmented_aggregator as bins_mod
+
+    spent = [0.0]
+
+    def timing(f):
+        def timed_call(*a):
+            t = time.perf_counter()
+            try:
+                return f(*a)
+            finally:
+                spent[0] += time.perf_counter() - t
+
+        return timed_call
+
+    saved = bins_mod.segment_aggregate, rolling_mod.segment_roll
+    bins_mod.segment_aggregate = timing(saved[0])
+    rolling_mod.segment_roll = timing(saved[1])
+    try:
+        print("Per-call cost of a stream, chunks of 10 rows (medians of 5 runs of 2,000 calls)")
+        for name, make_agg in (("bars", binner), ("rolling", roller)):
+            totals, engines = [], []
+            for _ in range(5):
+                agg = make_agg()
+                agg.agg(df.iloc[:100_000])
+                pieces = [df.iloc[100_000 + i * 10 : 100_010 + i * 10] for i in range(2000)]
+                spent[0] = 0.0
+                t = time.perf_counter()
+                for piece in pieces:
+                    agg.agg(piece)
+                totals.append((time.perf_counter() - t) / 2000)
+                engines.append(spent[0] / 2000)
+            total, engine = statistics.median(totals), statistics.median(engines)
+            print(
+                f"  {name:8s} {total * 1e6:5.0f} us a call: engine binding {engine * 1e6:.0f} us, "
+                f"Python around it {(total - engine) * 1e6:.0f} us"
+            )
+    finally:
+        bins_mod.segment_aggregate, rolling_mod.segment_roll = saved
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--chunks", type=int, default=100)
-    ap.add_argument("--steps", default="bins,rolling")
+    ap.add_argument("--steps", default="bins,rolling,overhead")
     ap.add_argument("--no-pandas", action="store_true", help="skip pandas (about a minute a run)")
     args = ap.parse_args()
     import polars as pl
@@ -247,6 +293,8 @@ def main() -> None:
         bins(args, df, pdf)
     if "rolling" in steps:
         rolling(args, df, pdf)
+    if "overhead" in steps:
+        overhead(args, df)
 
 
 if __name__ == "__main__":

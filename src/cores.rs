@@ -10,15 +10,37 @@ pub fn cores() -> usize {
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// `jobs` dealt alternately into two lists, for two threads.
-pub fn halves<T>(jobs: Vec<T>) -> (Vec<T>, Vec<T>) {
-    let (mut even, mut odd) = (Vec::new(), Vec::new());
-    for (k, job) in jobs.into_iter().enumerate() {
-        if k % 2 == 0 {
-            even.push(job);
-        } else {
-            odd.push(job);
+/// Runs `work` on every job on two threads, each taking the next job when it
+/// is done with one, so that a thread slowed down (a busy core, a job longer
+/// than the others) leaves the rest to the other; results in job order.
+pub fn on_two_threads<T: Send, R: Send>(jobs: Vec<T>, work: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let n = jobs.len();
+    let queue = std::sync::Mutex::new(jobs.into_iter().enumerate());
+    let drain = || {
+        let mut done = Vec::new();
+        loop {
+            // A poisoned lock means the other thread panicked: stop taking jobs.
+            let next = match queue.lock() {
+                Ok(mut q) => q.next(),
+                Err(_) => None,
+            };
+            match next {
+                Some((i, job)) => done.push((i, work(job))),
+                None => return done,
+            }
         }
-    }
-    (even, odd)
+    };
+    let mut all = std::thread::scope(|scope| {
+        let other = scope.spawn(drain);
+        let mut mine = drain();
+        match other.join() {
+            Ok(theirs) => mine.extend(theirs),
+            // Carried to the caller, whose panic guard reports it.
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+        mine
+    });
+    all.sort_unstable_by_key(|(i, _)| *i);
+    assert_eq!(all.len(), n, "a job of the two threads did not run");
+    all.into_iter().map(|(_, r)| r).collect()
 }

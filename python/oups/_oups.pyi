@@ -27,6 +27,7 @@ __all__ = [
     "segment_aggregate",
     "segment_roll",
     "segment_join",
+    "SegmentState",
     "_debug_panic",
     "_check_exception_classes",
     "metadata_path",
@@ -171,6 +172,15 @@ def asof_merge(
     exact: Sequence[bool],
     slots: Sequence[npt.NDArray[np.uint8] | None],
 ) -> tuple[list[pa.Array | None], list[list[list[pa.Array]]]]: ...
+
+@final
+class SegmentState:
+    """The engine's live state of a SegmentedAggregator between calls."""
+
+    @property
+    def last_key(self) -> int | None: ...
+    def export(self) -> tuple[Any, ...]: ...
+
 def segment_aggregate(
     bins_spec: tuple[Any, ...],
     closed: str,
@@ -181,14 +191,10 @@ def segment_aggregate(
     groups: tuple[pa.Array, Sequence[int] | None] | None,
     n_groups: int,
     columns: Sequence[pa.Array],
-    state: tuple[int, int | None, int | None, pa.RecordBatch, pa.RecordBatch] | None,
+    state: SegmentState | tuple[int, int | None, int | None, pa.RecordBatch, pa.RecordBatch] | None,
     is_final: bool,
-) -> tuple[
-    pa.RecordBatch,
-    tuple[int, int | None, int | None, pa.RecordBatch, pa.RecordBatch],
-    int,
-    int | None,
-]: ...
+    numpy_out: bool,
+) -> tuple[pa.RecordBatch, list[np.ndarray | None], SegmentState, int, int | None]: ...
 def segment_roll(
     window: tuple[str, int],
     closed: str,
@@ -198,11 +204,9 @@ def segment_roll(
     groups: tuple[pa.Array, Sequence[int] | None] | None,
     n_groups: int,
     columns: Sequence[pa.Array],
-    state: tuple[int | None, pa.RecordBatch, pa.RecordBatch] | None,
+    state: SegmentState | tuple[int | None, pa.RecordBatch, pa.RecordBatch] | None,
     numpy_out: bool,
-) -> tuple[
-    pa.RecordBatch, list[np.ndarray | None], tuple[int | None, pa.RecordBatch, pa.RecordBatch]
-]: ...
+) -> tuple[pa.RecordBatch, list[np.ndarray | None], SegmentState]: ...
 
 _JoinState = tuple[int | None, pa.RecordBatch, pa.RecordBatch, pa.RecordBatch, int | None]
 
@@ -217,10 +221,10 @@ def segment_join(
     columns: Sequence[pa.Array],
     query_keys: pa.Array,
     query_groups: tuple[pa.Array, Sequence[int] | None] | None,
-    state: _JoinState | None,
+    state: SegmentState | _JoinState | None,
     is_final: bool,
     numpy_out: bool,
-) -> tuple[pa.RecordBatch, list[np.ndarray | None], _JoinState]: ...
+) -> tuple[pa.RecordBatch, list[np.ndarray | None], SegmentState]: ...
 def _debug_panic() -> None: ...
 def _check_exception_classes() -> list[str]: ...
 def metadata_path(dirpath: _Path) -> Path: ...

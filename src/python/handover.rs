@@ -11,6 +11,7 @@ use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch, RecordBatchOptions
 use arrow_schema::SchemaRef;
 use numpy::PyArray1;
 use pyo3::prelude::*;
+use pyo3_arrow::PyRecordBatch;
 
 use crate::error::OupsError;
 use crate::python::errors::to_pyerr;
@@ -80,15 +81,17 @@ pub fn split<'py>(
     Ok(Split { rest, raw })
 }
 
+/// A result column either kept in Arrow or handed to numpy.
+pub type Part = (Option<ArrayRef>, Option<Py<PyAny>>);
+/// Per aggregation, its result as a numpy array, or `None` if in the batch.
+pub type Handed = Vec<Option<Py<PyAny>>>;
+
 /// Float64 results the engine has just built, with NaN under their nulls, as
 /// writable numpy arrays over the same memory: pandas takes them as they
 /// are, where a conversion would copy each (and fault in fresh pages for
 /// it, which costs more than the copy on chunks of a stream). Other columns
 /// are returned as Arrow arrays, `None` standing in for the handed ones.
-pub fn floats_to_numpy(
-    py: Python<'_>,
-    columns: Vec<ArrayRef>,
-) -> PyResult<Vec<(Option<ArrayRef>, Option<Py<PyAny>>)>> {
+pub fn floats_to_numpy(py: Python<'_>, columns: Vec<ArrayRef>) -> PyResult<Vec<Part>> {
     let mut out = Vec::with_capacity(columns.len());
     for column in columns {
         let floats = column.as_any().downcast_ref::<Float64Array>();
@@ -125,4 +128,29 @@ pub fn floats_to_numpy(
         out.push((None, Some(array.into_any().unbind())));
     }
     Ok(out)
+}
+
+/// The result batch: `fields`, then the aggregations as columns named by
+/// their index, except those handed to numpy (`numpy_out`, for pandas),
+/// returned apart in aggregation order (`None` for those in the batch).
+pub fn with_columns(
+    py: Python<'_>,
+    mut fields: Vec<(String, ArrayRef)>,
+    columns: Vec<ArrayRef>,
+    numpy_out: bool,
+) -> PyResult<(Py<PyAny>, Handed)> {
+    let parts = if numpy_out {
+        floats_to_numpy(py, columns)?
+    } else {
+        columns.into_iter().map(|c| (Some(c), None)).collect()
+    };
+    let mut handed = Vec::with_capacity(parts.len());
+    for (j, (arrow, numpy)) in parts.into_iter().enumerate() {
+        if let Some(c) = arrow {
+            fields.push((j.to_string(), c));
+        }
+        handed.push(numpy);
+    }
+    let batch = RecordBatch::try_from_iter(fields).map_err(OupsError::from)?;
+    Ok((PyRecordBatch::new(batch).into_pyarrow(py)?.unbind(), handed))
 }

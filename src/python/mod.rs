@@ -8,6 +8,7 @@ mod handover;
 mod intersections;
 mod key_schema;
 mod rolling;
+mod segment_state;
 mod segments;
 mod snapshots;
 mod stateful_loop;
@@ -38,6 +39,7 @@ fn _oups(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(segments::segment_aggregate, m)?)?;
     m.add_function(wrap_pyfunction!(rolling::segment_roll, m)?)?;
     m.add_function(wrap_pyfunction!(rolling::segment_join, m)?)?;
+    m.add_class::<segment_state::SegmentState>()?;
     m.add_function(wrap_pyfunction!(_debug_panic, m)?)?;
     m.add_function(wrap_pyfunction!(dataset::metadata_path, m)?)?;
     m.add_function(wrap_pyfunction!(dataset::find_datasets, m)?)?;

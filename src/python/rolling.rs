@@ -10,7 +10,8 @@ use pyo3_arrow::{PyArray, PyRecordBatch};
 
 use crate::error::OupsError;
 use crate::python::errors::run;
-use crate::python::handover::floats_to_numpy;
+use crate::python::handover::{with_columns, Handed};
+use crate::python::segment_state::{live, Live, SegmentState};
 use crate::python::segments::{agg_specs, groups_of, invalid, key_values, values};
 use crate::segments::rolling::{roll, Closed, RollSpec, RollState, Window};
 use crate::segments::segment::NO_GROUP;
@@ -18,7 +19,6 @@ use crate::segments::window_join::{join, JoinChunk, JoinState};
 
 /// `(last_key, lanes, rows)`.
 type RollStateIn = (Option<i64>, PyRecordBatch, PyRecordBatch);
-type RollStateOut = (Option<i64>, Py<PyAny>, Py<PyAny>);
 /// `(last_key, lanes, rows, pending queries, last query key)`.
 type JoinStateIn = (
     Option<i64>,
@@ -27,10 +27,7 @@ type JoinStateIn = (
     PyRecordBatch,
     Option<i64>,
 );
-type JoinStateOut = (Option<i64>, Py<PyAny>, Py<PyAny>, Py<PyAny>, Option<i64>);
 type Aggs = Vec<(String, usize, Option<usize>, u32)>;
-/// Per aggregation, its result as a numpy array, or `None` if in the batch.
-type Handed = Vec<Option<Py<PyAny>>>;
 
 fn roll_spec(
     window: (String, i64),
@@ -62,35 +59,6 @@ fn roll_spec(
     })
 }
 
-fn to_py(py: Python<'_>, batch: RecordBatch) -> PyResult<Py<PyAny>> {
-    Ok(PyRecordBatch::new(batch).into_pyarrow(py)?.unbind())
-}
-
-/// The result batch: `fields`, then the aggregations as columns named by
-/// their index, except those handed to numpy (`numpy_out`, for pandas),
-/// returned apart in aggregation order (`None` for those in the batch).
-fn with_columns(
-    py: Python<'_>,
-    mut fields: Vec<(String, ArrayRef)>,
-    columns: Vec<ArrayRef>,
-    numpy_out: bool,
-) -> PyResult<(Py<PyAny>, Vec<Option<Py<PyAny>>>)> {
-    let parts = if numpy_out {
-        floats_to_numpy(py, columns)?
-    } else {
-        columns.into_iter().map(|c| (Some(c), None)).collect()
-    };
-    let mut handed = Vec::with_capacity(parts.len());
-    for (j, (arrow, numpy)) in parts.into_iter().enumerate() {
-        if let Some(c) = arrow {
-            fields.push((j.to_string(), c));
-        }
-        handed.push(numpy);
-    }
-    let batch = RecordBatch::try_from_iter(fields).map_err(OupsError::from)?;
-    Ok((to_py(py, batch)?, handed))
-}
-
 /// Rolls one chunk; returns a batch of the rows with a result (`row`: their
 /// position in the chunk, then the aggregations not handed to numpy), those
 /// handed, and the next state.
@@ -107,41 +75,41 @@ pub fn segment_roll(
     groups: Option<(PyArray, Option<Vec<u32>>)>,
     n_groups: usize,
     columns: Vec<PyArray>,
-    state: Option<RollStateIn>,
+    state: Option<Bound<'_, PyAny>>,
     numpy_out: bool,
-) -> PyResult<(Py<PyAny>, Handed, RollStateOut)> {
+) -> PyResult<(Py<PyAny>, Handed, Py<SegmentState>)> {
     let spec = roll_spec(window, closed, min_periods, &aggs)?;
     let keys = keys.into_inner().0;
     let keys = key_values(&keys)?;
     let group_ids = groups_of(groups, n_groups)?;
     let columns: Vec<ArrayRef> = columns.into_iter().map(|c| c.into_inner().0).collect();
     let values = columns.iter().map(values).collect::<Result<Vec<_>, _>>()?;
-    let (out, (l, r)) = run(py, || {
-        let state = match state {
-            None => RollState::default(),
-            Some((last_key, lanes, rows)) => {
-                RollState::from_batches(&spec, last_key, &lanes.into_inner(), &rows.into_inner())?
-            }
-        };
-        let out = roll(
+    let state = match (live(state.as_ref()), state) {
+        (Some(Live::Roll(s)), _) => s,
+        (_, None) => RollState::default(),
+        (_, Some(arrow)) => {
+            let (last_key, lanes, rows) = arrow.extract::<RollStateIn>()?;
+            RollState::from_batches(&spec, last_key, &lanes.into_inner(), &rows.into_inner())?
+        }
+    };
+    let out = run(py, || {
+        roll(
             &spec,
             keys.values(),
             group_ids.as_deref(),
             n_groups,
             &values,
             &state,
-        )?;
-        let batches = out.state.to_batches()?;
-        Ok((out, batches))
+        )
     })?;
     let rows: ArrayRef = Arc::new(UInt32Array::from(out.rows));
     let (batch, handed) = with_columns(py, vec![("row".into(), rows)], out.columns, numpy_out)?;
-    let state = (out.state.last_key, to_py(py, l)?, to_py(py, r)?);
+    let state = Py::new(py, SegmentState(Live::Roll(out.state)))?;
     Ok((batch, handed, state))
 }
 
 /// The pending queries of a join state, as `(key, group)` columns.
-fn queries_batch(keys: Vec<i64>, groups: Vec<u32>) -> PyResult<RecordBatch> {
+pub(super) fn queries_batch(keys: Vec<i64>, groups: Vec<u32>) -> PyResult<RecordBatch> {
     Ok(RecordBatch::try_from_iter([
         ("key", Arc::new(Int64Array::from(keys)) as ArrayRef),
         ("group", Arc::new(UInt32Array::from(groups))),
@@ -188,10 +156,10 @@ pub fn segment_join(
     columns: Vec<PyArray>,
     query_keys: PyArray,
     query_groups: Option<(PyArray, Option<Vec<u32>>)>,
-    state: Option<JoinStateIn>,
+    state: Option<Bound<'_, PyAny>>,
     is_final: bool,
     numpy_out: bool,
-) -> PyResult<(Py<PyAny>, Handed, JoinStateOut)> {
+) -> PyResult<(Py<PyAny>, Handed, Py<SegmentState>)> {
     let spec = roll_spec(window, closed, min_periods, &aggs)?;
     let keys = keys.into_inner().0;
     let keys = key_values(&keys)?;
@@ -201,9 +169,11 @@ pub fn segment_join(
     let query_group_ids = groups_of(query_groups, n_groups)?;
     let columns: Vec<ArrayRef> = columns.into_iter().map(|c| c.into_inner().0).collect();
     let values = columns.iter().map(values).collect::<Result<Vec<_>, _>>()?;
-    let state = match state {
-        None => JoinState::default(),
-        Some((last_key, lanes, rows, queries, last_query)) => {
+    let state = match (live(state.as_ref()), state) {
+        (Some(Live::Join(s)), _) => s,
+        (_, None) => JoinState::default(),
+        (_, Some(arrow)) => {
+            let (last_key, lanes, rows, queries, last_query) = arrow.extract::<JoinStateIn>()?;
             let (pending_keys, pending_groups) = pending_queries(queries.as_ref())?;
             let roll =
                 RollState::from_batches(&spec, last_key, &lanes.into_inner(), &rows.into_inner())?;
@@ -215,7 +185,7 @@ pub fn segment_join(
             }
         }
     };
-    let (out, (l, r)) = run(py, || {
+    let out = run(py, || {
         let chunk = JoinChunk {
             keys: keys.values(),
             groups: group_ids.as_deref(),
@@ -223,9 +193,7 @@ pub fn segment_join(
             query_keys: query_keys.values(),
             query_groups: query_group_ids.as_deref(),
         };
-        let out = join(&spec, &chunk, n_groups, &state, is_final)?;
-        let batches = out.state.roll.to_batches()?;
-        Ok((out, batches))
+        join(&spec, &chunk, n_groups, &state, is_final)
     })?;
     let groups: ArrayRef = Arc::new(
         out.groups
@@ -236,13 +204,6 @@ pub fn segment_join(
     let keys: ArrayRef = Arc::new(Int64Array::from(out.keys));
     let fields = vec![("group".into(), groups), ("key".into(), keys)];
     let (batch, handed) = with_columns(py, fields, out.columns, numpy_out)?;
-    let s = out.state;
-    let state = (
-        s.roll.last_key,
-        to_py(py, l)?,
-        to_py(py, r)?,
-        to_py(py, queries_batch(s.pending_keys, s.pending_groups)?)?,
-        s.last_query,
-    );
+    let state = Py::new(py, SegmentState(Live::Join(out.state)))?;
     Ok((batch, handed, state))
 }

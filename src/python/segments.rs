@@ -7,21 +7,22 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int16Type, Int32Type, Int64Type, Int8Type, UInt32Type};
-use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, UInt32Array};
+use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, UInt32Array};
 use arrow_schema::DataType;
 use pyo3::prelude::*;
 use pyo3_arrow::{PyArray, PyRecordBatch};
 
 use crate::error::OupsError;
 use crate::python::errors::run;
+use crate::python::handover::{with_columns, Handed};
+use crate::python::segment_state::{live, Live, SegmentState};
 use crate::segments::run::ready_rows;
 use crate::segments::segment::NO_GROUP;
 use crate::segments::{aggregate, AggKind, AggSpec, Bins, Chunk, Side, Spec, State, Values};
 
 /// `(rows_seen, last_key, cur_bin, groups, slots)`.
 type StateIn = (u64, Option<i64>, Option<i64>, PyRecordBatch, PyRecordBatch);
-type StateOut = (u64, Option<i64>, Option<i64>, Py<PyAny>, Py<PyAny>);
-type AggOut = (Py<PyAny>, StateOut, usize, Option<i64>);
+type AggOut = (Py<PyAny>, Handed, Py<SegmentState>, usize, Option<i64>);
 
 pub(super) fn invalid(msg: impl Into<String>) -> PyErr {
     OupsError::InvalidArgument(msg.into()).into()
@@ -206,7 +207,7 @@ pub(super) fn groups_of(
 /// leading rows were binned (the others wait for streamed edges) and the
 /// first bin whose edges the next call still needs.
 #[pyfunction]
-#[pyo3(signature = (bins_spec, closed, label, keep_empty, aggs, keys, groups, n_groups, columns, state, is_final))]
+#[pyo3(signature = (bins_spec, closed, label, keep_empty, aggs, keys, groups, n_groups, columns, state, is_final, numpy_out))]
 #[allow(clippy::too_many_arguments)]
 pub fn segment_aggregate(
     py: Python<'_>,
@@ -219,8 +220,9 @@ pub fn segment_aggregate(
     groups: Option<(PyArray, Option<Vec<u32>>)>,
     n_groups: usize,
     columns: Vec<PyArray>,
-    state: Option<StateIn>,
+    state: Option<Bound<'_, PyAny>>,
     is_final: bool,
+    numpy_out: bool,
 ) -> PyResult<AggOut> {
     let spec = Spec {
         bins: bins(bins_spec)?,
@@ -233,21 +235,23 @@ pub fn segment_aggregate(
     let keys = key_values(&keys)?;
     let group_ids = groups_of(groups, n_groups)?;
     let columns: Vec<ArrayRef> = columns.into_iter().map(|c| c.into_inner().0).collect();
-    let out = run(py, || {
-        let state = match state {
-            None => State::default(),
-            Some((rows_seen, last_key, cur_bin, groups, slots)) => {
-                let mut empty = Vec::with_capacity(spec.aggs.len());
-                for a in &spec.aggs {
-                    let column = columns.get(a.column).ok_or_else(|| {
-                        OupsError::Internal("aggregation column out of range".into())
-                    })?;
-                    empty.push(crate::segments::reduce::Acc::new(a, &values(column)?));
-                }
-                let (groups, slots) = (groups.into_inner(), slots.into_inner());
-                State::from_batches(rows_seen, last_key, cur_bin, &groups, &slots, empty)?
+    let state = match (live(state.as_ref()), state) {
+        (Some(Live::Bins(s)), _) => s,
+        (_, None) => State::default(),
+        (_, Some(arrow)) => {
+            let (rows_seen, last_key, cur_bin, groups, slots) = arrow.extract::<StateIn>()?;
+            let mut empty = Vec::with_capacity(spec.aggs.len());
+            for a in &spec.aggs {
+                let column = columns
+                    .get(a.column)
+                    .ok_or_else(|| OupsError::Internal("aggregation column out of range".into()))?;
+                empty.push(crate::segments::reduce::Acc::new(a, &values(column)?));
             }
-        };
+            let (groups, slots) = (groups.into_inner(), slots.into_inner());
+            State::from_batches(rows_seen, last_key, cur_bin, &groups, &slots, empty)?
+        }
+    };
+    let out = run(py, || {
         let ready = ready_rows(&spec, keys.values(), &state)?;
         // Zero-copy views of the rows binned now.
         let parts: Vec<ArrayRef> = columns.iter().map(|c| c.slice(0, ready)).collect();
@@ -258,32 +262,17 @@ pub fn segment_aggregate(
             columns: parts.iter().map(values).collect::<Result<_, _>>()?,
         };
         let out = aggregate(&spec, &chunk, &state, is_final)?;
-        let batches = out.state.to_batches()?;
-        Ok((out, batches, ready))
+        Ok((out, ready))
     })?;
-    let (out, (g, s), ready) = out;
+    let (out, ready) = out;
     let needed = out.state.first_needed_bin(keep_empty);
     // One batch for all outputs: each object crossing to pyarrow costs
     // about 15 us, which small chunks would pay a dozen times.
-    let mut fields: Vec<(String, ArrayRef)> = vec![
+    let fields: Vec<(String, ArrayRef)> = vec![
         ("group".into(), Arc::new(UInt32Array::from(out.groups))),
         ("label".into(), Arc::new(Int64Array::from(out.labels))),
     ];
-    for (j, c) in out.columns.into_iter().enumerate() {
-        fields.push((j.to_string(), c));
-    }
-    let batch = RecordBatch::try_from_iter(fields).map_err(OupsError::from)?;
-    let state = (
-        out.state.rows_seen,
-        out.state.last_key,
-        out.state.cur_bin,
-        PyRecordBatch::new(g).into_pyarrow(py)?.unbind(),
-        PyRecordBatch::new(s).into_pyarrow(py)?.unbind(),
-    );
-    Ok((
-        PyRecordBatch::new(batch).into_pyarrow(py)?.unbind(),
-        state,
-        ready,
-        needed,
-    ))
+    let (batch, handed) = with_columns(py, fields, out.columns, numpy_out)?;
+    let state = Py::new(py, SegmentState(Live::Bins(out.state)))?;
+    Ok((batch, handed, state, ready, needed))
 }

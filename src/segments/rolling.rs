@@ -165,32 +165,11 @@ pub(super) fn per_lane<F>(lanes: &mut [Vec<Lane>], rows: usize, work: F) -> Resu
 where
     F: Fn(usize, &mut Vec<Lane>) -> ArrayRef + Sync,
 {
-    let n = lanes.len();
     let jobs: Vec<(usize, &mut Vec<Lane>)> = lanes.iter_mut().enumerate().collect();
-    let mut results: Vec<Option<ArrayRef>> = vec![None; n];
-    let done: Vec<(usize, ArrayRef)> = if jobs.len() < 2 || rows < 100_000 || cores() < 2 {
-        jobs.into_iter().map(|(j, l)| (j, work(j, l))).collect()
-    } else {
-        let (even, odd) = crate::cores::halves(jobs);
-        let work = &work;
-        std::thread::scope(|scope| {
-            let other = scope.spawn(move || {
-                odd.into_iter()
-                    .map(|(j, l)| (j, work(j, l)))
-                    .collect::<Vec<_>>()
-            });
-            let mut mine: Vec<_> = even.into_iter().map(|(j, l)| (j, work(j, l))).collect();
-            mine.extend(other.join().unwrap_or_default());
-            mine
-        })
-    };
-    for (j, r) in done {
-        results[j] = Some(r);
+    if jobs.len() < 2 || rows < 100_000 || cores() < 2 {
+        return Ok(jobs.into_iter().map(|(j, l)| work(j, l)).collect());
     }
-    results
-        .into_iter()
-        .map(|r| r.ok_or_else(|| OupsError::Internal("a rolling lane did not run".into())))
-        .collect()
+    Ok(crate::cores::on_two_threads(jobs, |(j, l)| work(j, l)))
 }
 
 /// The rolling state: per aggregation, per group, its lane.

@@ -104,17 +104,7 @@ fn reduce_all(accs: &mut [Acc], spec: &Spec, row_slot: &[u32], columns: &[Values
         }
         return;
     }
-    let (even, odd) = crate::cores::halves(jobs);
-    std::thread::scope(|scope| {
-        scope.spawn(move || {
-            for (acc, v, w) in odd {
-                acc.update(row_slot, v, w);
-            }
-        });
-        for (acc, v, w) in even {
-            acc.update(row_slot, v, w);
-        }
-    });
+    crate::cores::on_two_threads(jobs, |(acc, v, w)| acc.update(row_slot, v, w));
 }
 
 /// Aggregates one chunk on top of `state`. On error nothing is changed: the

@@ -163,3 +163,18 @@ def test_rolling_bad_input():
         SegmentedAggregator(
             "ts", window="2min", aggs={"m": ("v", "mean")}, state=bins_state.state
         ).agg(df)
+
+
+def test_an_empty_chunk_gives_the_types_of_rows():
+    df = pd.DataFrame(
+        {
+            "ts": pd.date_range("2024-01-01", periods=4, freq="1min", tz="UTC"),
+            "g": pd.Categorical(list("abab")),
+            "v": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    agg = SegmentedAggregator("ts", by="g", window="2min", aggs={"m": ("v", "mean")})
+    full = agg.agg(df.iloc[:2])
+    empty = agg.agg(df.iloc[2:2])
+    assert empty.empty
+    assert empty.dtypes.to_dict() == full.dtypes.to_dict()

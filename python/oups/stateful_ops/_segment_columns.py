@@ -15,6 +15,12 @@ from oups.exceptions import InvalidParameterError, ParameterTypeError, UnsortedE
 NO_GROUP = np.uint32(0xFFFFFFFF)
 # The layout of the states of SegmentedAggregator, checked on the way back.
 STATE_VERSION = 1
+# The engine's part of a state, per kind of aggregator, in the engine's order.
+ENGINE_KEYS = {
+    "bins": ("rows_seen", "last_key", "cur_bin", "groups", "slots"),
+    "rolling": ("last_key", "lanes", "rows"),
+    "rolling_at": ("last_key", "lanes", "rows", "queries", "last_query"),
+}
 PICKS = ("first", "last", "min", "max")
 KINDS = (*PICKS, "sum", "mean", "count", "var", "std", "ohlc", "wmean", "vwap", "nunique")
 OHLC = (("open", "first"), ("high", "max"), ("low", "min"), ("close", "last"))

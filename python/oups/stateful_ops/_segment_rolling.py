@@ -17,7 +17,7 @@ from oups.exceptions import (
 )
 from oups.stateful_ops._arrow_io import frame_column, frame_columns, frame_kind, to_frame
 from oups.stateful_ops._segment_bins import RollingWindow, key_values
-from oups.stateful_ops._segment_columns import STATE_VERSION, batch, key_array, same_type, untyped
+from oups.stateful_ops._segment_columns import STATE_VERSION, key_array, same_type, untyped
 
 if TYPE_CHECKING:
     from oups.stateful_ops.segmented_aggregator import SegmentedAggregator, _Inputs
@@ -39,6 +39,11 @@ def _rows_args(
     )
 
 
+def _named_types(agg: SegmentedAggregator, inputs: _Inputs) -> dict[str, pa.DataType]:
+    """The types of the output's ``by`` and ``on`` columns; the rest are floats."""
+    return {c: inputs.types[c] for c in (agg.by, agg.on) if c is not None}
+
+
 def run_rolling(
     agg: SegmentedAggregator, df: Any, kind: str, final: bool, window: RollingWindow
 ) -> Any:
@@ -46,15 +51,11 @@ def run_rolling(
     inputs = agg._inputs(df, kind, "rolling")
     if inputs is None or len(inputs.keys) == 0:
         if final:
-            agg.state = None
-        return agg._empty_output(kind)
-    state = agg.state
-    engine_state = None
-    if state is not None:
-        engine_state = (state["last_key"], batch(state["lanes"]), batch(state["rows"]))
+            agg._keep(None)
+        return agg._empty_output(kind, None if inputs is None else _named_types(agg, inputs))
     n_groups = len(inputs.group_values) if inputs.group_values is not None else 1
-    out, handed, new = segment_roll(
-        *_rows_args(agg, inputs, window, n_groups), engine_state, kind == "pandas"
+    out, handed, live = segment_roll(
+        *_rows_args(agg, inputs, window, n_groups), agg._engine_state(), kind == "pandas"
     )
     rows = out.column(0)
     every = len(rows) == len(inputs.keys)
@@ -71,17 +72,13 @@ def run_rolling(
             columns[agg.by] = pd.Categorical.from_codes(codes, dtype=cached[0], validate=False)
     for j, name in enumerate(agg._names):
         columns[name] = out.column(str(j)) if handed[j] is None else handed[j]
-    agg.state = None
-    if not final:
-        agg.state = {
-            "version": STATE_VERSION,
-            "kind": "rolling",
-            "last_key": new[0],
-            "lanes": new[1],
-            "rows": new[2],
-            "groups_values": inputs.group_values,
-            "types": inputs.types_table,
-        }
+    meta = {
+        "version": STATE_VERSION,
+        "kind": "rolling",
+        "groups_values": inputs.group_values,
+        "types": inputs.types_table,
+    }
+    agg._keep(None if final else meta, live)
     return to_frame(columns, kind, agg._index, agg._engine_floats)
 
 
@@ -144,7 +141,7 @@ def run_join(
     agg: SegmentedAggregator, df: Any, kind: str, at: Any, final: bool, window: RollingWindow
 ) -> Any:
     """The windows at the queries that the rows seen so far complete."""
-    state = agg.state
+    state = agg._saved()
     if state is not None and state.get("kind") == "rolling":
         raise InvalidParameterError(
             "this aggregator has rolled at every row so far; windows at query keys ('at') "
@@ -155,37 +152,22 @@ def run_join(
         return agg._empty_output(kind)
     query_keys, query_codes, group_values = _query_columns(agg, at, inputs)
     n_groups = len(group_values) if group_values is not None else 1
-    engine_state = None
-    if state is not None:
-        engine_state = (
-            state["last_key"],
-            batch(state["lanes"]),
-            batch(state["rows"]),
-            batch(state["queries"]),
-            state["last_query"],
-        )
-    out, handed, new = segment_join(
+    out, handed, live = segment_join(
         *_rows_args(agg, inputs, window, n_groups),
         query_keys,
         query_codes,
-        engine_state,
+        agg._engine_state(),
         final,
         kind == "pandas",
     )
     columns = agg._output(
         kind, out, inputs.types, inputs.values, group_values, handed, typed_picks=False
     )
-    agg.state = None
-    if not final:
-        agg.state = {
-            "version": STATE_VERSION,
-            "kind": "rolling_at",
-            "last_key": new[0],
-            "lanes": new[1],
-            "rows": new[2],
-            "queries": new[3],
-            "last_query": new[4],
-            "groups_values": group_values,
-            "types": inputs.types_table,
-        }
+    meta = {
+        "version": STATE_VERSION,
+        "kind": "rolling_at",
+        "groups_values": group_values,
+        "types": inputs.types_table,
+    }
+    agg._keep(None if final else meta, live)
     return to_frame(columns, kind, agg._index, agg._engine_floats)

@@ -23,6 +23,7 @@ from oups.exceptions import (
 from oups.stateful_ops._arrow_io import frame_column, frame_columns, frame_kind, to_frame
 from oups.stateful_ops._segment_bins import RollingWindow, Threshold, parse_bins
 from oups.stateful_ops._segment_columns import (
+    ENGINE_KEYS,
     NO_GROUP,
     PICKS,
     STATE_VERSION,
@@ -124,6 +125,12 @@ class SegmentedAggregator:
     2 2024-01-01 00:10:00      6.0      6.0     6.0       6.0
     """
 
+    # The state: as set (or built from the engine's), the engine's live part
+    # after a call, and the Python part that goes with it.
+    _state: dict[str, Any] | None
+    _live: Any
+    _meta: dict[str, Any] | None
+
     def __init__(
         self,
         on: str,
@@ -194,9 +201,7 @@ class SegmentedAggregator:
             )
             for column, kind, extra in self._aggs
         ]
-        #: What the next call continues from: None before the first row, else
-        #: a dict of plain values, numpy arrays and pyarrow Tables.
-        self.state: dict[str, Any] | None = state
+        self.state = state
         # (group values, dictionary, remap to group ids) of the latest chunk.
         self._remap: tuple[pa.Table, pa.Array, list[int] | None] | None = None
         # (pandas CategoricalDtype of ``by``, its categories as Arrow).
@@ -206,6 +211,55 @@ class SegmentedAggregator:
         self._engine_floats = frozenset(self._names)
         # (group values, their pandas CategoricalDtype) of the latest output.
         self._categories: tuple[pa.Table, pd.CategoricalDtype] | None = None
+
+    @property
+    def state(self) -> dict[str, Any] | None:
+        """What the next call continues from: None before the first row, else
+        a dict of plain values, numpy arrays and pyarrow Tables, which
+        persists without pickle. Between calls the engine keeps its part live;
+        reading ``state`` builds the dict (once per call)."""
+        if self._live is not None and self._state is None:
+            meta = self._meta or {}
+            engine = dict(zip(ENGINE_KEYS[meta["kind"]], self._live.export(), strict=True))
+            self._state = {**meta, **engine}
+        return self._state
+
+    @state.setter
+    def state(self, value: dict[str, Any] | None) -> None:
+        self._state = value
+        self._live = None
+        self._meta = None
+
+    def _keep(self, meta: dict[str, Any] | None, live: Any = None) -> None:
+        """The state after a call: ``meta`` (the Python part, None to reset)
+        and the engine's live part."""
+        self._state = None
+        self._meta = meta
+        self._live = live if meta is not None else None
+
+    def _saved(self) -> dict[str, Any] | None:
+        """The Python part of the state, without building the engine's."""
+        return self._meta if self._live is not None else self._state
+
+    def _engine_state(self) -> Any:
+        """The engine's part: live, or from a dict that was set."""
+        if self._live is not None or self._state is None:
+            return self._live
+        state = self._state
+        keys = ENGINE_KEYS[state.get("kind", "bins")]
+        return tuple(
+            batch(state[k]) if isinstance(state[k], (pa.Table, pa.RecordBatch)) else state[k]
+            for k in keys
+        )
+
+    def _last_key(self) -> int | None:
+        if self._live is not None:
+            last: int | None = self._live.last_key
+            return last
+        if self._state is None:
+            return None
+        saved: int | None = self._state["last_key"]
+        return saved
 
     def __repr__(self) -> str:
         by = f", by={self.by!r}" if self.by else ""
@@ -281,7 +335,7 @@ class SegmentedAggregator:
     def _inputs(self, df: Any, kind: str, expected: str) -> _Inputs | None:
         """The chunk's columns as the engine reads them, checked against the
         state; None for a flush with nothing seen."""
-        state = self.state
+        state = self._saved()
         typed_now = False
         if state is not None and state.get("version") != STATE_VERSION:
             raise InvalidParameterError(
@@ -345,7 +399,8 @@ class SegmentedAggregator:
                 raise InvalidParameterError(
                     "'edges' streams the edges of bins='edges'; a rolling window takes none"
                 )
-            joined = self.state is not None and self.state.get("kind") == "rolling_at"
+            saved = self._saved()
+            joined = saved is not None and saved.get("kind") == "rolling_at"
             if at is not None or joined:
                 return run_join(self, df, kind, at, final, self._window)
             return run_rolling(self, df, kind, final, self._window)
@@ -354,7 +409,7 @@ class SegmentedAggregator:
                 "'at' asks for rolling windows at query keys: build the aggregator with "
                 "window=..., not bins=..."
             )
-        state = self.state
+        state = self._saved()
         inputs = self._inputs(df, kind, "bins")
         if inputs is None:
             return self._empty_output(kind)
@@ -370,7 +425,7 @@ class SegmentedAggregator:
                 f"{self._bins.describe()}"
             )
         elif n or saved is not None or self._bins.kind in ("rows", "threshold"):
-            previous = state["last_key"] if state is not None else None
+            previous = self._last_key()
             first = keys[0].as_py() if n else previous
             last = keys[-1].as_py() if n else previous
             if first is None:
@@ -382,18 +437,9 @@ class SegmentedAggregator:
         if resolved is None:
             out = self._empty_output(kind)
             if final:
-                self.state = None
+                self._keep(None)
             return out
-        engine_state = None
-        if state is not None:
-            engine_state = (
-                state["rows_seen"],
-                state["last_key"],
-                state["cur_bin"],
-                batch(state["groups"]),
-                batch(state["slots"]),
-            )
-        bins_out, new, ready, needed = segment_aggregate(
+        bins_out, handed, live, ready, needed = segment_aggregate(
             resolved.spec,
             self.closed,
             self.label,
@@ -403,20 +449,17 @@ class SegmentedAggregator:
             group_codes,
             len(group_values) if group_values is not None else 1,
             [v for v, _ in values],
-            engine_state,
+            self._engine_state(),
             final,
+            kind == "pandas",
         )
-        columns = self._output(kind, bins_out, types, values, group_values)
+        columns = self._output(kind, bins_out, types, values, group_values, handed)
         if final:
-            self.state = None
+            self._keep(None)
         else:
-            self.state = {
+            meta = {
                 "version": STATE_VERSION,
-                "rows_seen": new[0],
-                "last_key": new[1],
-                "cur_bin": new[2],
-                "groups": new[3],
-                "slots": new[4],
+                "kind": "bins",
                 "groups_values": group_values,
                 "bins": self._bins.prune(resolved.state, needed)
                 if self._bins.kind == "edges"
@@ -428,6 +471,7 @@ class SegmentedAggregator:
                 # The column types, as an empty table: persisted without pickle.
                 "types": inputs.types_table,
             }
+            self._keep(meta, live)
         return to_frame(columns, kind, self._index, self._engine_floats)
 
     def _arrays(self, df: Any, kind: str) -> dict[str, pa.Array]:
@@ -502,8 +546,17 @@ class SegmentedAggregator:
         self._remap = (known, dictionary, None if identity else remap)
         return (encoded.indices, self._remap[2]), known
 
-    def _empty_output(self, kind: str) -> Any:
-        return to_frame({c: pa.array([], pa.null()) for c in self.columns}, kind, self._index)
+    def _empty_output(self, kind: str, types: dict[str, pa.DataType] | None = None) -> Any:
+        """No row. With the chunk's ``types`` (rolling windows, whose results
+        are all floats), the columns have the types rows would have, so that
+        concatenating results keeps them."""
+        if types is None:
+            columns = {c: pa.array([], pa.null()) for c in self.columns}
+        else:
+            columns = {c: pa.array([], types.get(c, pa.float64())) for c in self.columns}
+            if self.by is not None and kind == "pandas" and self._pandas_categories is not None:
+                columns[self.by] = pd.Categorical([], dtype=self._pandas_categories[0])
+        return to_frame(columns, kind, self._index)
 
     def _output(
         self,
