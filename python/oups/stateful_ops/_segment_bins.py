@@ -69,7 +69,7 @@ def _is_end_type(offset: pd.DateOffset) -> bool:
     return offset.rule_code.split("-")[0] in _END_TYPES
 
 
-def _unit_factor(unit: Unit) -> int:
+def unit_factor(unit: Unit) -> int:
     return {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}[unit]
 
 
@@ -156,7 +156,7 @@ class FrequencyBins:
 
     def _step(self, unit: Unit) -> int:
         nanos = pd.Timedelta(self.offset).value
-        step, rest = divmod(int(nanos), _unit_factor(unit))
+        step, rest = divmod(int(nanos), unit_factor(unit))
         if rest or step == 0:
             raise InvalidParameterError(
                 f"'bins'={self.offset.freqstr!r} is finer than the '{unit}' resolution of the "
@@ -365,84 +365,6 @@ class ThresholdBins:
 
     def resolve(self, *_: Any) -> Resolved:
         return Resolved(("threshold", self.index, self.value), None)
-
-
-class RollingWindow:
-    """``window=``: a trailing duration ("5min", a Timedelta) or a row count."""
-
-    def __init__(self, window: Any, min_periods: int | None) -> None:
-        if isinstance(window, (bool, np.bool_)):
-            raise ParameterTypeError("'window' must be a duration or a row count")
-        if isinstance(window, (int, np.integer)):
-            if window < 1:
-                raise InvalidParameterError(f"'window' must be at least 1 row, not {window}")
-            self.rows: int | None = int(window)
-            self.span = None
-        else:
-            try:
-                self.span = pd.Timedelta(window)
-            except (TypeError, ValueError):
-                raise InvalidParameterError(
-                    f"'window' must be a duration ('5min', a Timedelta) or a row count, not "
-                    f"{window!r}"
-                ) from None
-            if self.span <= pd.Timedelta(0):
-                raise InvalidParameterError(f"'window' must be positive, not {window!r}")
-            self.rows = None
-        if min_periods is None:
-            # pandas' defaults: 1 for a duration, the window for a row count.
-            min_periods = self.rows if self.rows is not None else 1
-        if isinstance(min_periods, bool) or not isinstance(min_periods, (int, np.integer)):
-            raise ParameterTypeError(f"'min_periods' must be an integer, not {min_periods!r}")
-        if min_periods < 0:
-            raise InvalidParameterError(f"'min_periods' must be 0 or more, not {min_periods}")
-        self.min_periods = int(min_periods)
-
-    def describe(self) -> str:
-        return f"window={self.rows if self.rows is not None else str(self.span)!r}"
-
-    def check(
-        self,
-        closed: str | None,
-        label: str | None,
-        empty: str,
-        aggs: list[tuple[str, str, Any]],
-        names: list[str],
-    ) -> None:
-        if closed not in (None, "right", "left", "both", "neither"):
-            raise InvalidParameterError(
-                f"'closed' of a rolling window is 'right', 'left', 'both' or 'neither', not "
-                f"{closed!r}"
-            )
-        if label is not None or empty != "keep":
-            raise InvalidParameterError(
-                "'label' and 'empty' apply to bins, not to rolling windows (each row is "
-                "labelled by its own key)"
-            )
-        for name, (_, kind, _) in zip(names, aggs, strict=False):
-            if kind in ("first", "last", "nunique"):
-                raise InvalidParameterError(
-                    f"'aggs'[{name!r}]: {kind!r} is not available for rolling windows; use sum, "
-                    "mean, count, min, max, var, std or wmean"
-                )
-
-    def spec(self, key_type: pa.DataType) -> tuple[str, int]:
-        span = self.span
-        if self.rows is not None or span is None:
-            return ("rows", int(self.rows or 0))
-        if not pa.types.is_timestamp(key_type):
-            raise ParameterTypeError(
-                f"'window'={str(self.span)!r} needs a timestamp 'on' column, not {key_type}; "
-                "use a row count for other keys"
-            )
-        nanos = int(span.value)
-        step, rest = divmod(nanos, _unit_factor(cast(Unit, key_type.unit)))
-        if rest or step == 0:
-            raise InvalidParameterError(
-                f"'window'={str(self.span)!r} is finer than the '{key_type.unit}' resolution "
-                "of the 'on' column"
-            )
-        return ("span", step)
 
 
 def key_values(values: Any, key_type: pa.DataType, what: str, strict: bool = True) -> np.ndarray:

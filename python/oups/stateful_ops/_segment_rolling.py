@@ -1,10 +1,11 @@
-"""The rolling windows of SegmentedAggregator: at every row, and at query keys
-(window joins), with their states."""
+"""The rolling windows of SegmentedAggregator: the window spec, and the runs
+at every row and at query keys (window joins)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -16,15 +17,94 @@ from oups.exceptions import (
     SchemaMismatchError,
 )
 from oups.stateful_ops._arrow_io import frame_column, frame_columns, frame_kind, to_frame
-from oups.stateful_ops._segment_bins import RollingWindow, key_values
+from oups.stateful_ops._segment_bins import Unit, key_values, unit_factor
 from oups.stateful_ops._segment_columns import STATE_VERSION, key_array, same_type, untyped
 
 if TYPE_CHECKING:
-    from oups.stateful_ops.segmented_aggregator import SegmentedAggregator, _Inputs
+    from oups.stateful_ops._segment_state import Inputs
+    from oups.stateful_ops.segmented_aggregator import SegmentedAggregator
+
+
+class RollingWindow:
+    """``window=``: a trailing duration ("5min", a Timedelta) or a row count."""
+
+    def __init__(self, window: Any, min_periods: int | None) -> None:
+        if isinstance(window, (bool, np.bool_)):
+            raise ParameterTypeError("'window' must be a duration or a row count")
+        if isinstance(window, (int, np.integer)):
+            if window < 1:
+                raise InvalidParameterError(f"'window' must be at least 1 row, not {window}")
+            self.rows: int | None = int(window)
+            self.span = None
+        else:
+            try:
+                self.span = pd.Timedelta(window)
+            except (TypeError, ValueError):
+                raise InvalidParameterError(
+                    f"'window' must be a duration ('5min', a Timedelta) or a row count, not "
+                    f"{window!r}"
+                ) from None
+            if self.span <= pd.Timedelta(0):
+                raise InvalidParameterError(f"'window' must be positive, not {window!r}")
+            self.rows = None
+        if min_periods is None:
+            # pandas' defaults: 1 for a duration, the window for a row count.
+            min_periods = self.rows if self.rows is not None else 1
+        if isinstance(min_periods, bool) or not isinstance(min_periods, (int, np.integer)):
+            raise ParameterTypeError(f"'min_periods' must be an integer, not {min_periods!r}")
+        if min_periods < 0:
+            raise InvalidParameterError(f"'min_periods' must be 0 or more, not {min_periods}")
+        self.min_periods = int(min_periods)
+
+    def describe(self) -> str:
+        return f"window={self.rows if self.rows is not None else str(self.span)!r}"
+
+    def check(
+        self,
+        closed: str | None,
+        label: str | None,
+        empty: str,
+        aggs: list[tuple[str, str, Any]],
+        names: list[str],
+    ) -> None:
+        if closed not in (None, "right", "left", "both", "neither"):
+            raise InvalidParameterError(
+                f"'closed' of a rolling window is 'right', 'left', 'both' or 'neither', not "
+                f"{closed!r}"
+            )
+        if label is not None or empty != "keep":
+            raise InvalidParameterError(
+                "'label' and 'empty' apply to bins, not to rolling windows (each row is "
+                "labelled by its own key)"
+            )
+        for name, (_, kind, _) in zip(names, aggs, strict=False):
+            if kind in ("first", "last", "nunique"):
+                raise InvalidParameterError(
+                    f"'aggs'[{name!r}]: {kind!r} is not available for rolling windows; use sum, "
+                    "mean, count, min, max, var, std or wmean"
+                )
+
+    def spec(self, key_type: pa.DataType) -> tuple[str, int]:
+        span = self.span
+        if self.rows is not None or span is None:
+            return ("rows", int(self.rows or 0))
+        if not pa.types.is_timestamp(key_type):
+            raise ParameterTypeError(
+                f"'window'={str(self.span)!r} needs a timestamp 'on' column, not {key_type}; "
+                "use a row count for other keys"
+            )
+        nanos = int(span.value)
+        step, rest = divmod(nanos, unit_factor(cast(Unit, key_type.unit)))
+        if rest or step == 0:
+            raise InvalidParameterError(
+                f"'window'={str(self.span)!r} is finer than the '{key_type.unit}' resolution "
+                "of the 'on' column"
+            )
+        return ("span", step)
 
 
 def _rows_args(
-    agg: SegmentedAggregator, inputs: _Inputs, window: RollingWindow, n_groups: int
+    agg: SegmentedAggregator, inputs: Inputs, window: RollingWindow, n_groups: int
 ) -> tuple[tuple[str, int], str, int, Any, pa.Array, Any, int, list[pa.Array]]:
     """The engine's arguments that describe the window and the chunk's rows."""
     return (
@@ -39,7 +119,7 @@ def _rows_args(
     )
 
 
-def _named_types(agg: SegmentedAggregator, inputs: _Inputs) -> dict[str, pa.DataType]:
+def _named_types(agg: SegmentedAggregator, inputs: Inputs) -> dict[str, pa.DataType]:
     """The types of the output's ``by`` and ``on`` columns; the rest are floats."""
     return {c: inputs.types[c] for c in (agg.by, agg.on) if c is not None}
 
@@ -83,7 +163,7 @@ def run_rolling(
 
 
 def _query_columns(
-    agg: SegmentedAggregator, at: Any, inputs: _Inputs
+    agg: SegmentedAggregator, at: Any, inputs: Inputs
 ) -> tuple[pa.Array, Any, pa.Table | None]:
     """The query keys as int64, their group codes (or None without ``by``),
     and the group values, with the groups that only queries name added."""
