@@ -422,3 +422,20 @@ def test_a_categorical_by_with_missing_values():
     out = SegmentedAggregator("t", by="g", bins=10, aggs={"s": ("v", "sum")}).agg(df, final=True)
     assert out["g"].tolist() == ["a", "b"]
     assert out["s"].tolist() == [5.0, 3.0]
+
+
+def test_a_pickled_aggregator_continues_the_stream():
+    import copy
+    import pickle
+
+    df = pd.DataFrame(
+        {"t": np.arange(40), "g": pd.Categorical(list("ab") * 20), "v": np.arange(40.0)}
+    )
+    for options in ({"bins": 7}, {"window": 5}):
+        whole = SegmentedAggregator("t", by="g", aggs={"s": ("v", "sum")}, **options)
+        expected = whole.agg(df, final=True)
+        agg = SegmentedAggregator("t", by="g", aggs={"s": ("v", "sum")}, **options)
+        first = agg.agg(df.iloc[:15])
+        for twin in (pickle.loads(pickle.dumps(agg)), copy.deepcopy(agg)):
+            rest = twin.agg(df.iloc[15:], final=True)
+            pd.testing.assert_frame_equal(pd.concat([first, rest], ignore_index=True), expected)

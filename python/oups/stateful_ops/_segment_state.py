@@ -65,6 +65,13 @@ class LiveState:
         self._live = None
         self._meta = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling (or copying) an aggregator takes its state in Arrow form:
+        the live part is the engine's and does not pickle."""
+        fields = dict(self.__dict__)
+        fields.update(_state=self.state, _live=None, _meta=None)
+        return fields
+
     def _keep(self, meta: dict[str, Any] | None, live: Any = None) -> None:
         """The state after a call: ``meta`` (the Python part, None to reset)
         and the engine's live part."""
