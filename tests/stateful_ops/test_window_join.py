@@ -313,3 +313,16 @@ def test_at_needs_a_rolling_window_of_the_same_kind():
     grouped = SegmentedAggregator("t", by="g", window=2, aggs={"s": ("v", "sum")})
     with pytest.raises(ParameterTypeError, match="'at'"):
         grouped.agg(data.assign(g="a"), at=np.array([2]))
+
+
+def test_query_groups_in_another_string_layout():
+    data = pd.DataFrame(
+        {"t": [1, 2, 3], "g": pd.Categorical(["a", "b", "a"]), "v": [1.0, 2.0, 3.0]}
+    )
+    agg = SegmentedAggregator("t", by="g", window=2, min_periods=1, aggs={"s": ("v", "sum")})
+    queries = pa.table({"t": [3, 3], "g": pa.array(["a", "b"], type=pa.large_string())})
+    out = agg.agg(pa.Table.from_pandas(data), at=queries, final=True)
+    assert out.column("s").to_pylist() == [4.0, 2.0]
+    ints = pa.table({"t": [3], "g": [1]})
+    with pytest.raises(SchemaMismatchError, match="'at'\\['g'\\]"):
+        SegmentedAggregator("t", by="g", window=2, aggs={"s": ("v", "sum")}).agg(data, at=ints)

@@ -162,6 +162,21 @@ def run_rolling(
     return to_frame(columns, kind, agg._index, agg._engine_floats)
 
 
+def _family(t: pa.DataType) -> str:
+    """The kind of values of a type, whatever their layout or width."""
+    for name, test in (
+        ("string", pa.types.is_string),
+        ("string", pa.types.is_large_string),
+        ("string", lambda t: t == pa.string_view()),
+        ("integer", pa.types.is_integer),
+        ("binary", pa.types.is_binary),
+        ("binary", pa.types.is_large_binary),
+    ):
+        if test(t):
+            return name
+    return str(t)
+
+
 def _query_columns(
     agg: SegmentedAggregator, at: Any, inputs: Inputs
 ) -> tuple[pa.Array, Any, pa.Table | None]:
@@ -205,14 +220,22 @@ def _query_columns(
         return t.value_type if pa.types.is_dictionary(t) else t
 
     data_by = values_of(inputs.types[agg.by])
-    typed = by.null_count < len(by) and not untyped(data_by)
-    if typed and values_of(by.type) != data_by:
-        raise SchemaMismatchError(
-            f"'at'[{agg.by!r}] holds {values_of(by.type)} and the chunks' {agg.by!r} holds "
-            f"{data_by}; give the queries' groups the same type"
-        )
-    if by.null_count == len(by) and values_of(by.type) != data_by:
-        by = pa.DictionaryArray.from_arrays(by.indices, pa.array([], type=data_by))
+    if values_of(by.type) != data_by and not untyped(data_by):
+        if by.null_count == len(by):
+            dictionary = pa.array([], type=data_by)
+        else:
+            # The same values in another layout (pandas 3 strings are
+            # large_string, a categorical's categories string) are the same groups.
+            try:
+                if _family(values_of(by.type)) != _family(data_by):
+                    raise pa.ArrowTypeError("another kind of values")
+                dictionary = by.dictionary.cast(data_by)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                raise SchemaMismatchError(
+                    f"'at'[{agg.by!r}] holds {values_of(by.type)} and the chunks' {agg.by!r} "
+                    f"holds {data_by}; give the queries' groups the same type"
+                ) from None
+        by = pa.DictionaryArray.from_arrays(by.indices, dictionary)
     codes, group_values = agg._group_codes(by, inputs.group_values)
     return keys, codes, group_values
 
