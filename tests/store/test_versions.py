@@ -390,3 +390,32 @@ def test_retention_setting(tmp_path):
         OrderedParquetDataset(path, version=17).set_retention(keep_versions=2)
     with pytest.raises(ReadOnlyError):
         ds[0].set_retention(keep_versions=2)
+
+
+@pytest.mark.skipif(
+    not __import__("oups._oups", fromlist=["FAILPOINTS"]).FAILPOINTS,
+    reason="needs the failpoints build feature (bash .ci/setup enables it)",
+)
+def test_a_write_killed_before_its_commit_uses_no_version_number(tmp_path):
+    # A dataset created afresh (or again, after a removal) numbers its first
+    # version 1 even if a write killed just before its commit left a record.
+    path = tmp_path / "ds"
+    df = pd.DataFrame({"ts": pd.date_range("2024-01-01", periods=3, freq="1h"), "v": 1.0})
+    df.to_pickle(tmp_path / "df.pkl")
+    script = textwrap.dedent(
+        f"""
+        import pandas as pd
+        from oups import write
+        write({str(path)!r}, ordered_on="ts", df=pd.read_pickle({str(tmp_path / "df.pkl")!r}))
+        """
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**__import__("os").environ, "OUPS_FAILPOINT": "before_commit_rename"},
+        capture_output=True,
+    )
+    assert killed.returncode != 0
+    write(path, ordered_on="ts", df=df)
+    ds = OrderedParquetDataset(path)
+    assert ds.version == 1
+    assert ds.versions()["version"].tolist() == [1]
