@@ -325,9 +325,11 @@ impl Dataset {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(OupsError::io("cannot remove", &layout.meta, e)),
             }
+            crate::failpoint::hit("after_remove_head");
             if layout.dir.exists() {
                 fs::remove_dir_all(&layout.dir).at("cannot remove", &layout.dir)?;
             }
+            crate::failpoint::hit("before_prune_to_pins");
             // Versions that snapshots pin outlive the dataset; nothing else does.
             retention::prune_to_pins(layout)?;
         }

@@ -258,6 +258,7 @@ pub fn prune_to_pins(layout: &Layout) -> Result<()> {
             }
         }
     }
+    failpoint::hit("during_prune_to_pins");
     remove_unneeded_files(layout, &needed);
     // Last: until the files are gone, the marker says there is work left.
     remove_litter(layout);

@@ -134,6 +134,14 @@ def apply(store: Store, op: Op) -> None:
         del store[op.key]
 
 
+def took_effect(store: Store, op: Op) -> bool:
+    """Whether ``op`` finished, as far as the store shows beyond the datasets'
+    rows: a snapshot leaves them as they were, so only its manifest tells."""
+    if op.kind == "snapshot":
+        return (op.kwargs or {})["name"] in store.snapshots()
+    return True
+
+
 def main() -> None:
     store_dir, log, seed, start = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     ops = operations(seed)
