@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import oups
+import oups.dask
 import oups.exceptions
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "api.md"
@@ -23,7 +24,8 @@ HEADER = """# API reference
 
 Generated from the docstrings by `python scripts/gen_api.py`; do not edit by hand.
 The guides ([dataset.md](dataset.md), [store.md](store.md),
-[stateful_loop.md](stateful_loop.md), [asof_merger.md](asof_merger.md)) explain the
+[stateful_loop.md](stateful_loop.md), [asof_merger.md](asof_merger.md),
+[segmented_aggregator.md](segmented_aggregator.md), [dask.md](dask.md)) explain the
 behaviour; this page lists every public name with its signature.
 """
 
@@ -114,6 +116,10 @@ def render() -> str:
             lines += _class(name, obj)
         else:
             lines += [f"## `{name}{_signature(obj)}`", "", "```text", _doc(obj), "```", ""]
+    lines += ["## `oups.dask` (`pip install oups[dask]`)", ""]
+    for name in oups.dask.__all__:
+        obj = getattr(oups.dask, name)
+        lines += [f"### `oups.dask.{name}{_signature(obj)}`", "", "```text", _doc(obj), "```", ""]
     lines += ["## Exceptions (`oups.exceptions`)", ""]
     for name in oups.exceptions.__all__:
         cls = getattr(oups.exceptions, name)

@@ -157,3 +157,14 @@ def physical_range(start: Any, end_excl: Any, arrow_type: pa.DataType | None) ->
     return PhysicalRange(
         None if lo_val is None else int(lo_val), None if hi_val is None else int(hi_val), empty
     )
+
+
+def physical_values(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Values of an ordered column as the numbers :func:`physical_range`
+    gives bounds in: temporal types by their integer count of units."""
+    t = values.type
+    if pa.types.is_timestamp(t) or pa.types.is_duration(t) or pa.types.is_date64(t):
+        values = values.cast(pa.int64())
+    elif pa.types.is_date32(t):
+        values = values.cast(pa.int32()).cast(pa.int64())
+    return np.asarray(values.to_numpy(zero_copy_only=False))

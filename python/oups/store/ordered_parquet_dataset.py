@@ -20,7 +20,7 @@ from oups.exceptions import (
     ParameterTypeError,
     ReadOnlyError,
 )
-from oups.store._bounds import physical_range
+from oups.store._bounds import physical_range, physical_values
 from oups.store._convert import (
     arrow_name,
     ordered_on_from_json,
@@ -225,6 +225,15 @@ class OrderedParquetDataset(Versioned):
         """The Arrow type of the ordered column, or None before the first row group."""
         t = self._raw.stats().schema.field("ordered_on_mins").type
         return None if pa.types.is_null(t) else t
+
+    def _physical_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each row group's min and max of the ordered column, as the numbers
+        range bounds are compared with (see :func:`physical_range`)."""
+        stats = self._raw.stats()
+        return (
+            physical_values(stats.column("ordered_on_mins")),
+            physical_values(stats.column("ordered_on_maxs")),
+        )
 
     # -- reading -----------------------------------------------------------
     def _file_ids(self) -> list[int] | None:

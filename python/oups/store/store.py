@@ -23,6 +23,7 @@ from oups.exceptions import (
 from oups.store._bounds import physical_range
 from oups.store._convert import seconds
 from oups.store._snapshots import Snapshots, snapshot_name
+from oups.store._to_dask import DaskFrames
 from oups.store.indexer import check_key_class, is_toplevel, key_class, key_parts, keys_from_columns
 from oups.store.ordered_parquet_dataset import (
     OrderedParquetDataset,
@@ -33,7 +34,7 @@ from oups.store.ordered_parquet_dataset import (
 __all__ = ["Store"]
 
 
-class Store(Snapshots):
+class Store(Snapshots, DaskFrames):
     """A collection of :class:`OrderedParquetDataset`, one per key, under one directory.
 
     Keys are instances of a ``@toplevel`` class (the *indexer*); a key's

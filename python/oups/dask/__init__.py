@@ -1,0 +1,15 @@
+"""Dask collections over oups datasets: reads with known divisions.
+
+Needs dask's dataframe support: ``pip install oups[dask]``.
+"""
+
+from __future__ import annotations
+
+try:
+    import dask.dataframe  # noqa: F401
+except ImportError as err:  # pragma: no cover - the extra is missing
+    raise ImportError("oups.dask needs dask's dataframe support: pip install 'oups[dask]'") from err
+
+from oups.dask._read import read
+
+__all__ = ["read"]

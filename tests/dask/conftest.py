@@ -1,0 +1,28 @@
+"""A real dask cluster for the oups.dask tests: two worker processes on
+127.0.0.1, shared by the whole session (starting one takes seconds)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import dask
+import pytest
+from dask.distributed import Client, LocalCluster
+
+
+@pytest.fixture(scope="session")
+def client() -> Iterator[Client]:
+    # The client's log of recent messages would keep each small graph (and
+    # the version lease it holds) alive for a thousand more messages.
+    with (
+        dask.config.set({"distributed.admin.low-level-log-length": 0}),
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as c,
+    ):
+        yield c
