@@ -57,13 +57,23 @@ def run_oups(df: pd.DataFrame, chunks: int = 1) -> pd.DataFrame:
     return pd.concat(run_chunks(agg, df, chunks), ignore_index=True)
 
 
-def run_chunks(agg: SegmentedAggregator, df: pd.DataFrame, chunks: int) -> list[pd.DataFrame]:
-    """The results of a stream of ``chunks`` calls, one frame per call, as a
-    streaming job hands each on (the concatenation is timed apart)."""
+def split(df: pd.DataFrame, chunks: int) -> list[pd.DataFrame]:
+    """``chunks`` consecutive slices of ``df``, and an empty one to close the
+    stream: what a streaming job receives, sliced before any timing."""
     bounds = np.linspace(0, len(df), chunks + 1).astype(int)
-    parts = [agg.agg(df.iloc[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
-    parts.append(agg.agg(df.iloc[:0], final=True))
-    return parts
+    return [df.iloc[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)] + [df.iloc[:0]]
+
+
+def run_chunks(
+    agg: SegmentedAggregator, df: pd.DataFrame, chunks: int | list[pd.DataFrame]
+) -> list[pd.DataFrame]:
+    """The results of a stream of calls, one frame per call, as a streaming
+    job hands each on (the concatenation is timed apart); ``chunks`` is a
+    count or the slices of :func:`split`."""
+    parts = split(df, chunks) if isinstance(chunks, int) else chunks
+    out = [agg.agg(part) for part in parts[:-1]]
+    out.append(agg.agg(parts[-1], final=True))
+    return out
 
 
 ROLL_AGGS = {"mean": ("px", "mean"), "std": ("px", "std")}
@@ -88,10 +98,11 @@ def chunked_report(args, df, make_agg, one_call) -> float:
     """Times one call and the stream of chunks in turn, checks that the
     stream's results concatenated are those of one call, prints the figures
     and returns the one-call time."""
+    chunks = split(df, args.chunks)
     one, many, ratio = timed_pair(
-        lambda: one_call(df), lambda: run_chunks(make_agg(), df, args.chunks), args.repeat
+        lambda: one_call(df), lambda: run_chunks(make_agg(), df, chunks), args.repeat
     )
-    parts = run_chunks(make_agg(), df, args.chunks)
+    parts = run_chunks(make_agg(), df, chunks)
     joined = timed(lambda: pd.concat(parts, ignore_index=True), args.repeat)
     pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), one_call(df))
     print(f"  oups, one call          {one * 1000:8.0f} ms")
