@@ -6,12 +6,15 @@ Workloads:
   ``dd.read_parquet(..., calculate_divisions=True)`` of the same files (which
   reads every footer to learn the divisions);
 - read: a full read of ``--rows`` rows (10M) into the client, against
-  ``dd.read_parquet`` of the same directory.
+  ``dd.read_parquet`` of the same directory;
+- write: ``oups.dask.write`` of ``--rows`` rows held by the workers (a
+  persisted frame of 8 partitions, made on the workers) into a new dataset, against
+  ``oups.write`` of the same rows from one process's memory.
 
 Medians of ``--repeat`` runs after a warm-up; the ratios are medians of the
 ratios of runs taken in turn.
 
-    python bench/dask.py [--rows 10000000] [--repeat 5] [--steps graph,read]
+    python bench/dask.py [--rows 10000000] [--repeat 5] [--steps graph,read,write]
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import pandas as pd  # noqa: E402
 from dask.distributed import Client, LocalCluster  # noqa: E402
 from timing import timed_pair  # noqa: E402
 
+import oups  # noqa: E402
 import oups.dask  # noqa: E402
 from oups import OrderedParquetDataset  # noqa: E402
 
@@ -90,17 +94,66 @@ def read(args, root: Path, client: Client) -> None:
     print(f"  oups / dd.read_parquet  {1 / ratio:8.2f} x time  (target <= 1)")
 
 
+def part(i: int, n: int, parts: int) -> pd.DataFrame:
+    """Partition ``i`` of ``parts`` of a sorted frame of ``n`` rows (made where it runs)."""
+    rng = np.random.default_rng(i)
+    size = n // parts + (i < n % parts)
+    span = 30 * 86_400 * 10**9 // parts
+    ts = i * span + np.sort(rng.integers(0, span, size))
+    return pd.DataFrame(
+        {
+            "px": 100 + rng.standard_normal(size).cumsum() * 0.01,
+            "qty": rng.integers(1, 500, size),
+            "side": rng.integers(0, 2, size).astype(np.int8),
+        },
+        index=pd.DatetimeIndex(pd.Timestamp("2024-01-01") + pd.to_timedelta(ts), name="ts"),
+    )
+
+
+def write(args, root: Path, client: Client) -> None:
+    parts = 8
+    span = 30 * 86_400 * 10**9 // parts
+    divisions = [
+        pd.Timestamp("2024-01-01") + pd.Timedelta(i * span, "ns") for i in range(parts + 1)
+    ]
+    ddf = client.persist(
+        dd.from_map(part, range(parts), args=(args.rows, parts), divisions=divisions)
+    )
+    df = pd.concat([part(i, args.rows, parts) for i in range(parts)])
+    print(f"Write of {args.rows:,} rows into a new dataset (row groups of 1M rows)")
+    runs = iter(range(10**6))
+
+    def ours():
+        path = root / f"dask-{next(runs)}"
+        oups.dask.write(ddf, path, ordered_on="ts", row_group_target_size=1_000_000)
+        return path
+
+    def theirs():
+        path = root / f"plain-{next(runs)}"
+        oups.write(path, ordered_on="ts", df=df, row_group_target_size=1_000_000)
+        return path
+
+    got, expected = ours(), theirs()
+    pd.testing.assert_frame_equal(
+        OrderedParquetDataset(got).to_pandas(), OrderedParquetDataset(expected).to_pandas()
+    )
+    a, b, ratio = timed_pair(ours, theirs, args.repeat)
+    print(f"  oups.dask.write (2 workers) {a * 1000:6.0f} ms")
+    print(f"  oups.write (one process)    {b * 1000:6.0f} ms")
+    print(f"  dask / one process          {1 / ratio:6.2f} x time  (target <= 1)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--steps", default="graph,read")
+    ap.add_argument("--steps", default="graph,read,write")
     args = ap.parse_args()
     steps = args.steps.split(",")
     with (
         tempfile.TemporaryDirectory() as tmp,
         LocalCluster(
-            n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+            n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0"
         ) as cluster,
         Client(cluster) as client,
     ):
@@ -109,6 +162,8 @@ def main() -> None:
             graph(args, root)
         if "read" in steps:
             read(args, root, client)
+        if "write" in steps:
+            write(args, root, client)
 
 
 if __name__ == "__main__":

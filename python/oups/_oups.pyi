@@ -36,6 +36,11 @@ __all__ = [
     "read_snapshot",
     "list_snapshots",
     "delete_snapshot",
+    "staged_begin",
+    "staged_plan",
+    "staged_write",
+    "staged_discard",
+    "staged_commit",
 ]
 
 __version__: str
@@ -233,3 +238,38 @@ def create_snapshot(base: _Path, name: str, datasets: Sequence[_Path]) -> list[t
 def read_snapshot(base: _Path, name: str) -> tuple[int, list[tuple[str, int]]]: ...
 def list_snapshots(base: _Path) -> list[str]: ...
 def delete_snapshot(base: _Path, name: str, datasets: Sequence[_Path]) -> bool: ...
+
+#: A staged row group: (kept file id, staged file name, n_rows, min key, max key).
+_StagedRowGroup = tuple[int | None, str | None, int, int, int]
+
+def staged_begin(raw: RawDataset) -> int: ...
+def staged_plan(
+    raw: RawDataset, lows: pa.Array, highs: pa.Array, exclusive: bool
+) -> list[tuple[int, int, int, int]]: ...
+def staged_write(
+    raw: RawDataset,
+    data: Any,
+    ordered_on_json: str,
+    ordered_field: str,
+    rg_start: int,
+    rg_end: int,
+    tag: str,
+    *,
+    target_rows: int | None = None,
+    period_ns: int | None = None,
+    anchors: npt.NDArray[np.int64] | None = None,
+    duplicates_on: Sequence[str] | None = None,
+    max_n_off_target_rgs: int | None = None,
+    compression: str = "none",
+) -> list[_StagedRowGroup]: ...
+def staged_discard(raw: RawDataset, tag: str) -> None: ...
+def staged_commit(
+    raw: RawDataset,
+    version: int,
+    units: Sequence[tuple[int, int, Sequence[_StagedRowGroup]]],
+    ordered_on_json: str,
+    ordered_field: str,
+    key_value_metadata_json: str,
+    tag: str,
+    writer: str | None = None,
+) -> None: ...

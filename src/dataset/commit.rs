@@ -135,13 +135,7 @@ impl Dataset {
                     .clone(),
             );
         }
-        for (k, v) in &req.key_value_metadata {
-            if v.is_null() {
-                next.key_value_metadata.remove(k);
-            } else {
-                next.key_value_metadata.insert(k.clone(), v.clone());
-            }
-        }
+        merge_metadata(&mut next, &req.key_value_metadata);
         let operation = if chunks.is_empty() && seq.iter().all(Option::is_some) && !relink {
             "update_metadata"
         } else {
@@ -241,7 +235,6 @@ impl Dataset {
                 }
             }
         }
-        let props = writer_properties(req.compression);
         // Rows before each new row group in the new sequence, for the layout.
         let mut before = Vec::with_capacity(chunks.len());
         let (mut rows, mut next_chunk) = (0u64, chunks.iter());
@@ -263,33 +256,51 @@ impl Dataset {
             .zip(before)
             .map(|((&id, c), b)| (self.layout.file_path(id), c, b))
             .collect();
-        created.extend(jobs.iter().map(|(p, _, _)| p.clone()));
-        let total: u64 = chunks.iter().map(NewRowGroup::n_rows).sum();
-        let done = AtomicU64::new(0);
-        let report = |rows: u64| {
-            if let Some(progress) = &req.progress {
-                progress(done.fetch_add(rows, Ordering::Relaxed) + rows, total);
-            }
-        };
-        report(0);
-        // Writeback starts as each file is written; waiting for a window of
-        // files at once then mostly finds it done. The window bounds the
-        // number of open descriptors.
-        for window in jobs.chunks(SYNC_WINDOW) {
-            let files = parallel_map(window, |(path, row_group, before)| {
-                let file = match row_group {
-                    NewRowGroup::Encoded(c) => {
-                        parquet_io::write_pieces(path, &c.pieces, &props, *before)?
-                    }
-                    NewRowGroup::Spliced(s) => splice::write(path, s, &props)?,
-                };
-                failpoint::hit("after_data_file");
-                report(row_group.n_rows());
-                Ok(file)
-            })?;
-            let pending: Vec<(&std::fs::File, &PathBuf)> =
-                files.iter().zip(window.iter().map(|(p, _, _)| p)).collect();
-            parallel_map(&pending, |(f, p)| crate::durable::sync_file(f, p))?;
+        write_data_files(&jobs, req, Some(&kept_dir), created)?;
+        let dirs = [self.layout.dir.clone(), kept_dir];
+        parallel_map(&dirs, |d| crate::durable::sync_dir(d))?;
+        Ok(())
+    }
+}
+
+/// Writes and fsyncs new data files (`(path, row group, rows before it)`),
+/// each linked into `kept_dir` (the history) when given; every path made is
+/// pushed to `created`. Reports progress to `req.progress`.
+pub(super) fn write_data_files(
+    jobs: &[(PathBuf, &NewRowGroup, u64)],
+    req: &WriteRequest,
+    kept_dir: Option<&std::path::Path>,
+    created: &mut Vec<PathBuf>,
+) -> Result<()> {
+    let props = writer_properties(req.compression);
+    created.extend(jobs.iter().map(|(p, _, _)| p.clone()));
+    let total: u64 = jobs.iter().map(|(_, c, _)| c.n_rows()).sum();
+    let done = AtomicU64::new(0);
+    let report = |rows: u64| {
+        if let Some(progress) = &req.progress {
+            progress(done.fetch_add(rows, Ordering::Relaxed) + rows, total);
+        }
+    };
+    report(0);
+    // Writeback starts as each file is written; waiting for a window of
+    // files at once then mostly finds it done. The window bounds the
+    // number of open descriptors.
+    for window in jobs.chunks(SYNC_WINDOW) {
+        let files = parallel_map(window, |(path, row_group, before)| {
+            let file = match row_group {
+                NewRowGroup::Encoded(c) => {
+                    parquet_io::write_pieces(path, &c.pieces, &props, *before)?
+                }
+                NewRowGroup::Spliced(s) => splice::write(path, s, &props)?,
+            };
+            failpoint::hit("after_data_file");
+            report(row_group.n_rows());
+            Ok(file)
+        })?;
+        let pending: Vec<(&std::fs::File, &PathBuf)> =
+            files.iter().zip(window.iter().map(|(p, _, _)| p)).collect();
+        parallel_map(&pending, |(f, p)| crate::durable::sync_file(f, p))?;
+        if let Some(kept_dir) = kept_dir {
             // Every version reads its files from the history directory.
             for (path, _, _) in window {
                 let kept = kept_dir.join(path.file_name().unwrap_or_default());
@@ -297,8 +308,17 @@ impl Dataset {
                 created.push(kept);
             }
         }
-        let dirs = [self.layout.dir.clone(), kept_dir];
-        parallel_map(&dirs, |d| crate::durable::sync_dir(d))?;
-        Ok(())
+    }
+    Ok(())
+}
+
+/// Applies a write's key-value metadata: a null value removes its key.
+pub(super) fn merge_metadata(next: &mut State, kvm: &serde_json::Map<String, serde_json::Value>) {
+    for (k, v) in kvm {
+        if v.is_null() {
+            next.key_value_metadata.remove(k);
+        } else {
+            next.key_value_metadata.insert(k.clone(), v.clone());
+        }
     }
 }

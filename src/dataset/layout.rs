@@ -23,6 +23,8 @@ pub const TMP_PREFIX: &str = ".oups-tmp-";
 /// What the hidden history directory adds to `.<name>`.
 pub const HISTORY_SUFFIX: &str = ".oups";
 pub const BUSY_PREFIX: &str = "busy-";
+/// The marker of a staged (distributed) write in progress, by process id.
+pub const STAGING_PREFIX: &str = "staging-";
 const VERSION_PREFIX: &str = "v_";
 const VERSION_DIGITS: usize = 20;
 
@@ -103,6 +105,17 @@ impl Layout {
     }
 
     /// Present while a write or a vacuum may leave files to clean up.
+    pub fn staging_marker(&self) -> PathBuf {
+        self.history
+            .join(format!("{STAGING_PREFIX}{}", std::process::id()))
+    }
+
+    /// The name prefix of a staged write's data files (in the dataset
+    /// directory, hidden and temporary until the commit renames them).
+    pub fn staged_prefix(tag: &str) -> String {
+        format!("{TMP_PREFIX}stage-{tag}-")
+    }
+
     pub fn busy_marker(&self) -> PathBuf {
         self.history
             .join(format!("{BUSY_PREFIX}{}", std::process::id()))

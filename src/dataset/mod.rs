@@ -23,6 +23,7 @@ pub mod retention;
 pub mod run_merge;
 pub mod schema;
 pub mod splice;
+pub mod staged;
 pub mod state;
 pub mod verify;
 pub mod versions;
@@ -194,14 +195,15 @@ impl Dataset {
 
     /// The dataset schema: that of its first data file (cached per commit).
     fn schema(&mut self) -> Result<Option<SchemaRef>> {
-        let Some(first) = self.state.row_groups.first() else {
-            return Ok(None);
-        };
+        // The cache first: a staged write plans on some row groups only.
         if let Some((generation, s)) = &self.schema {
             if *generation == self.state.version {
                 return Ok(Some(Arc::clone(s)));
             }
         }
+        let Some(first) = self.state.row_groups.first() else {
+            return Ok(None);
+        };
         let path = self.data_path(first.file_id);
         let s = self.checked(parquet_io::read_schema(&path))?;
         // The metadata's ordered column must be a column of that type.

@@ -509,6 +509,18 @@ pub fn read_schema(path: &Path) -> Result<SchemaRef> {
     ))
 }
 
+/// The Arrow schema and the row count of a data file, from its footer.
+pub fn read_footer(path: &Path) -> Result<(SchemaRef, u64)> {
+    let file = open_data_file(path)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| OupsError::corrupt(path, e.to_string()))?;
+    let meta = builder.metadata().file_metadata();
+    let rows = u64::try_from(meta.num_rows()).unwrap_or(0);
+    let schema =
+        crate::dictionaries::file_schema(builder.schema().clone(), meta.key_value_metadata());
+    Ok((schema, rows))
+}
+
 pub fn remove_quietly(paths: &[PathBuf]) {
     for p in paths {
         let _ = fs::remove_file(p);

@@ -9,7 +9,7 @@ use std::fs;
 
 use crate::dataset::history::{self, Busy};
 use crate::dataset::layout::{
-    parse_file_name, parse_version_name, Layout, BUSY_PREFIX, TMP_PREFIX,
+    parse_file_name, parse_version_name, Layout, BUSY_PREFIX, STAGING_PREFIX, TMP_PREFIX,
 };
 use crate::dataset::metadata::{self, FORMAT_NO_HISTORY};
 use crate::dataset::{lease, pins};
@@ -45,7 +45,17 @@ pub struct VacuumReport {
 pub fn needs_recovery(layout: &Layout, head_exists: bool, locked: bool) -> bool {
     let (mut live, mut dead) = (false, false);
     for (name, _) in entries(&layout.history) {
-        let pid = if let Some(rest) = name.strip_prefix(BUSY_PREFIX) {
+        let pid = if let Some(rest) = name.strip_prefix(STAGING_PREFIX) {
+            match rest.parse::<u32>().ok() {
+                // This process stages a write under the lock it holds: its
+                // files are work in progress, never litter.
+                Some(pid) if pid == std::process::id() => {
+                    live = true;
+                    continue;
+                }
+                pid => pid,
+            }
+        } else if let Some(rest) = name.strip_prefix(BUSY_PREFIX) {
             rest.parse::<u32>().ok()
         } else if let Some(rest) = name.strip_prefix(TMP_PREFIX) {
             rest.rsplit('-').next().and_then(|p| p.parse::<u32>().ok())
@@ -269,7 +279,10 @@ pub fn prune_to_pins(layout: &Layout) -> Result<()> {
 fn remove_litter(layout: &Layout) {
     for dir in [layout.history.clone(), layout.history.join("pins")] {
         for (name, path) in entries(&dir) {
-            if name.starts_with(BUSY_PREFIX) || name.starts_with(TMP_PREFIX) {
+            if name.starts_with(BUSY_PREFIX)
+                || name.starts_with(TMP_PREFIX)
+                || name.starts_with(STAGING_PREFIX)
+            {
                 let _ = fs::remove_file(path);
             }
         }

@@ -56,12 +56,19 @@ pub struct WriteRequest {
     pub writer: Option<String>,
 }
 
+/// A planned and merged write, before its files are written.
+pub(super) struct Prepared {
+    pub(super) steps: Vec<Step>,
+    pub(super) outputs: Vec<Vec<NewRowGroup>>,
+    pub(super) new: Option<NewData>,
+}
+
 pub(super) struct NewData {
     pub(super) batch: RecordBatch,
     pub(super) keys: Vec<u64>,
 }
 
-fn validate_data(req: &WriteRequest) -> Result<Option<NewData>> {
+pub(super) fn validate_data(req: &WriteRequest) -> Result<Option<NewData>> {
     let Some(batch) = &req.data else {
         return Ok(None);
     };
@@ -186,6 +193,18 @@ impl Dataset {
 
     /// The write, planned against the latest version, under the lock.
     fn write_latest(&mut self, req: WriteRequest, new: Option<NewData>) -> Result<()> {
+        let prepared = self.prepare(&req, new)?;
+        self.commit(
+            prepared.steps,
+            prepared.outputs,
+            prepared.new.as_ref(),
+            &req,
+        )
+    }
+
+    /// Plans `req` against this object's row groups and merges the regions
+    /// it rewrites; nothing is written to disk.
+    pub(super) fn prepare(&mut self, req: &WriteRequest, new: Option<NewData>) -> Result<Prepared> {
         self.check_ordered_on(&req.ordered_on)?;
         let stored = self.schema()?;
         let new = match new {
@@ -248,11 +267,15 @@ impl Dataset {
         } else {
             plan::plan(&stats, new_keys, &target, drop, req.max_n_off_target_rgs)
         };
-        let outputs = self.merge_steps(&steps, new.as_ref(), &req, ordered_col, &target)?;
-        self.commit(steps, outputs, new.as_ref(), &req)
+        let outputs = self.merge_steps(&steps, new.as_ref(), req, ordered_col, &target)?;
+        Ok(Prepared {
+            steps,
+            outputs,
+            new,
+        })
     }
 
-    fn check_ordered_on(&self, given: &Value) -> Result<()> {
+    pub(super) fn check_ordered_on(&self, given: &Value) -> Result<()> {
         let stored = &self.state.ordered_on;
         if self.state.exists && !stored.is_null() && stored != given {
             return Err(ordered_on_mismatch(given, stored));

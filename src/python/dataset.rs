@@ -21,9 +21,68 @@ use crate::python::convert::PyBound;
 use crate::python::errors::{run, to_pyerr};
 use crate::python::handover::{split, Split};
 
-fn parse_json(text: &str, what: &str) -> Result<Value> {
+pub(crate) fn parse_json(text: &str, what: &str) -> Result<Value> {
     serde_json::from_str(text)
         .map_err(|e| OupsError::InvalidArgument(format!("{what} is not valid JSON: {e}")))
+}
+
+/// The rows per row group: a count, a fixed period or calendar anchors.
+pub(crate) type TargetArgs<'py> = (Option<u64>, Option<i64>, Option<PyReadonlyArray1<'py, i64>>);
+
+/// A write's arguments as the engine takes them.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_request(
+    data: Option<AnyRecordBatch>,
+    ordered_on_json: &str,
+    ordered_field: String,
+    target: TargetArgs<'_>,
+    duplicates_on: Option<Vec<String>>,
+    max_n_off_target_rgs: Option<i64>,
+    key_value_metadata_json: &str,
+    compression: &str,
+    progress: Option<Py<PyAny>>,
+    lock_timeout: Option<f64>,
+    writer: Option<String>,
+) -> PyResult<WriteRequest> {
+    let target = match target {
+        (Some(n), None, None) => TargetSpec::Rows(n),
+        (None, Some(ns), None) => TargetSpec::FixedPeriod(ns),
+        (None, None, Some(a)) => TargetSpec::Anchors(a.as_array().to_vec()),
+        _ => {
+            return Err(to_pyerr(OupsError::InvalidArgument(
+                "exactly one of target_rows, period_ns, anchors must be given".into(),
+            )))
+        }
+    };
+    let data = match data {
+        None => None,
+        Some(d) => {
+            let (batches, schema) = d.into_table()?.into_inner();
+            Some(match batches.len() {
+                1 => batches.into_iter().next().expect("one batch"),
+                _ => crate::dictionaries::concat(&schema, &batches).map_err(to_pyerr)?,
+            })
+        }
+    };
+    let ordered_on = parse_json(ordered_on_json, "ordered_on").map_err(to_pyerr)?;
+    let kvm = match parse_json(key_value_metadata_json, "key_value_metadata").map_err(to_pyerr)? {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    let compression = parse_compression(compression).map_err(to_pyerr)?;
+    Ok(WriteRequest {
+        lock_timeout,
+        data,
+        ordered_on,
+        ordered_field,
+        target,
+        duplicates_on,
+        max_n_off_target_rgs,
+        key_value_metadata: kvm,
+        compression,
+        progress: progress.map(progress_callback),
+        writer,
+    })
 }
 
 #[pyclass(frozen, module = "oups._oups")]
@@ -36,7 +95,7 @@ impl RawDataset {
         self.lock().snapshot()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Dataset> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Dataset> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -289,46 +348,19 @@ impl RawDataset {
         lock_timeout: Option<f64>,
         writer: Option<String>,
     ) -> PyResult<()> {
-        let target = match (target_rows, period_ns, anchors) {
-            (Some(n), None, None) => TargetSpec::Rows(n),
-            (None, Some(ns), None) => TargetSpec::FixedPeriod(ns),
-            (None, None, Some(a)) => TargetSpec::Anchors(a.as_array().to_vec()),
-            _ => {
-                return Err(to_pyerr(OupsError::InvalidArgument(
-                    "exactly one of target_rows, period_ns, anchors must be given".into(),
-                )))
-            }
-        };
-        let data = match data {
-            None => None,
-            Some(d) => {
-                let (batches, schema) = d.into_table()?.into_inner();
-                Some(match batches.len() {
-                    1 => batches.into_iter().next().expect("one batch"),
-                    _ => crate::dictionaries::concat(&schema, &batches).map_err(to_pyerr)?,
-                })
-            }
-        };
-        let ordered_on = parse_json(ordered_on_json, "ordered_on").map_err(to_pyerr)?;
-        let kvm =
-            match parse_json(key_value_metadata_json, "key_value_metadata").map_err(to_pyerr)? {
-                Value::Object(m) => m,
-                _ => Map::new(),
-            };
-        let compression = parse_compression(compression).map_err(to_pyerr)?;
-        let req = WriteRequest {
-            lock_timeout,
+        let req = write_request(
             data,
-            ordered_on,
+            ordered_on_json,
             ordered_field,
-            target,
+            (target_rows, period_ns, anchors),
             duplicates_on,
             max_n_off_target_rgs,
-            key_value_metadata: kvm,
+            key_value_metadata_json,
             compression,
-            progress: progress.map(progress_callback),
+            progress,
+            lock_timeout,
             writer,
-        };
+        )?;
         run(py, || self.lock().write(req))
     }
 

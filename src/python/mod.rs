@@ -11,6 +11,7 @@ mod rolling;
 mod segment_state;
 mod segments;
 mod snapshots;
+mod staged;
 mod stateful_loop;
 
 use pyo3::prelude::*;
@@ -43,6 +44,11 @@ fn _oups(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_debug_panic, m)?)?;
     m.add_function(wrap_pyfunction!(dataset::metadata_path, m)?)?;
     m.add_function(wrap_pyfunction!(dataset::find_datasets, m)?)?;
+    m.add_function(wrap_pyfunction!(staged::staged_begin, m)?)?;
+    m.add_function(wrap_pyfunction!(staged::staged_plan, m)?)?;
+    m.add_function(wrap_pyfunction!(staged::staged_write, m)?)?;
+    m.add_function(wrap_pyfunction!(staged::staged_discard, m)?)?;
+    m.add_function(wrap_pyfunction!(staged::staged_commit, m)?)?;
     m.add_function(wrap_pyfunction!(snapshots::create_snapshot, m)?)?;
     m.add_function(wrap_pyfunction!(snapshots::read_snapshot, m)?)?;
     m.add_function(wrap_pyfunction!(snapshots::list_snapshots, m)?)?;

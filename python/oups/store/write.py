@@ -259,3 +259,46 @@ def _advance(bar: Any) -> Callable[[int, int], None]:
             bar.update(done - bar.n)
 
     return update
+
+
+def stage(
+    ds: OrderedParquetDataset,
+    df: Any,
+    *,
+    ordered_on: Hashable,
+    row_group_target_size: int | str,
+    duplicates_on: Hashable | list[Hashable] | None,
+    max_n_off_target_rgs: int | None,
+    compression: str,
+    row_groups: tuple[int, int],
+    tag: str,
+) -> list[Any]:
+    """One unit of a staged (distributed) write: ``df`` merged into the
+    stretch ``row_groups`` of ``ds``'s version, as :func:`write` would merge
+    it, written to staged files; committed later by the lock holder."""
+    from oups._oups import staged_write
+
+    frame = to_frame(df)
+    assert frame is not None  # the caller passes a frame
+    field = frame.field(ordered_on, "'ordered_on'")
+    subset = _duplicates_subset(duplicates_on, ordered_on, frame)
+    raw = ds._raw
+    stats = raw.stats().slice(row_groups[0], row_groups[1] - row_groups[0])
+    if stats.num_rows:
+        ordered_type = stats.schema.field("ordered_on_mins").type
+    else:
+        ordered_type = frame.table.schema.field(field).type
+    target_kw = target_kwargs(row_group_target_size, ordered_type, _bounds(frame, field, stats))
+    return staged_write(
+        raw,
+        frame.table,
+        ordered_on_to_json(ordered_on),
+        field,
+        row_groups[0],
+        row_groups[1],
+        tag,
+        duplicates_on=subset,
+        max_n_off_target_rgs=_max_n(max_n_off_target_rgs),
+        compression=compression,
+        **target_kw,
+    )
