@@ -8,8 +8,9 @@ Workloads:
 - read: a full read of ``--rows`` rows (10M) into the client, against
   ``dd.read_parquet`` of the same directory;
 - write: ``oups.dask.write`` of ``--rows`` rows held by the workers (a
-  persisted frame of 8 partitions, made on the workers) into a new dataset, against
-  ``oups.write`` of the same rows from one process's memory.
+  persisted frame made on the workers, in 1M-row partitions and in 8) into a
+  new dataset, against ``oups.write`` of the same rows from one process's
+  memory.
 
 Medians of ``--repeat`` runs after a warm-up; the ratios are medians of the
 ratios of runs taken in turn.
@@ -111,36 +112,41 @@ def part(i: int, n: int, parts: int) -> pd.DataFrame:
 
 
 def write(args, root: Path, client: Client) -> None:
-    parts = 8
-    span = 30 * 86_400 * 10**9 // parts
-    divisions = [
-        pd.Timestamp("2024-01-01") + pd.Timedelta(i * span, "ns") for i in range(parts + 1)
-    ]
-    ddf = client.persist(
-        dd.from_map(part, range(parts), args=(args.rows, parts), divisions=divisions)
-    )
-    df = pd.concat([part(i, args.rows, parts) for i in range(parts)])
     print(f"Write of {args.rows:,} rows into a new dataset (row groups of 1M rows)")
     runs = iter(range(10**6))
+    # 1M-row partitions give the layout of one write; 8 partitions of 1.25M
+    # each end with a short row group (16 files instead of 10).
+    for parts in (max(1, args.rows // 1_000_000), 8):
+        span = 30 * 86_400 * 10**9 // parts
+        divisions = [
+            pd.Timestamp("2024-01-01") + pd.Timedelta(i * span, "ns") for i in range(parts + 1)
+        ]
+        ddf = client.persist(
+            dd.from_map(part, range(parts), args=(args.rows, parts), divisions=divisions)
+        )
+        df = pd.concat([part(i, args.rows, parts) for i in range(parts)])
 
-    def ours():
-        path = root / f"dask-{next(runs)}"
-        oups.dask.write(ddf, path, ordered_on="ts", row_group_target_size=1_000_000)
-        return path
+        def ours(ddf=ddf):
+            path = root / f"dask-{next(runs)}"
+            oups.dask.write(ddf, path, ordered_on="ts", row_group_target_size=1_000_000)
+            return path
 
-    def theirs():
-        path = root / f"plain-{next(runs)}"
-        oups.write(path, ordered_on="ts", df=df, row_group_target_size=1_000_000)
-        return path
+        def theirs(df=df):
+            path = root / f"plain-{next(runs)}"
+            oups.write(path, ordered_on="ts", df=df, row_group_target_size=1_000_000)
+            return path
 
-    got, expected = ours(), theirs()
-    pd.testing.assert_frame_equal(
-        OrderedParquetDataset(got).to_pandas(), OrderedParquetDataset(expected).to_pandas()
-    )
-    a, b, ratio = timed_pair(ours, theirs, args.repeat)
-    print(f"  oups.dask.write (2 workers) {a * 1000:6.0f} ms")
-    print(f"  oups.write (one process)    {b * 1000:6.0f} ms")
-    print(f"  dask / one process          {1 / ratio:6.2f} x time  (target <= 1)")
+        got, expected = ours(), theirs()
+        pd.testing.assert_frame_equal(
+            OrderedParquetDataset(got).to_pandas(), OrderedParquetDataset(expected).to_pandas()
+        )
+        a, b, ratio = timed_pair(ours, theirs, args.repeat)
+        files, single = len(OrderedParquetDataset(got)), len(OrderedParquetDataset(expected))
+        print(f"  {parts} partitions ({files} files; one write: {single})")
+        print(f"    oups.dask.write (2 workers) {a * 1000:6.0f} ms")
+        print(f"    oups.write (one process)    {b * 1000:6.0f} ms")
+        print(f"    dask / one process          {1 / ratio:6.2f} x time  (target <= 1)")
+        del ddf
 
 
 def main() -> None:
