@@ -13,7 +13,11 @@ use crate::store::key_schema::{FieldKind, FieldValue, KeySchema, Level};
 #[pyclass(frozen, module = "oups._oups")]
 pub struct RawKeySchema {
     inner: KeySchema,
+    args: KeySchemaArgs,
 }
+
+/// `(class name, field separator, (field names, field kinds) per level)`.
+type KeySchemaArgs = (String, String, Vec<(Vec<String>, Vec<String>)>);
 
 fn to_values(items: &Bound<'_, PyList>) -> Result<Vec<FieldValue>> {
     let mut out = Vec::with_capacity(items.len());
@@ -63,6 +67,7 @@ impl RawKeySchema {
         sep: String,
         levels: Vec<(Vec<String>, Vec<String>)>,
     ) -> PyResult<Self> {
+        let levels_arg = levels.clone();
         let mut compiled = Vec::with_capacity(levels.len());
         for (names, kinds) in levels {
             let kinds = kinds
@@ -77,8 +82,15 @@ impl RawKeySchema {
                 .collect::<PyResult<Vec<_>>>()?;
             compiled.push(Level { names, kinds });
         }
+        let args = (class_name.clone(), sep.clone(), levels_arg);
         let inner = KeySchema::new(class_name, sep, compiled).map_err(to_pyerr)?;
-        Ok(RawKeySchema { inner })
+        Ok(RawKeySchema { inner, args })
+    }
+
+    /// What `__new__` was given: a key class defined in a notebook or a
+    /// script is pickled by value (to dask workers), its schema with it.
+    fn __getnewargs__(&self) -> KeySchemaArgs {
+        self.args.clone()
     }
 
     #[getter]

@@ -1,5 +1,6 @@
 """A real dask cluster for the oups.dask tests: two worker processes on
-127.0.0.1, shared by the whole session (starting one takes seconds)."""
+127.0.0.1, one per test module (starting one takes seconds; a client left
+open would become the default scheduler of later tests)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from dask.distributed import Client, LocalCluster
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def client() -> Iterator[Client]:
     # The client's log of recent messages would keep each small graph (and
     # the version lease it holds) alive for a thousand more messages.

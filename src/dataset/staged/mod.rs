@@ -219,8 +219,9 @@ impl Dataset {
         fs::create_dir_all(&self.layout.dir)
             .at("cannot create dataset directory", &self.layout.dir)?;
         let mut created = Vec::new();
-        let written = write_data_files(&jobs, &req, None, &mut created)
-            .and_then(|()| crate::durable::sync_dir(&self.layout.dir));
+        // The files are flushed; their names need not be: the commit renames
+        // them and flushes the directory then.
+        let written = write_data_files(&jobs, &req, None, &mut created);
         if let Err(e) = written {
             parquet_io::remove_quietly(&created);
             return Err(e);
