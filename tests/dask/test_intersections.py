@@ -138,3 +138,44 @@ def test_bad_input(store):
         oups.dask.map_intersections(store, [], features, [None])
     with pytest.raises(InvalidParameterError, match="open end"):
         oups.dask.map_intersections(store, [], features, [None, None, None])
+
+
+def test_key_classes_defined_in_a_function_reach_the_workers(client, tmp_path):
+    # Classes defined in a notebook or inside a function are pickled by value:
+    # the workers rebuild them from their class dict, without importing them.
+    from oups import sublevel
+
+    @sublevel
+    class Venue:
+        mic: str
+
+    @toplevel(field_sep="_")
+    class Local:
+        sym: str
+        venue: Venue
+
+    store = Store(tmp_path / "local", Local)
+    df = pd.DataFrame({"ts": np.arange(40), "v": np.arange(40.0)})
+    for sym in ("a", "b"):
+        store[Local(sym, Venue("X"))].write(ordered_on="ts", df=df, row_group_target_size=10)
+
+    def describe(chunks, start, end_excl):
+        rows = []
+        for chunk in chunks:
+            for key, frame in chunk.items():
+                # The rebuilt class answers as the original: its separator,
+                # depth, path and string form.
+                rows.append((str(key), type(key).depth, key.field_sep, len(frame)))
+        return pd.DataFrame(rows, columns=["key", "depth", "sep", "n"])
+
+    meta = describe(iter([]), None, None)
+    got = oups.dask.map_intersections(
+        store, [Local("a", Venue("X")), Local("b", Venue("X"))], describe, [None, 20, None], meta=meta
+    ).compute()
+    assert set(got["key"]) == {"a_X", "b_X"}
+    assert set(got["depth"]) == {2} and set(got["sep"]) == {"_"}
+    assert got["n"].sum() == 80
+    frames = store.to_dask()
+    assert frames[Local("b", Venue("X"))]["v"].sum().compute() == df["v"].sum()
+    keys = client.submit(lambda k: (k, k.to_path().as_posix()), Local("a", Venue("X"))).result()
+    assert keys == (Local("a", Venue("X")), "a/X")

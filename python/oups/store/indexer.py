@@ -226,12 +226,17 @@ def _key_repr(self: Any) -> str:
     return f"{type(self).__name__}({fields})"
 
 
-def _instance_field_sep(self: Any) -> str:
-    return type(self).field_sep  # type: ignore[no-any-return]
+def _instance_class_property(self: Any, name: str) -> Any:
+    """``key.field_sep`` and ``key.depth``, the class properties seen from an instance.
 
-
-def _instance_depth(self: Any) -> int:
-    return type(self).depth  # type: ignore[no-any-return]
+    Served by ``__getattr__`` rather than by properties in the class: a class
+    pickled by value (one defined in ``__main__`` or in a function, sent to Dask
+    workers) is rebuilt by setting each entry of its ``__dict__``, and the
+    metaclass's read-only properties of the same names would refuse that.
+    """
+    if name in ("field_sep", "depth"):
+        return getattr(type(self), name)
+    raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
 
 def _make_toplevel(cls: type, field_sep: str, localns: dict[str, Any]) -> type:
@@ -240,10 +245,8 @@ def _make_toplevel(cls: type, field_sep: str, localns: dict[str, Any]) -> type:
     if isinstance(cls, _ToplevelMeta):
         raise ParameterTypeError(f"'{cls.__name__}' is already '@toplevel' decorated.")
     namespace = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
-    # Instance-level twins of the metaclass properties (set before the class
-    # exists: afterwards the metaclass properties would refuse the assignment).
-    namespace["field_sep"] = property(_instance_field_sep, doc="The field separator.")
-    namespace["depth"] = property(_instance_depth, doc="The number of directory levels.")
+    if "__getattr__" not in namespace:
+        namespace["__getattr__"] = _instance_class_property
     rebuilt = _ToplevelMeta(cls.__name__, cls.__bases__, namespace)
     rebuilt.__qualname__ = cls.__qualname__
     rebuilt.__module__ = cls.__module__
