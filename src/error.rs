@@ -45,6 +45,18 @@ pub enum OupsError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// An object-storage request failed (after the client's own retries).
+    #[error("{op} '{url}': {message}")]
+    Storage {
+        op: &'static str,
+        url: String,
+        kind: StorageFailure,
+        message: String,
+    },
+    /// Another writer committed the version this write was to commit, and the
+    /// two writes overlap (or the retries ran out).
+    #[error("{0}")]
+    CommitConflict(String),
     #[error("arrow error: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
     #[error("parquet error: {0}")]
@@ -55,6 +67,17 @@ pub enum OupsError {
 }
 
 pub type Result<T> = std::result::Result<T, OupsError>;
+
+/// What kind of object-storage failure an [`OupsError::Storage`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageFailure {
+    /// The bucket or object does not exist.
+    NotFound,
+    /// Missing or refused credentials.
+    Denied,
+    /// Anything else: the network, throttling, the server.
+    Other,
+}
 
 impl OupsError {
     pub fn io(op: &'static str, path: &Path, source: std::io::Error) -> Self {

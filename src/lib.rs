@@ -12,6 +12,7 @@ pub mod error;
 pub mod failpoint;
 pub mod segments;
 pub mod stateful_loop;
+pub mod storage;
 pub mod store;
 
 #[cfg(feature = "python")]

@@ -25,6 +25,10 @@ __all__ = [
     "DatasetIOError",
     "DatasetFileNotFoundError",
     "DatasetPermissionError",
+    "StorageError",
+    "StorageNotFoundError",
+    "StoragePermissionError",
+    "CommitConflictError",
     "InternalError",
 ]
 
@@ -95,6 +99,26 @@ class DatasetFileNotFoundError(DatasetIOError, FileNotFoundError):
 
 class DatasetPermissionError(DatasetIOError, PermissionError):
     """The operating system refused access to a dataset file."""
+
+
+class StorageError(DatasetIOError):
+    """An object-storage request failed (network, server, throttling), after
+    the client's own retries. The message names the URL."""
+
+
+class StorageNotFoundError(StorageError, FileNotFoundError):
+    """The bucket (or container) of an object-storage URL does not exist."""
+
+
+class StoragePermissionError(StorageError, PermissionError):
+    """Object storage refused the credentials, or none were found."""
+
+
+class CommitConflictError(ConcurrentWriteError):
+    """On object storage, another writer committed the version this write was
+    to commit, and its changes overlap this write's rows (or this write's
+    retries ran out). Nothing of this write was committed: read the latest
+    version and write again."""
 
 
 class InternalError(OupsError, RuntimeError):

@@ -7,7 +7,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pyo3::prelude::*;
 
-use crate::error::OupsError;
+use crate::error::{OupsError, StorageFailure};
 
 // The classes are imported by handle: a name that is not one of these Rust
 // types does not compile, and `_check_exception_classes` (run by the tests)
@@ -27,6 +27,10 @@ pyo3::import_exception!(oups.exceptions, DatasetIOError);
 pyo3::import_exception!(oups.exceptions, DatasetFileNotFoundError);
 pyo3::import_exception!(oups.exceptions, DatasetPermissionError);
 pyo3::import_exception!(oups.exceptions, InternalError);
+pyo3::import_exception!(oups.exceptions, StorageError);
+pyo3::import_exception!(oups.exceptions, StorageNotFoundError);
+pyo3::import_exception!(oups.exceptions, StoragePermissionError);
+pyo3::import_exception!(oups.exceptions, CommitConflictError);
 
 impl From<OupsError> for PyErr {
     fn from(e: OupsError) -> PyErr {
@@ -48,6 +52,12 @@ impl From<OupsError> for PyErr {
                 std::io::ErrorKind::PermissionDenied => DatasetPermissionError::new_err(message),
                 _ => DatasetIOError::new_err(message),
             },
+            OupsError::Storage { kind, .. } => match kind {
+                StorageFailure::NotFound => StorageNotFoundError::new_err(message),
+                StorageFailure::Denied => StoragePermissionError::new_err(message),
+                StorageFailure::Other => StorageError::new_err(message),
+            },
+            OupsError::CommitConflict(_) => CommitConflictError::new_err(message),
             OupsError::Arrow(_) | OupsError::Parquet(_) => DatasetIOError::new_err(message),
             OupsError::Internal(_) => InternalError::new_err(message),
         }
@@ -78,6 +88,10 @@ pub fn _check_exception_classes(py: Python<'_>) -> PyResult<Vec<String>> {
         py.get_type::<DatasetFileNotFoundError>(),
         py.get_type::<DatasetPermissionError>(),
         py.get_type::<InternalError>(),
+        py.get_type::<StorageError>(),
+        py.get_type::<StorageNotFoundError>(),
+        py.get_type::<StoragePermissionError>(),
+        py.get_type::<CommitConflictError>(),
     ];
     types.iter().map(|t| Ok(t.name()?.to_string())).collect()
 }
