@@ -40,3 +40,92 @@ def tmp_ds(tmp_path: Path) -> Path:
 
 def ts(s: str) -> pd.Timestamp:
     return pd.Timestamp(s)
+
+
+class S3Server:
+    """A running local S3 server (see ``tests/s3_server.py``) and its bucket."""
+
+    bucket = "oups-test"
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.count = 0
+
+    def url(self, name: str) -> str:
+        """A fresh prefix in the bucket, so that tests never share objects."""
+        self.count += 1
+        return f"s3://{self.bucket}/{name}-{self.count}"
+
+    def client(self):
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """Starts the local S3 server once per session; the usual ``AWS_*``
+    variables point every client (oups, boto3) at it."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = Path(__file__).with_name("s3_server.py")
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("the local S3 server (moto) did not start") from None
+            time.sleep(0.1)
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_ALLOW_HTTP": "true",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    server = S3Server(endpoint)
+    server.client().create_bucket(Bucket=server.bucket)
+    try:
+        yield server
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture(params=["local", "s3"])
+def location(request, tmp_path: Path):
+    """Where a test's dataset lives: a local directory, or a prefix on the
+    local S3 server. Tests of behaviour both backends share take this one."""
+    if request.param == "local":
+        return tmp_path / "parent" / "ds"
+    server = request.getfixturevalue("s3_server")
+    return server.url(request.node.name.replace("[", "-").replace("]", "")) + "/parent/ds"

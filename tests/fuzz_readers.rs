@@ -110,6 +110,7 @@ fn metadata_docs() -> Vec<MetadataDoc> {
         n_rows: n,
         min,
         max,
+        file: None,
     };
     let mut kvm = Map::new();
     kvm.insert("source".into(), Value::from("feed"));
@@ -134,6 +135,7 @@ fn metadata_docs() -> Vec<MetadataDoc> {
                 rg(1000, 5, Value::from(2_000), Value::from(9_000)),
             ],
             key_value_metadata: kvm,
+            span: None,
         },
         MetadataDoc {
             ordered_on: serde_json::json!(["level0", "ts"]),
@@ -148,6 +150,7 @@ fn metadata_docs() -> Vec<MetadataDoc> {
             format: 2,
             row_groups: vec![rg(0, 3, Value::from("-1.5"), Value::from("inf"))],
             key_value_metadata: Map::new(),
+            span: None,
         },
         MetadataDoc {
             ordered_on: Value::from("k"),
@@ -162,6 +165,7 @@ fn metadata_docs() -> Vec<MetadataDoc> {
             format: 2,
             row_groups: vec![],
             key_value_metadata: Map::new(),
+            span: None,
         },
     ]
 }

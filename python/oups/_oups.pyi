@@ -4,7 +4,7 @@ These are internal building blocks; the public API lives in the ``oups``
 package. Arrow data crosses as pyarrow objects through the C data interface.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any, Literal, final, overload
@@ -19,6 +19,7 @@ __all__ = [
     "FAILPOINTS",
     "RawDataset",
     "RawInfo",
+    "RawObjectDataset",
     "RawKeySchema",
     "RawIntersections",
     "save_state",
@@ -92,6 +93,64 @@ class RawDataset:
     def pin(self, name: str, version: int | None = None) -> int | None: ...
     def unpin(self, name: str) -> bool: ...
     def pins(self) -> dict[str, int]: ...
+    def retention(self) -> tuple[int | None, float | None]: ...
+    def set_retention(
+        self, keep_versions: int | None = None, keep_seconds: float | None = None
+    ) -> None: ...
+    def vacuum(
+        self, keep_versions: int | None = None, keep_seconds: float | None = None
+    ) -> tuple[list[int], int]: ...
+    def stats(self) -> pa.Table: ...
+    def read(self, file_ids: Sequence[int] | None = None) -> pa.Table | None: ...
+    def read_private(
+        self, file_ids: Sequence[int] | None = None
+    ) -> tuple[pa.Table, pa.Schema, list[tuple[str, np.ndarray]]] | None: ...
+    def read_range(
+        self,
+        file_ids: Sequence[int] | None = None,
+        start: _Bound | None = None,
+        end_excl: _Bound | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pa.Table | None: ...
+    def write(
+        self,
+        data: Any,
+        ordered_on_json: str,
+        ordered_field: str,
+        *,
+        target_rows: int | None = None,
+        period_ns: int | None = None,
+        anchors: npt.NDArray[np.int64] | None = None,
+        duplicates_on: Sequence[str] | None = None,
+        max_n_off_target_rgs: int | None = None,
+        key_value_metadata_json: str = "{}",
+        compression: str = "none",
+        progress: Callable[[int, int], object] | None = None,
+        lock_timeout: float | None = None,
+        writer: str | None = None,
+    ) -> None: ...
+    def remove_from_disk(self, preserve_metadata: bool = False) -> None: ...
+    def release(self) -> None: ...
+
+@final
+class RawObjectDataset:
+    def __new__(
+        cls,
+        url: str,
+        ordered_on_json: str,
+        storage_options: Mapping[str, str] | None = None,
+        version: int | None = None,
+        as_of_ns: int | None = None,
+    ) -> RawObjectDataset: ...
+    @property
+    def dirpath(self) -> str: ...
+    @property
+    def requests(self) -> int: ...
+    def info(self) -> RawInfo: ...
+    def refresh(self) -> None: ...
+    def hold_lock(self, timeout: float | None = None) -> None: ...
+    def versions(self) -> pa.Table: ...
+    def restore(self, version: int, writer: str | None = None) -> None: ...
     def retention(self) -> tuple[int | None, float | None]: ...
     def set_retention(
         self, keep_versions: int | None = None, keep_seconds: float | None = None

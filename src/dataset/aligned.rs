@@ -15,7 +15,6 @@
 //! copy that file's values, as it does for files written without padding.
 
 use std::cell::RefCell;
-use std::fs::File;
 use std::io::Write;
 use std::ops::Range;
 use std::path::Path;
@@ -143,8 +142,8 @@ pub fn value_run(
 /// key-value metadata after the Arrow schema. The pieces are written one
 /// after the other: a merge hands over slices of the stored files' mappings
 /// and of the new rows, which are never gathered into new memory.
-pub fn write_file(
-    out: &File,
+pub fn write_file<W: Write>(
+    out: W,
     path: &Path,
     pieces: &[RecordBatch],
     props: &WriterProperties,
@@ -394,12 +393,12 @@ impl<'a> ChunkReader for InMemory<'a> {
 }
 
 /// A file writer that remembers its first error.
-struct Recording<'a> {
-    file: &'a File,
+struct Recording<W: Write> {
+    file: W,
     failed: Rc<RefCell<Option<std::io::Error>>>,
 }
 
-impl Write for Recording<'_> {
+impl<W: Write> Write for Recording<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.file.write(buf).inspect_err(|e| {
             self.failed

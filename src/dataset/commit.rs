@@ -31,8 +31,65 @@ use crate::failpoint;
 /// Data files written before their fsyncs are awaited.
 const SYNC_WINDOW: usize = 64;
 
+/// The row groups of a planned write, in order: a kept row group by its
+/// id, a new one as `None` (its chunk is the next of the returned chunks).
+pub(super) fn sequence(
+    steps: &[Step],
+    outputs: Vec<Vec<NewRowGroup>>,
+    old: &[RowGroup],
+) -> (Vec<Option<u64>>, Vec<NewRowGroup>) {
+    if steps.is_empty() {
+        return (old.iter().map(|rg| Some(rg.file_id)).collect(), Vec::new());
+    }
+    let mut seq: Vec<Option<u64>> = Vec::new();
+    let mut chunks: Vec<NewRowGroup> = Vec::new();
+    let mut outputs = outputs.into_iter();
+    for step in steps {
+        match step {
+            Step::Keep(i) => seq.push(Some(old[*i].file_id)),
+            Step::Merge(_) => {
+                for c in outputs.next().unwrap_or_default() {
+                    seq.push(None);
+                    chunks.push(c);
+                }
+            }
+        }
+    }
+    (seq, chunks)
+}
+
+/// Whether a planned sequence is the stored one.
+pub(super) fn is_unchanged(seq: &[Option<u64>], chunks: &[NewRowGroup], old: &[RowGroup]) -> bool {
+    chunks.is_empty()
+        && seq.len() == old.len()
+        && seq.iter().zip(old).all(|(s, rg)| *s == Some(rg.file_id))
+}
+
+/// What a write sets in the next version beside its row groups: the ordered
+/// column (once data is written) and the key-value metadata.
+pub(super) fn apply_write(
+    next: &mut State,
+    req: &WriteRequest,
+    new: Option<&NewData>,
+) -> Result<()> {
+    next.exists = true;
+    next.ordered_on = req.ordered_on.clone();
+    if let Some(n) = new {
+        next.ordered_field = Some(req.ordered_field.clone());
+        next.ordered_type = Some(
+            n.batch
+                .schema()
+                .field_with_name(&req.ordered_field)?
+                .data_type()
+                .clone(),
+        );
+    }
+    merge_metadata(next, &req.key_value_metadata);
+    Ok(())
+}
+
 /// Whether the write's key-value metadata changes the stored one.
-fn changes_metadata(state: &State, req: &WriteRequest) -> bool {
+pub(super) fn changes_metadata(state: &State, req: &WriteRequest) -> bool {
     req.key_value_metadata
         .iter()
         .any(|(k, v)| match state.key_value_metadata.get(k) {
@@ -50,28 +107,11 @@ impl Dataset {
         req: &WriteRequest,
     ) -> Result<()> {
         let old = &self.state.row_groups;
-        // The final sequence: kept row groups by id, new chunks as None.
-        let mut seq: Vec<Option<u64>> = Vec::new();
-        let mut chunks: Vec<NewRowGroup> = Vec::new();
-        let mut outputs = outputs.into_iter();
-        for step in &steps {
-            match step {
-                Step::Keep(i) => seq.push(Some(old[*i].file_id)),
-                Step::Merge(_) => {
-                    for c in outputs.next().unwrap_or_default() {
-                        seq.push(None);
-                        chunks.push(c);
-                    }
-                }
-            }
-        }
-        if steps.is_empty() {
-            seq = old.iter().map(|rg| Some(rg.file_id)).collect();
-        }
-        let unchanged = chunks.is_empty()
-            && seq.len() == old.len()
-            && seq.iter().zip(old).all(|(s, rg)| *s == Some(rg.file_id));
-        if unchanged && self.state.exists && !changes_metadata(&self.state, req) {
+        let (seq, chunks) = sequence(&steps, outputs, old);
+        if is_unchanged(&seq, &chunks, old)
+            && self.state.exists
+            && !changes_metadata(&self.state, req)
+        {
             return Ok(()); // nothing to commit: no new version
         }
         // Only a write that got this far changes the disk: a format-1 dataset
@@ -123,19 +163,7 @@ impl Dataset {
                 }
             })
             .collect();
-        next.exists = true;
-        next.ordered_on = req.ordered_on.clone();
-        if let Some(n) = new {
-            next.ordered_field = Some(req.ordered_field.clone());
-            next.ordered_type = Some(
-                n.batch
-                    .schema()
-                    .field_with_name(&req.ordered_field)?
-                    .data_type()
-                    .clone(),
-            );
-        }
-        merge_metadata(&mut next, &req.key_value_metadata);
+        apply_write(&mut next, req, new)?;
         let operation = if chunks.is_empty() && seq.iter().all(Option::is_some) && !relink {
             "update_metadata"
         } else {

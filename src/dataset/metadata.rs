@@ -28,6 +28,10 @@ pub struct RowGroupRecord {
     pub n_rows: u64,
     pub min: Value,
     pub max: Value,
+    /// The data file's key under the dataset's prefix, on object storage
+    /// (where names carry the writer's tag); local files are named by id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 /// Which versions vacuums keep: the `keep_versions` most recent and those
@@ -66,6 +70,11 @@ pub struct MetadataDoc {
     pub retention: Option<RetentionDoc>,
     pub row_groups: Vec<RowGroupRecord>,
     pub key_value_metadata: Map<String, Value>,
+    /// On object storage, the ordered range of the rows the write brought
+    /// (`[min, max]`, as row-group bounds are written): a writer that lost
+    /// the race for this version checks its own rows against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<[Value; 2]>,
     /// The header's format number (not part of the JSON).
     #[serde(skip)]
     pub format: u32,
@@ -186,8 +195,10 @@ mod tests {
                 n_rows: 2,
                 min: Value::from(1),
                 max: Value::from(2),
+                file: None,
             }],
             key_value_metadata: Map::new(),
+            span: None,
         }
     }
 

@@ -2,7 +2,7 @@
 
 pub mod aligned;
 pub mod bounds;
-mod commit;
+pub(crate) mod commit;
 pub mod contiguous;
 pub mod file_ids;
 pub mod history;
@@ -11,6 +11,7 @@ pub mod lease;
 pub mod lock;
 pub mod merge;
 pub mod metadata;
+pub mod object;
 mod open;
 pub mod ordered_key;
 pub mod parquet_io;
@@ -27,7 +28,7 @@ pub mod staged;
 pub mod state;
 pub mod verify;
 pub mod versions;
-mod write;
+pub(crate) mod write;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -155,12 +156,11 @@ impl Dataset {
 
     fn refuse_fixed(&self, what: &str) -> Result<()> {
         if self.fixed {
-            return Err(OupsError::ReadOnly(format!(
-                "cannot {what} version {} of '{}': objects opened with 'version' or 'as_of' \
-                 are read-only; open the dataset without them to write",
+            return Err(read_only(
+                what,
                 self.state.version,
-                self.layout.dir.display()
-            )));
+                &self.layout.dir.display().to_string(),
+            ));
         }
         Ok(())
     }
@@ -351,6 +351,14 @@ impl Dataset {
     pub fn release(&mut self) {
         self.held = None;
     }
+}
+
+/// What a change through an object that reads a fixed version raises.
+pub(crate) fn read_only(what: &str, version: u64, location: &str) -> OupsError {
+    OupsError::ReadOnly(format!(
+        "cannot {what} version {version} of '{location}': objects opened with 'version' or \
+         'as_of' are read-only; open the dataset without them to write"
+    ))
 }
 
 pub(crate) fn vacuumed_error(layout: &Layout, version: u64) -> OupsError {

@@ -93,6 +93,25 @@ pub fn write_pieces(
     props: &WriterProperties,
     rows_before: u64,
 ) -> Result<File> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .at("cannot create data file", path)?;
+    encode_pieces(&file, path, pieces, props, rows_before)?;
+    crate::durable::start_writeback(&file);
+    Ok(file)
+}
+
+/// A data file of `pieces` (see [`write_pieces`]) written to `out`; `name`
+/// is what errors call it.
+pub fn encode_pieces<W: std::io::Write>(
+    out: W,
+    name: &Path,
+    pieces: &[RecordBatch],
+    props: &WriterProperties,
+    rows_before: u64,
+) -> Result<()> {
     let first = pieces
         .first()
         .ok_or_else(|| OupsError::Internal("a row group without rows".into()))?;
@@ -119,23 +138,16 @@ pub fn write_pieces(
     // file: fresh memory costs a page fault per page.
     let mut staging = STAGING.with(|s| std::mem::take(&mut *s.borrow_mut()));
     let result = (|| {
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .at("cannot create data file", path)?;
         let extra = crate::dictionaries::record(&pieces[0])?;
         crate::dataset::aligned::write_file(
-            &file,
-            path,
+            out,
+            name,
             to_write,
             props,
             extra,
             rows_before,
             &mut staging,
-        )?;
-        crate::durable::start_writeback(&file);
-        Ok(file)
+        )
     })();
     STAGING.with(|s| *s.borrow_mut() = staging);
     result
@@ -269,7 +281,10 @@ fn in_place(path: &Path, file: Bytes) -> Result<(RecordBatch, std::ops::Range<us
     Ok((read_mapped(path, file, None, None, 1)?, range))
 }
 
-fn read_mapped(
+/// Decodes a data file held in memory: `columns` (`None`: all) of `rows`
+/// (`None`: all), fixed-width values sliced out of `file` where they lie.
+/// `path` is what errors call it.
+pub fn read_mapped(
     path: &Path,
     file: Bytes,
     columns: Option<&[usize]>,

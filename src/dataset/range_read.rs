@@ -73,7 +73,7 @@ impl KeyRange {
         self.start.is_none_or(|s| max >= s) && self.end_excl.is_none_or(|e| min < e)
     }
 
-    fn covers(&self, min: u64, max: u64) -> bool {
+    pub fn covers(&self, min: u64, max: u64) -> bool {
         self.start.is_none_or(|s| min >= s) && self.end_excl.is_none_or(|e| max < e)
     }
 
@@ -132,33 +132,11 @@ impl Dataset {
         let Some(snap) = self.snapshot()? else {
             return Ok((Vec::new(), None));
         };
-        let projection: Option<Vec<usize>> = match columns {
-            None => None,
-            Some(names) => {
-                let mut idx = Vec::with_capacity(names.len());
-                for name in names {
-                    let i = snap.schema.index_of(name).map_err(|_| {
-                        OupsError::ColumnNotFound(format!(
-                            "column {name:?} is not in dataset '{}' (columns: {:?})",
-                            snap.layout.dir.display(),
-                            snap.schema
-                                .fields()
-                                .iter()
-                                .map(|f| f.name())
-                                .collect::<Vec<_>>()
-                        ))
-                    })?;
-                    idx.push(i);
-                }
-                idx.sort_unstable();
-                idx.dedup();
-                Some(idx)
-            }
-        };
-        let out_schema: SchemaRef = match &projection {
-            Some(p) => std::sync::Arc::new(snap.schema.project(p)?),
-            None => snap.schema.clone(),
-        };
+        let (projection, out_schema) = projection(
+            &snap.schema,
+            columns,
+            &snap.layout.dir.display().to_string(),
+        )?;
         let selected: Vec<RowGroup> = snap
             .row_groups
             .iter()
@@ -196,6 +174,31 @@ impl Dataset {
         }))?;
         Ok((batches, Some(out_schema)))
     }
+}
+
+/// The columns `columns` names (all when `None`), as indices in schema
+/// order, and the schema of what a read of them gives.
+pub fn projection(
+    schema: &SchemaRef,
+    columns: Option<&[String]>,
+    location: &str,
+) -> Result<(Option<Vec<usize>>, SchemaRef)> {
+    let Some(names) = columns else {
+        return Ok((None, schema.clone()));
+    };
+    let mut idx = Vec::with_capacity(names.len());
+    for name in names {
+        idx.push(schema.index_of(name).map_err(|_| {
+            OupsError::ColumnNotFound(format!(
+                "column {name:?} is not in dataset '{location}' (columns: {:?})",
+                schema.fields().iter().map(|f| f.name()).collect::<Vec<_>>()
+            ))
+        })?);
+    }
+    idx.sort_unstable();
+    idx.dedup();
+    let out = std::sync::Arc::new(schema.project(&idx)?);
+    Ok((Some(idx), out))
 }
 
 #[cfg(test)]

@@ -31,6 +31,23 @@ pub struct Retention {
     pub pinned: BTreeSet<u64>,
 }
 
+impl Retention {
+    /// A dataset's recorded retention; none recorded: the default.
+    pub fn of(doc: Option<&crate::dataset::metadata::RetentionDoc>) -> Self {
+        match doc {
+            Some(r) => Retention {
+                keep_versions: r.keep_versions,
+                keep_seconds: r.keep_seconds,
+                ..Default::default()
+            },
+            None => Retention {
+                keep_versions: Some(DEFAULT_KEEP_VERSIONS),
+                ..Default::default()
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VacuumReport {
     pub versions_removed: Vec<u64>,

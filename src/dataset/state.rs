@@ -146,10 +146,12 @@ impl State {
                         n_rows: rg.n_rows,
                         min: key_to_json(k, rg.min),
                         max: key_to_json(k, rg.max),
+                        file: None,
                     }
                 })
                 .collect(),
             key_value_metadata: self.key_value_metadata.clone(),
+            span: None,
         }
     }
 }

@@ -8,7 +8,7 @@ use arrow_schema::{DataType, Field, Schema, TimeUnit};
 
 use super::history::{self, link_or_copy, Busy};
 use super::metadata::RetentionDoc;
-use super::retention::{self, Retention, VacuumReport, DEFAULT_KEEP_VERSIONS};
+use super::retention::{self, Retention, VacuumReport};
 use super::state::State;
 use super::{metadata, Dataset};
 use crate::error::{OupsError, Result};
@@ -29,17 +29,7 @@ impl Dataset {
     /// The versions vacuums keep: the dataset's setting, or the default
     /// (the most recent ones). Snapshot pins and leases come on top.
     pub(super) fn retention(&self) -> Retention {
-        match &self.state.retention {
-            Some(r) => Retention {
-                keep_versions: r.keep_versions,
-                keep_seconds: r.keep_seconds,
-                ..Default::default()
-            },
-            None => Retention {
-                keep_versions: Some(DEFAULT_KEEP_VERSIONS),
-                ..Default::default()
-            },
-        }
+        Retention::of(self.state.retention.as_ref())
     }
 
     /// The dataset's retention: `(keep_versions, keep_seconds)`.
@@ -56,18 +46,7 @@ impl Dataset {
         keep_seconds: Option<f64>,
     ) -> Result<()> {
         self.refuse_fixed("set the retention of")?;
-        if keep_versions == Some(0) {
-            return Err(OupsError::InvalidArgument(
-                "'keep_versions' must be >= 1 (the latest version is always kept), or None".into(),
-            ));
-        }
-        if let Some(s) = keep_seconds {
-            if s.is_nan() || s < 0.0 {
-                return Err(OupsError::InvalidArgument(format!(
-                    "'older_than' must be a duration >= 0, got {s} seconds"
-                )));
-            }
-        }
+        check_retention(keep_versions, keep_seconds)?;
         if !self.layout.meta.exists() {
             return Err(OupsError::InvalidArgument(format!(
                 "dataset '{}' has no version yet: write it first, then set its retention",
@@ -207,7 +186,24 @@ impl Dataset {
     }
 }
 
-fn info(state: &State) -> VersionInfo {
+/// Refuses a retention that would drop the latest version or is no duration.
+pub(crate) fn check_retention(keep_versions: Option<u64>, keep_seconds: Option<f64>) -> Result<()> {
+    if keep_versions == Some(0) {
+        return Err(OupsError::InvalidArgument(
+            "'keep_versions' must be >= 1 (the latest version is always kept), or None".into(),
+        ));
+    }
+    if let Some(s) = keep_seconds {
+        if s.is_nan() || s < 0.0 {
+            return Err(OupsError::InvalidArgument(format!(
+                "'older_than' must be a duration >= 0, got {s} seconds"
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn info(state: &State) -> VersionInfo {
     VersionInfo {
         version: state.version,
         committed_at: state.committed_at,

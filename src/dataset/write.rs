@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
 use parquet::basic::Compression;
 use serde_json::{Map, Value};
 
@@ -63,6 +64,7 @@ pub(super) struct Prepared {
     pub(super) new: Option<NewData>,
 }
 
+#[derive(Clone)]
 pub(super) struct NewData {
     pub(super) batch: RecordBatch,
     pub(super) keys: Vec<u64>,
@@ -207,72 +209,7 @@ impl Dataset {
     pub(super) fn prepare(&mut self, req: &WriteRequest, new: Option<NewData>) -> Result<Prepared> {
         self.check_ordered_on(&req.ordered_on)?;
         let stored = self.schema()?;
-        let new = match new {
-            None => None,
-            Some(n) => {
-                let canonical = match &stored {
-                    Some(s) => s.clone(),
-                    None => schema::canonical(n.batch.schema().as_ref()),
-                };
-                if stored.is_some()
-                    && self.state.ordered_field.as_deref() != Some(&req.ordered_field)
-                {
-                    return Err(OupsError::OrderedOnMismatch(format!(
-                        "ordered column '{}' is not the dataset's ordered column {:?}",
-                        req.ordered_field, self.state.ordered_field
-                    )));
-                }
-                let batch = schema::conform(&n.batch, &canonical)?;
-                let field = req.ordered_field.as_str();
-                let ordered = batch.column_by_name(field);
-                // A cast ordered column (another time unit) needs its keys again.
-                let keys = match ordered {
-                    Some(col)
-                        if col.data_type()
-                            != n.batch.schema().field_with_name(field)?.data_type() =>
-                    {
-                        encode_column(col.as_ref(), field)?
-                    }
-                    _ => n.keys,
-                };
-                Some(NewData { batch, keys })
-            }
-        };
-        // After conforming: periods are counted in the stored unit.
-        let target = build_target(&req.target, &self.state, new.as_ref(), &req.ordered_field)?;
-        let ordered_col = match (&new, &stored) {
-            (Some(n), _) => n.batch.schema().index_of(&req.ordered_field)?,
-            (None, Some(s)) => s.index_of(&req.ordered_field).unwrap_or(0),
-            (None, None) => 0,
-        };
-        let drop = req.duplicates_on.is_some();
-        let new = match (new, &req.duplicates_on) {
-            (Some(n), Some(names)) => {
-                let subset = column_indices(&n.batch, names);
-                let side = Side {
-                    batch: &n.batch,
-                    keys: &n.keys,
-                };
-                match merge::dedup_batch(&side, &subset, ordered_col)? {
-                    Some((batch, keys)) => Some(NewData { batch, keys }),
-                    None => Some(n),
-                }
-            }
-            (n, _) => n,
-        };
-        let new_keys: &[u64] = new.as_ref().map_or(&[], |n| &n.keys);
-        let stats: Vec<_> = self.state.row_groups.iter().map(RowGroup::stat).collect();
-        let steps = if stats.is_empty() && new_keys.is_empty() {
-            Vec::new()
-        } else {
-            plan::plan(&stats, new_keys, &target, drop, req.max_n_off_target_rgs)
-        };
-        let outputs = self.merge_steps(&steps, new.as_ref(), req, ordered_col, &target)?;
-        Ok(Prepared {
-            steps,
-            outputs,
-            new,
-        })
+        prepare(&self.state, stored, &*self, req, new)
     }
 
     pub(super) fn check_ordered_on(&self, given: &Value) -> Result<()> {
@@ -282,173 +219,281 @@ impl Dataset {
         }
         Ok(())
     }
+}
 
-    /// Produces the row groups of every merge region, in step order.
-    fn merge_steps(
-        &self,
-        steps: &[Step],
-        new: Option<&NewData>,
-        req: &WriteRequest,
-        ordered_col: usize,
-        target: &Target,
-    ) -> Result<Vec<Vec<NewRowGroup>>> {
-        let mut outputs = Vec::new();
-        for step in steps {
-            let Step::Merge(region) = step else { continue };
-            let rgs = &self.state.row_groups[region.rgs.clone()];
-            // Duplicates on the ordered key alone (or none) and no dictionaries:
-            // the merge is found as runs and written from slices.
-            let by_key = req
-                .duplicates_on
-                .as_ref()
-                .map(|names| {
-                    new.map_or(Vec::new(), |n| column_indices(&n.batch, names))
-                        .iter()
-                        .all(|&c| c == ordered_col)
-                })
-                .unwrap_or(true);
-            let plain = self
-                .schema
-                .as_ref()
-                .is_some_and(|(_, s)| !has_dictionary(s))
-                && new.is_none_or(|n| !has_dictionary(&n.batch.schema()));
-            // When every column is written straight from its values, slices of
-            // the mapped files are written as they are: splicing their pages
-            // would only add a copy.
-            let all_direct = req.compression == Compression::UNCOMPRESSED
-                && self.schema.as_ref().is_some_and(|(_, s)| {
-                    s.fields()
-                        .iter()
-                        .all(|f| aligned::mappable_width(f.data_type()).is_some())
-                });
-            if !(by_key && plain && all_direct) {
-                if let Some(spliced) =
-                    self.try_splice(rgs, region, new, req, ordered_col, target)?
-                {
-                    outputs.push(spliced);
-                    continue;
-                }
-            }
-            let stored = self.read_stored(rgs, req, ordered_col)?;
-            let new_side = new.map(|n| {
-                let len = region.new.len();
-                (
-                    n.batch.slice(region.new.start, len),
-                    &n.keys[region.new.clone()],
-                )
-            });
-            if by_key && plain {
-                let empty: Vec<RecordBatch> = Vec::new();
-                let (batches, keys) = stored
-                    .as_ref()
-                    .map_or((&empty, &[][..]), |(b, k)| (b, k.as_slice()));
-                let new_side = new_side.as_ref().map(|(b, k)| Side { batch: b, keys: k });
-                let chunks = super::run_merge::merge_runs_region(
-                    batches,
-                    keys,
-                    new_side.as_ref(),
-                    req.duplicates_on.is_some(),
-                    target,
-                )?;
-                outputs.push(chunks.into_iter().map(NewRowGroup::Encoded).collect());
-                continue;
-            }
-            let existing = match stored {
-                None => None,
-                Some((batches, keys)) => {
-                    let schema = batches[0].schema();
-                    Some((crate::dictionaries::concat(&schema, &batches)?, keys))
-                }
-            };
-            let existing_side = existing.as_ref().map(|(b, k)| Side { batch: b, keys: k });
-            let new_side = new_side.as_ref().map(|(b, k)| Side { batch: b, keys: k });
-            let subset = req.duplicates_on.as_ref().map(|names| {
-                let batch = existing.as_ref().map(|e| &e.0).or(new.map(|n| &n.batch));
-                batch.map(|b| column_indices(b, names)).unwrap_or_default()
-            });
-            let chunks = merge::merge_region(
-                existing_side.as_ref(),
-                new_side.as_ref(),
-                subset.as_deref(),
-                ordered_col,
-                target,
-            )?;
-            outputs.push(chunks.into_iter().map(NewRowGroup::Encoded).collect());
-        }
-        Ok(outputs)
-    }
+/// Where a write finds the stored row groups it merges with: the local
+/// dataset's files (mapped, and spliced where possible) or objects.
+pub(crate) trait StoredFiles {
+    /// The whole row groups, decoded, each with the name errors give it.
+    fn read_row_groups(&self, rgs: &[RowGroup]) -> Result<Vec<(RecordBatch, PathBuf)>>;
+    /// The local files of the row groups, for splicing their pages; `None`
+    /// where files are not local.
+    fn local_files(&self, rgs: &[RowGroup]) -> Option<Vec<PathBuf>>;
+}
 
-    /// The stored rows of a merge region, file by file, with their ordered
-    /// keys; each file checked against its metadata entry and the keys
-    /// against the order.
-    fn read_stored(
-        &self,
-        rgs: &[RowGroup],
-        req: &WriteRequest,
-        ordered_col: usize,
-    ) -> Result<Option<(Vec<RecordBatch>, Vec<u64>)>> {
-        if rgs.is_empty() {
-            return Ok(None);
-        }
+impl StoredFiles for Dataset {
+    fn read_row_groups(&self, rgs: &[RowGroup]) -> Result<Vec<(RecordBatch, PathBuf)>> {
         let paths: Vec<PathBuf> = rgs.iter().map(|rg| self.data_path(rg.file_id)).collect();
         let batches = parquet_io::read_files(&paths)?;
-        // The dataset's schema (cached by `write` before planning).
-        let schema = match &self.schema {
-            Some((_, s)) => Arc::clone(s),
-            None => batches[0].schema(),
-        };
-        // Never merge a file that is not what the metadata says it is.
-        for ((batch, path), rg) in batches.iter().zip(&paths).zip(rgs) {
-            verify::check_file(path, batch, &schema, rg, Some(ordered_col))?;
-        }
-        let field = req.ordered_field.as_str();
-        let dt = schema.field(ordered_col).data_type().clone();
-        let kind = key_kind(&dt, field)?;
-        let mut keys = Vec::with_capacity(rgs.iter().map(|rg| rg.n_rows as usize).sum());
-        for batch in &batches {
-            keys.extend(encode_column(batch.column(ordered_col).as_ref(), field)?);
-        }
-        check_sorted(&keys, kind, field, &dt).map_err(|e| {
-            OupsError::corrupt(&paths[0], format!("its row groups are not sorted: {e}"))
-        })?;
-        Ok(Some((batches, keys)))
+        Ok(batches.into_iter().zip(paths).collect())
     }
 
-    /// The region's row groups by copying the stored files' pages, where the
-    /// merge is a concatenation (see [`splice`]).
-    fn try_splice(
-        &self,
-        rgs: &[RowGroup],
-        region: &plan::Region,
-        new: Option<&NewData>,
-        req: &WriteRequest,
-        ordered_col: usize,
-        target: &Target,
-    ) -> Result<Option<Vec<NewRowGroup>>> {
-        let Some((_, schema)) = &self.schema else {
-            return Ok(None);
-        };
-        if rgs.is_empty() {
-            return Ok(None);
+    fn local_files(&self, rgs: &[RowGroup]) -> Option<Vec<PathBuf>> {
+        Some(rgs.iter().map(|rg| self.data_path(rg.file_id)).collect())
+    }
+}
+
+/// Plans `req` against `state` (whose files hold `stored` rows) and merges
+/// the regions it rewrites; nothing is written.
+pub(super) fn prepare(
+    state: &State,
+    stored: Option<SchemaRef>,
+    files: &dyn StoredFiles,
+    req: &WriteRequest,
+    new: Option<NewData>,
+) -> Result<Prepared> {
+    let new = match new {
+        None => None,
+        Some(n) => {
+            let canonical = match &stored {
+                Some(s) => s.clone(),
+                None => schema::canonical(n.batch.schema().as_ref()),
+            };
+            if stored.is_some() && state.ordered_field.as_deref() != Some(&req.ordered_field) {
+                return Err(OupsError::OrderedOnMismatch(format!(
+                    "ordered column '{}' is not the dataset's ordered column {:?}",
+                    req.ordered_field, state.ordered_field
+                )));
+            }
+            let batch = schema::conform(&n.batch, &canonical)?;
+            let field = req.ordered_field.as_str();
+            let ordered = batch.column_by_name(field);
+            // A cast ordered column (another time unit) needs its keys again.
+            let keys = match ordered {
+                Some(col)
+                    if col.data_type() != n.batch.schema().field_with_name(field)?.data_type() =>
+                {
+                    encode_column(col.as_ref(), field)?
+                }
+                _ => n.keys,
+            };
+            Some(NewData { batch, keys })
         }
-        let files: Vec<(PathBuf, RowGroup)> = rgs
-            .iter()
-            .map(|rg| (self.data_path(rg.file_id), *rg))
-            .collect();
-        let new = new.filter(|_| !region.new.is_empty()).map(|n| {
+    };
+    // After conforming: periods are counted in the stored unit.
+    let target = build_target(&req.target, state, new.as_ref(), &req.ordered_field)?;
+    let ordered_col = match (&new, &stored) {
+        (Some(n), _) => n.batch.schema().index_of(&req.ordered_field)?,
+        (None, Some(s)) => s.index_of(&req.ordered_field).unwrap_or(0),
+        (None, None) => 0,
+    };
+    let drop = req.duplicates_on.is_some();
+    let new = match (new, &req.duplicates_on) {
+        (Some(n), Some(names)) => {
+            let subset = column_indices(&n.batch, names);
+            let side = Side {
+                batch: &n.batch,
+                keys: &n.keys,
+            };
+            match merge::dedup_batch(&side, &subset, ordered_col)? {
+                Some((batch, keys)) => Some(NewData { batch, keys }),
+                None => Some(n),
+            }
+        }
+        (n, _) => n,
+    };
+    let new_keys: &[u64] = new.as_ref().map_or(&[], |n| &n.keys);
+    let stats: Vec<_> = state.row_groups.iter().map(RowGroup::stat).collect();
+    let steps = if stats.is_empty() && new_keys.is_empty() {
+        Vec::new()
+    } else {
+        plan::plan(&stats, new_keys, &target, drop, req.max_n_off_target_rgs)
+    };
+    let outputs = merge_steps(
+        state,
+        stored.as_ref(),
+        files,
+        &steps,
+        new.as_ref(),
+        req,
+        ordered_col,
+        &target,
+    )?;
+    Ok(Prepared {
+        steps,
+        outputs,
+        new,
+    })
+}
+
+/// Produces the row groups of every merge region, in step order.
+#[allow(clippy::too_many_arguments)]
+fn merge_steps(
+    state: &State,
+    schema: Option<&SchemaRef>,
+    files: &dyn StoredFiles,
+    steps: &[Step],
+    new: Option<&NewData>,
+    req: &WriteRequest,
+    ordered_col: usize,
+    target: &Target,
+) -> Result<Vec<Vec<NewRowGroup>>> {
+    let mut outputs = Vec::new();
+    for step in steps {
+        let Step::Merge(region) = step else { continue };
+        let rgs = &state.row_groups[region.rgs.clone()];
+        // Duplicates on the ordered key alone (or none) and no dictionaries:
+        // the merge is found as runs and written from slices.
+        let by_key = req
+            .duplicates_on
+            .as_ref()
+            .map(|names| {
+                new.map_or(Vec::new(), |n| column_indices(&n.batch, names))
+                    .iter()
+                    .all(|&c| c == ordered_col)
+            })
+            .unwrap_or(true);
+        let plain = schema.is_some_and(|s| !has_dictionary(s))
+            && new.is_none_or(|n| !has_dictionary(&n.batch.schema()));
+        // When every column is written straight from its values, slices of
+        // the mapped files are written as they are: splicing their pages
+        // would only add a copy.
+        let all_direct = req.compression == Compression::UNCOMPRESSED
+            && schema.is_some_and(|s| {
+                s.fields()
+                    .iter()
+                    .all(|f| aligned::mappable_width(f.data_type()).is_some())
+            });
+        if !(by_key && plain && all_direct) {
+            if let Some(spliced) =
+                try_splice(schema, files, rgs, region, new, req, ordered_col, target)?
+            {
+                outputs.push(spliced);
+                continue;
+            }
+        }
+        let stored = read_stored(schema, files, rgs, req, ordered_col)?;
+        let new_side = new.map(|n| {
+            let len = region.new.len();
             (
-                n.batch.slice(region.new.start, region.new.len()),
+                n.batch.slice(region.new.start, len),
                 &n.keys[region.new.clone()],
             )
         });
-        splice::plan(&splice::Region {
-            files: &files,
-            new,
-            schema,
+        if by_key && plain {
+            let empty: Vec<RecordBatch> = Vec::new();
+            let (batches, keys) = stored
+                .as_ref()
+                .map_or((&empty, &[][..]), |(b, k)| (b, k.as_slice()));
+            let new_side = new_side.as_ref().map(|(b, k)| Side { batch: b, keys: k });
+            let chunks = super::run_merge::merge_runs_region(
+                batches,
+                keys,
+                new_side.as_ref(),
+                req.duplicates_on.is_some(),
+                target,
+            )?;
+            outputs.push(chunks.into_iter().map(NewRowGroup::Encoded).collect());
+            continue;
+        }
+        let existing = match stored {
+            None => None,
+            Some((batches, keys)) => {
+                let schema = batches[0].schema();
+                Some((crate::dictionaries::concat(&schema, &batches)?, keys))
+            }
+        };
+        let existing_side = existing.as_ref().map(|(b, k)| Side { batch: b, keys: k });
+        let new_side = new_side.as_ref().map(|(b, k)| Side { batch: b, keys: k });
+        let subset = req.duplicates_on.as_ref().map(|names| {
+            let batch = existing.as_ref().map(|e| &e.0).or(new.map(|n| &n.batch));
+            batch.map(|b| column_indices(b, names)).unwrap_or_default()
+        });
+        let chunks = merge::merge_region(
+            existing_side.as_ref(),
+            new_side.as_ref(),
+            subset.as_deref(),
             ordered_col,
             target,
-            drop: req.duplicates_on.is_some(),
-            compression: req.compression,
-        })
+        )?;
+        outputs.push(chunks.into_iter().map(NewRowGroup::Encoded).collect());
     }
+    Ok(outputs)
+}
+
+/// The stored rows of a merge region, file by file, with their ordered
+/// keys; each file checked against its metadata entry and the keys
+/// against the order.
+fn read_stored(
+    schema: Option<&SchemaRef>,
+    files: &dyn StoredFiles,
+    rgs: &[RowGroup],
+    req: &WriteRequest,
+    ordered_col: usize,
+) -> Result<Option<(Vec<RecordBatch>, Vec<u64>)>> {
+    if rgs.is_empty() {
+        return Ok(None);
+    }
+    let (batches, paths): (Vec<RecordBatch>, Vec<PathBuf>) =
+        files.read_row_groups(rgs)?.into_iter().unzip();
+    // The dataset's schema (read by `prepare`'s caller before planning).
+    let schema = match schema {
+        Some(s) => Arc::clone(s),
+        None => batches[0].schema(),
+    };
+    // Never merge a file that is not what the metadata says it is.
+    for ((batch, path), rg) in batches.iter().zip(&paths).zip(rgs) {
+        verify::check_file(path, batch, &schema, rg, Some(ordered_col))?;
+    }
+    let field = req.ordered_field.as_str();
+    let dt = schema.field(ordered_col).data_type().clone();
+    let kind = key_kind(&dt, field)?;
+    let mut keys = Vec::with_capacity(rgs.iter().map(|rg| rg.n_rows as usize).sum());
+    for batch in &batches {
+        keys.extend(encode_column(batch.column(ordered_col).as_ref(), field)?);
+    }
+    check_sorted(&keys, kind, field, &dt).map_err(|e| {
+        OupsError::corrupt(&paths[0], format!("its row groups are not sorted: {e}"))
+    })?;
+    Ok(Some((batches, keys)))
+}
+
+/// The region's row groups by copying the stored files' pages, where the
+/// merge is a concatenation (see [`splice`]).
+#[allow(clippy::too_many_arguments)]
+fn try_splice(
+    schema: Option<&SchemaRef>,
+    files: &dyn StoredFiles,
+    rgs: &[RowGroup],
+    region: &plan::Region,
+    new: Option<&NewData>,
+    req: &WriteRequest,
+    ordered_col: usize,
+    target: &Target,
+) -> Result<Option<Vec<NewRowGroup>>> {
+    let Some(schema) = schema else {
+        return Ok(None);
+    };
+    if rgs.is_empty() {
+        return Ok(None);
+    }
+    let Some(paths) = files.local_files(rgs) else {
+        return Ok(None);
+    };
+    let files: Vec<(PathBuf, RowGroup)> = paths.into_iter().zip(rgs.iter().copied()).collect();
+    let new = new.filter(|_| !region.new.is_empty()).map(|n| {
+        (
+            n.batch.slice(region.new.start, region.new.len()),
+            &n.keys[region.new.clone()],
+        )
+    });
+    splice::plan(&splice::Region {
+        files: &files,
+        new,
+        schema,
+        ordered_col,
+        target,
+        drop: req.duplicates_on.is_some(),
+        compression: req.compression,
+    })
 }

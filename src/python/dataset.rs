@@ -114,6 +114,27 @@ pub struct RawInfo {
     read_only: bool,
 }
 
+impl RawInfo {
+    pub(crate) fn of(s: &crate::dataset::state::State, locked: bool, read_only: bool) -> Self {
+        RawInfo {
+            ordered_on_json: s.ordered_on.to_string(),
+            ordered_field: s.ordered_field.clone(),
+            is_newly_initialized: !s.exists,
+            key_value_metadata_json: Value::Object(s.key_value_metadata.clone()).to_string(),
+            version: s.version,
+            n_row_groups: s.row_groups.len(),
+            max_file_id: s
+                .row_groups
+                .iter()
+                .map(|r| r.file_id as i64)
+                .max()
+                .unwrap_or(-1),
+            locked,
+            read_only,
+        }
+    }
+}
+
 #[pymethods]
 impl RawDataset {
     /// Opens the latest version, or `version`, or the last version committed
@@ -129,16 +150,7 @@ impl RawDataset {
         as_of_ns: Option<i64>,
     ) -> PyResult<Self> {
         let ordered_on = parse_json(ordered_on_json, "ordered_on").map_err(to_pyerr)?;
-        let pin = match (version, as_of_ns) {
-            (None, None) => Pin::Latest,
-            (Some(v), None) => Pin::Version(v),
-            (None, Some(t)) => Pin::AsOf(t),
-            (Some(_), Some(_)) => {
-                return Err(to_pyerr(OupsError::InvalidArgument(
-                    "give 'version' or 'as_of', not both".into(),
-                )))
-            }
-        };
+        let pin = pin_of(version, as_of_ns)?;
         let ds = run(py, || {
             Dataset::open(&dirpath, ordered_on, lock_timeout, pin)
         })?;
@@ -151,23 +163,7 @@ impl RawDataset {
     fn info(&self, py: Python<'_>) -> PyResult<RawInfo> {
         run(py, || {
             let ds = self.lock();
-            let s = ds.state();
-            Ok(RawInfo {
-                ordered_on_json: s.ordered_on.to_string(),
-                ordered_field: s.ordered_field.clone(),
-                is_newly_initialized: !s.exists,
-                key_value_metadata_json: Value::Object(s.key_value_metadata.clone()).to_string(),
-                version: s.version,
-                n_row_groups: s.row_groups.len(),
-                max_file_id: s
-                    .row_groups
-                    .iter()
-                    .map(|r| r.file_id as i64)
-                    .max()
-                    .unwrap_or(-1),
-                locked: ds.is_locked(),
-                read_only: ds.is_fixed(),
-            })
+            Ok(RawInfo::of(ds.state(), ds.is_locked(), ds.is_fixed()))
         })
     }
 
@@ -267,10 +263,7 @@ impl RawDataset {
         file_ids: Option<Vec<u64>>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let (batches, schema) = run(py, || self.lock().read(file_ids.as_deref()))?;
-        match schema {
-            None => Ok(None),
-            Some(schema) => Ok(Some(PyTable::try_new(batches, schema)?.into_pyarrow(py)?)),
-        }
+        table_or_none(py, batches, schema)
     }
 
     /// Like `read`, for conversion to pandas: `(rest, schema, raw)` where `raw`
@@ -284,20 +277,7 @@ impl RawDataset {
         file_ids: Option<Vec<u64>>,
     ) -> PyResult<Option<Bound<'py, PyTuple>>> {
         let (joined, schema) = run(py, || self.lock().read_private(file_ids.as_deref()))?;
-        let (Some((batch, private)), Some(schema)) = (joined, schema) else {
-            return Ok(None);
-        };
-        let Split {
-            rest: rest_batch,
-            raw,
-        } = split(py, batch, &schema, &private)?;
-        let rest_schema = rest_batch.schema();
-        let table = PyTable::try_new(vec![rest_batch], rest_schema)?.into_pyarrow(py)?;
-        let full = pyo3_arrow::PySchema::new(schema).into_pyarrow(py)?;
-        Ok(Some(PyTuple::new(
-            py,
-            [table, full, raw.into_pyobject(py)?.into_any()],
-        )?))
+        private_tuple(py, joined, schema)
     }
 
     /// Rows with `start <= ordered_on < end_excl` of some row groups (all when
@@ -320,10 +300,7 @@ impl RawDataset {
             };
             ds.read_range(file_ids.as_deref(), range, columns.as_deref())
         })?;
-        match schema {
-            None => Ok(None),
-            Some(schema) => Ok(Some(PyTable::try_new(batches, schema)?.into_pyarrow(py)?)),
-        }
+        table_or_none(py, batches, schema)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -381,6 +358,52 @@ impl RawDataset {
     fn dirpath(&self) -> PathBuf {
         self.lock().dir().to_path_buf()
     }
+}
+
+/// Which version an open reads.
+pub(crate) fn pin_of(version: Option<u64>, as_of_ns: Option<i64>) -> PyResult<Pin> {
+    match (version, as_of_ns) {
+        (None, None) => Ok(Pin::Latest),
+        (Some(v), None) => Ok(Pin::Version(v)),
+        (None, Some(t)) => Ok(Pin::AsOf(t)),
+        (Some(_), Some(_)) => Err(to_pyerr(OupsError::InvalidArgument(
+            "give 'version' or 'as_of', not both".into(),
+        ))),
+    }
+}
+
+/// Batches as a pyarrow Table; `None` without a schema (nothing to read).
+pub(crate) fn table_or_none<'py>(
+    py: Python<'py>,
+    batches: Vec<arrow_array::RecordBatch>,
+    schema: Option<arrow_schema::SchemaRef>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    match schema {
+        None => Ok(None),
+        Some(schema) => Ok(Some(PyTable::try_new(batches, schema)?.into_pyarrow(py)?)),
+    }
+}
+
+/// `read_private`'s answer: `(rest, schema, raw)`, see [`RawDataset::read_private`].
+pub(crate) fn private_tuple<'py>(
+    py: Python<'py>,
+    joined: Option<crate::dataset::PrivateBatch>,
+    schema: Option<arrow_schema::SchemaRef>,
+) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    let (Some((batch, private)), Some(schema)) = (joined, schema) else {
+        return Ok(None);
+    };
+    let Split {
+        rest: rest_batch,
+        raw,
+    } = split(py, batch, &schema, &private)?;
+    let rest_schema = rest_batch.schema();
+    let table = PyTable::try_new(vec![rest_batch], rest_schema)?.into_pyarrow(py)?;
+    let full = pyo3_arrow::PySchema::new(schema).into_pyarrow(py)?;
+    Ok(Some(PyTuple::new(
+        py,
+        [table, full, raw.into_pyobject(py)?.into_any()],
+    )?))
 }
 
 /// The metadata file of the dataset in `dirpath` (whose existence makes it a dataset).

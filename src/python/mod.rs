@@ -7,6 +7,7 @@ mod errors;
 mod handover;
 mod intersections;
 mod key_schema;
+mod object_dataset;
 mod rolling;
 mod segment_state;
 mod segments;
@@ -32,6 +33,7 @@ fn _oups(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("FAILPOINTS", crate::failpoint::ENABLED)?;
     m.add_class::<dataset::RawDataset>()?;
     m.add_class::<dataset::RawInfo>()?;
+    m.add_class::<object_dataset::RawObjectDataset>()?;
     m.add_class::<key_schema::RawKeySchema>()?;
     m.add_class::<intersections::RawIntersections>()?;
     m.add_function(wrap_pyfunction!(stateful_loop::save_state, m)?)?;

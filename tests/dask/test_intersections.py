@@ -170,7 +170,11 @@ def test_key_classes_defined_in_a_function_reach_the_workers(client, tmp_path):
 
     meta = describe(iter([]), None, None)
     got = oups.dask.map_intersections(
-        store, [Local("a", Venue("X")), Local("b", Venue("X"))], describe, [None, 20, None], meta=meta
+        store,
+        [Local("a", Venue("X")), Local("b", Venue("X"))],
+        describe,
+        [None, 20, None],
+        meta=meta,
     ).compute()
     assert set(got["key"]) == {"a_X", "b_X"}
     assert set(got["depth"]) == {2} and set(got["sep"]) == {"_"}

@@ -41,6 +41,24 @@ def append(path: str, worker: int, n_workers: int, n_chunks: int, chunk: int) ->
         print(c, flush=True)
 
 
+def race(url: str, worker: int, n_workers: int, n_chunks: int, chunk: int) -> None:
+    """``append`` on object storage, where writers do not wait for each other:
+    each chunk prints ``ok <c>`` once committed, or ``conflict <c>`` when it
+    lost to an overlapping write (and was not committed)."""
+    from oups.exceptions import CommitConflictError
+
+    for c in range(n_chunks):
+        j = np.arange(c * chunk, (c + 1) * chunk)
+        keys = worker + n_workers * j
+        df = pd.DataFrame({"k": keys, "worker": np.full(chunk, worker), "chunk": c})
+        try:
+            write(url, ordered_on="k", df=df, row_group_target_size=3 * chunk)
+        except CommitConflictError:
+            print("conflict", c, flush=True)
+        else:
+            print("ok", c, flush=True)
+
+
 def read(store_dir: str, seconds: float, chunk: int) -> None:
     store = Store(store_dir, Feed)
     deadline = time.monotonic() + seconds
@@ -122,6 +140,8 @@ if __name__ == "__main__":
     cmd, *args = sys.argv[1:]
     if cmd == "append":
         append(args[0], *(int(a) for a in args[1:]))
+    elif cmd == "race":
+        race(args[0], *(int(a) for a in args[1:]))
     elif cmd == "feed":
         feed(args[0], *(int(a) for a in args[1:]))
     elif cmd == "watch":

@@ -13,8 +13,8 @@ from oups.exceptions import ColumnNotFoundError
 
 
 @pytest.fixture
-def ds(tmp_ds):
-    d = OrderedParquetDataset(tmp_ds, ordered_on="t")
+def ds(location):
+    d = OrderedParquetDataset(location, ordered_on="t")
     d.write(
         df=pd.DataFrame(
             {"t": range(100), "v": np.arange(100) * 1.5, "s": [f"r{i}" for i in range(100)]}
@@ -74,9 +74,9 @@ def test_views_restrict_to_their_row_groups(ds):
     assert view.to_pandas(columns=["v"])["v"].tolist() == (np.arange(30, 90) * 1.5).tolist()
 
 
-def test_datetime_range_with_strings_and_tz(tmp_ds):
+def test_datetime_range_with_strings_and_tz(location):
     idx = pd.date_range("2024-01-01", periods=48, freq="h", tz="Europe/Paris")
-    ds = OrderedParquetDataset(tmp_ds, ordered_on="ts")
+    ds = OrderedParquetDataset(location, ordered_on="ts")
     ds.write(df=pd.DataFrame({"ts": idx, "x": range(48)}), row_group_target_size="1D")
     got = ds.to_pandas(
         start=pd.Timestamp("2024-01-01 22:00", tz="Europe/Paris"),
@@ -88,17 +88,17 @@ def test_datetime_range_with_strings_and_tz(tmp_ds):
         ds.to_pandas(start="2024-01-01 22:00")
 
 
-def test_datetime_microsecond_column_rounds_bounds_up(tmp_ds):
+def test_datetime_microsecond_column_rounds_bounds_up(location):
     t = pd.to_datetime(["2024-01-01 00:00:00.000001", "2024-01-01 00:00:00.000002"]).as_unit("us")
-    ds = OrderedParquetDataset(tmp_ds, ordered_on="ts")
+    ds = OrderedParquetDataset(location, ordered_on="ts")
     ds.write(df=pd.DataFrame({"ts": t}))
     got = ds.to_pandas(start=pd.Timestamp("2024-01-01 00:00:00.000001001"))
     assert len(got) == 1
 
 
-def test_large_row_group_partial_read(tmp_ds):
+def test_large_row_group_partial_read(location):
     n = 300_000
-    ds = OrderedParquetDataset(tmp_ds, ordered_on="t")
+    ds = OrderedParquetDataset(location, ordered_on="t")
     ds.write(df=pd.DataFrame({"t": np.arange(n), "a": np.arange(n) * 2.0}), row_group_target_size=n)
     got = ds.to_pandas(start=123_456, end_excl=133_456)
     assert got["t"].tolist() == list(range(123_456, 133_456))

@@ -283,8 +283,9 @@ def read(
     elif size[0] == "rows":
         sizes, limit = stats["n_rows"].to_numpy(np.int64), size[1]
     else:
+        directory = Path(ds._local_raw("partition_size in bytes").dirpath)
         sizes = np.array(
-            [os.path.getsize(ds.dirpath / f"file_{i:010d}.parquet") for i in stats["file_ids"]]
+            [os.path.getsize(directory / f"file_{i:010d}.parquet") for i in stats["file_ids"]]
         )
         limit = size[1]
     groups = _groups(positions, mins, maxs, sizes, limit, index) or [[0]]

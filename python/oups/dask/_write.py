@@ -194,7 +194,7 @@ key_value_metadata, compression, lock_timeout
     ds = OrderedParquetDataset(Path(path), ordered_on=ordered_on, lock_timeout=timeout)
     tag = uuid.uuid4().hex[:16]
     with ds.lock(timeout):
-        raw = ds._raw
+        raw = ds._local_raw("oups.dask.write")
         version = staged_begin(raw)
         try:
             units = staged_plan(raw, pa.array(lows), pa.array(highs), exclusive)

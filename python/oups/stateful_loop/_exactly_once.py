@@ -56,10 +56,11 @@ class ExactlyOnce:
     def _before_write(self, ds: OrderedParquetDataset) -> None:
         """Pins what a resume would go back to, before the first write of the
         interval to `ds` (nothing for a dataset that does not exist yet)."""
-        if ds.dirpath in self._pinned:
+        where = ds._local_dir("an exactly-once StatefulLoop")
+        if where in self._pinned:
             return
         ds._pin(self._pin_name())
-        self._pinned.add(ds.dirpath)
+        self._pinned.add(where)
 
     def checkpointed(self) -> dict[str, Any]:
         """The entry to save with a checkpoint; call :meth:`saved` once it is."""
@@ -111,7 +112,7 @@ class ExactlyOnce:
         numbers = [int(v) for v in versions["version"]]
         writers = list(versions["writer"])
         base = ds._pins().get(self._pin_name())
-        known = self._ledger.get(self._relative(ds.dirpath))
+        known = self._ledger.get(self._relative(ds._local_dir("an exactly-once StatefulLoop")))
         if base is None and known is not None:
             return None  # not written since the checkpoint
         mine = [w == self.tag for w in writers]

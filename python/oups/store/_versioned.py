@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pandas as pd
 
-from oups._oups import RawDataset
-from oups.exceptions import ParameterTypeError
+from oups._oups import RawDataset, RawObjectDataset
+from oups.exceptions import InvalidParameterError, ParameterTypeError
 from oups.store._convert import duration_seconds, seconds, version_number
 
 _V = TypeVar("_V", bound="Versioned")
@@ -22,8 +23,22 @@ _V = TypeVar("_V", bound="Versioned")
 class Versioned:
     """Versions of one dataset (see docs/dataset.md)."""
 
-    _raw: RawDataset
+    _raw: RawDataset | RawObjectDataset
     _lock_depth: int
+
+    def _local_raw(self, feature: str) -> RawDataset:
+        """The engine object of a local dataset; ``feature`` is not offered on
+        object storage yet, which this says by name."""
+        if isinstance(self._raw, RawObjectDataset):
+            raise InvalidParameterError(
+                f"{feature} is not available yet for datasets on object storage "
+                f"('{self._raw.dirpath}'); it works on local datasets."
+            )
+        return self._raw
+
+    def _local_dir(self, feature: str) -> Path:
+        """The directory of a local dataset (see :meth:`_local_raw`)."""
+        return Path(self._local_raw(feature).dirpath)
 
     @property
     def version(self) -> int | None:
@@ -97,13 +112,15 @@ class Versioned:
 
     # Pins keep versions from vacuums (snapshots, exactly-once loops).
     def _pin(self, name: str, version: int | None = None) -> int | None:
-        pinned: int | None = self._raw.pin(name, version)
+        pinned: int | None = self._local_raw("pinning a version").pin(name, version)
         return pinned
 
     def _unpin(self, name: str) -> bool:
-        return bool(self._raw.unpin(name))
+        return bool(self._local_raw("pinning a version").unpin(name))
 
     def _pins(self) -> dict[str, int]:
+        if isinstance(self._raw, RawObjectDataset):
+            return {}  # no pins there yet
         return dict(self._raw.pins())
 
     def vacuum(self, keep_versions: int | None = None, older_than: Any = None) -> dict[str, Any]:

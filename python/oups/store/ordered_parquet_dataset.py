@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from oups._oups import RawDataset
+from oups._oups import RawDataset, RawObjectDataset
 from oups._pandas_compat import frame_from_arrow, frame_with_raw_columns, writable
 from oups.exceptions import (
     InvalidParameterError,
@@ -30,6 +30,8 @@ from oups.store._convert import (
     version_number,
 )
 from oups.store._defaults import DEFAULT_COMPRESSION, ROW_GROUP_TARGET_SIZE
+from oups.store._storage import is_url
+from oups.store._storage import storage_options as _storage_options
 from oups.store._versioned import Versioned
 
 _STATS_COLUMNS = ["file_ids", "n_rows", "ordered_on_mins", "ordered_on_maxs"]
@@ -115,6 +117,13 @@ class OrderedParquetDataset(Versioned):
         Read the last version committed at or before this time (a
         ``datetime``, ``pandas.Timestamp``, ``numpy.datetime64`` or string;
         naive times are UTC). The object is read-only.
+    storage_options : dict, optional
+        For a ``dirpath`` that is an object-storage URL (``s3://bucket/prefix/ds``,
+        ``gs://``, ``az://``, ``memory://``): client settings, named as delta-rs
+        and obstore name them (``aws_access_key_id``, ``aws_secret_access_key``,
+        ``aws_region``, ``aws_endpoint_url``, ...). They override the usual
+        environment variables (``AWS_*``, ``GOOGLE_*``, ``AZURE_*``). See
+        docs/storage.md.
 
     Examples
     --------
@@ -129,8 +138,6 @@ class OrderedParquetDataset(Versioned):
     ([3], [1])
     """
 
-    _raw: RawDataset
-
     def __init__(
         self,
         dirpath: str | Path,
@@ -140,36 +147,50 @@ class OrderedParquetDataset(Versioned):
         *,
         version: int | None = None,
         as_of: Any = None,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> None:
         if not isinstance(dirpath, (str, Path)):
             raise ParameterTypeError(
                 f"'dirpath' must be a str or a Path, got {type(dirpath).__name__}."
             )
+        options = _storage_options(storage_options)
         timeout = seconds("lock_timeout", lock_timeout)
         lifetime = seconds("lock_lifetime", lock_lifetime)
         # Ignored, so never seen by the engine: its one check is here.
         if lifetime is not None and not lifetime >= 0:
             raise InvalidParameterError(f"'lock_lifetime' must be >= 0 seconds, got {lifetime}.")
-        resolved = Path(dirpath).expanduser().resolve()
-        object.__setattr__(self, "_dirpath", resolved)
-        object.__setattr__(
-            self,
-            "_raw",
-            RawDataset(
-                str(resolved),
-                ordered_on_to_json(ordered_on),
-                timeout,
-                version_number("version", version),
-                utc_nanoseconds("as_of", as_of),
-            ),
-        )
+        pinned = (version_number("version", version), utc_nanoseconds("as_of", as_of))
+        if isinstance(dirpath, str) and is_url(dirpath):
+            raw: RawDataset | RawObjectDataset = RawObjectDataset(
+                dirpath, ordered_on_to_json(ordered_on), options, *pinned
+            )
+            object.__setattr__(self, "_dirpath", raw.dirpath)
+            object.__setattr__(self, "_raw", raw)
+        else:
+            if options:
+                raise InvalidParameterError(
+                    "'storage_options' is for object-storage URLs (s3://, gs://, az://, "
+                    f"memory://); {str(dirpath)!r} is a local path."
+                )
+            resolved = Path(dirpath).expanduser().resolve()
+            object.__setattr__(self, "_dirpath", resolved)
+            object.__setattr__(
+                self,
+                "_raw",
+                RawDataset(str(resolved), ordered_on_to_json(ordered_on), timeout, *pinned),
+            )
         object.__setattr__(self, "_lock_depth", 0)
 
     # -- state -------------------------------------------------------------
     @property
-    def dirpath(self) -> Path:
-        """The dataset directory (absolute)."""
+    def dirpath(self) -> Path | str:
+        """The dataset directory (absolute), or its URL on object storage."""
         return self._dirpath  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def is_remote(self) -> bool:
+        """Whether the dataset lives on object storage (its ``dirpath`` is a URL)."""
+        return isinstance(self._dirpath, str)  # type: ignore[attr-defined]
 
     @property
     def ordered_on(self) -> str | tuple[str, ...] | None:
@@ -397,7 +418,7 @@ class OrderedParquetDataset(Versioned):
         >>> os.path.exists(path), os.path.exists(path + "_opdmd"), len(ds)
         (False, False, 0)
         """
-        if not release_lock:
+        if not release_lock and not self.is_remote:
             self._raw.hold_lock(None)
         self._raw.remove_from_disk(bool(preserve_metadata))
         if release_lock:

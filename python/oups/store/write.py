@@ -97,6 +97,7 @@ def write(
     compression: str = DEFAULT_COMPRESSION,
     lock_timeout: float | None = None,
     progress: bool = False,
+    storage_options: dict[str, Any] | None = None,
 ) -> None:
     """Merge ordered data into a dataset, creating it if needed.
 
@@ -108,7 +109,8 @@ def write(
     Parameters
     ----------
     dirpath : str, Path or OrderedParquetDataset
-        The dataset directory, or an open dataset (its lock is reused).
+        The dataset directory, an object-storage URL (``s3://bucket/prefix/ds``),
+        or an open dataset (its lock is reused).
     ordered_on : str or tuple of str
         The column the data is sorted on (a tuple for a column MultiIndex).
     df : pandas.DataFrame, pyarrow.Table, polars.DataFrame or None
@@ -136,6 +138,9 @@ def write(
     progress : bool
         Show a progress bar of the rows written to new data files (tqdm, when
         it is installed; nothing otherwise). Useful for large frames.
+    storage_options : dict or None
+        Client settings for an object-storage URL (see
+        :class:`~oups.store.OrderedParquetDataset`).
 
     Examples
     --------
@@ -171,7 +176,9 @@ def write(
         # The caller's dataset keeps its lock after the write.
         dataset = contextlib.nullcontext(dirpath)
     elif isinstance(dirpath, (str, Path)):
-        dataset = OrderedParquetDataset(dirpath, ordered_on=ordered_on, lock_timeout=timeout)
+        dataset = OrderedParquetDataset(
+            dirpath, ordered_on=ordered_on, lock_timeout=timeout, storage_options=storage_options
+        )
     else:
         raise ParameterTypeError(
             f"'dirpath' must be a str, a Path or an OrderedParquetDataset, "
@@ -222,11 +229,14 @@ def _write(
     else:
         ordered_type = None
     target_kw = target_kwargs(target, ordered_type, _bounds(frame, field, stats))
-    bar = progress_bar(
-        show_progress, total=None, desc=f"write {ds.dirpath.name}", unit="row", unit_scale=True
-    )
+    name = ds.dirpath.name if isinstance(ds.dirpath, Path) else ds.dirpath.rsplit("/", 1)[-1]
+    bar = progress_bar(show_progress, total=None, desc=f"write {name}", unit="row", unit_scale=True)
     writer = current_writer()
-    tag = writer.starting(ds) if writer is not None and writer.covers(ds.dirpath) else None
+    tag = (
+        writer.starting(ds)
+        if writer is not None and isinstance(ds.dirpath, Path) and writer.covers(ds.dirpath)
+        else None
+    )
     try:
         raw.write(
             frame.table if frame is not None else None,
@@ -241,7 +251,7 @@ def _write(
             writer=tag,
             **target_kw,
         )
-        if writer is not None and tag is not None:
+        if writer is not None and tag is not None and isinstance(ds.dirpath, Path):
             writer.written[ds.dirpath] = int(raw.info().version)
     finally:
         if bar is not None:
@@ -282,7 +292,7 @@ def stage(
     assert frame is not None  # the caller passes a frame
     field = frame.field(ordered_on, "'ordered_on'")
     subset = _duplicates_subset(duplicates_on, ordered_on, frame)
-    raw = ds._raw
+    raw = ds._local_raw("oups.dask.write")
     stats = raw.stats().slice(row_groups[0], row_groups[1] - row_groups[0])
     if stats.num_rows:
         ordered_type = stats.schema.field("ordered_on_mins").type

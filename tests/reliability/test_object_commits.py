@@ -1,0 +1,157 @@
+"""Commits on object storage (a local S3 server): writers race without locks,
+one wins each version, and no committed write is lost, duplicated or torn."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from oups import OrderedParquetDataset, write
+from oups._oups import FAILPOINTS
+
+WORKER = str(Path(__file__).with_name("concurrent_worker.py"))
+N_WORKERS = 4
+N_CHUNKS = 6
+CHUNK = 20
+
+
+def _run(*args: object, env: dict[str, str] | None = None, timeout: float = 300):
+    return subprocess.run(
+        [sys.executable, WORKER, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _chunks(out: str, status: str) -> set[int]:
+    return {int(line.split()[1]) for line in out.splitlines() if line.startswith(status)}
+
+
+def test_four_processes_commit_to_one_dataset(s3_server):
+    url = s3_server.url("race") + "/shared"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, WORKER, "race", url, *map(str, (w, N_WORKERS, N_CHUNKS, CHUNK))],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(N_WORKERS)
+    ]
+    committed: dict[int, set[int]] = {}
+    conflicts = 0
+    for w, p in enumerate(procs):
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-3000:]
+        committed[w] = _chunks(out, "ok")
+        lost = _chunks(out, "conflict")
+        assert committed[w] | lost == set(range(N_CHUNKS)) and not committed[w] & lost
+        conflicts += len(lost)
+    df = OrderedParquetDataset(url).to_pandas()
+    assert df["k"].is_monotonic_increasing and df["k"].is_unique
+    # Every committed chunk is there exactly once, and no lost one is.
+    got = df.groupby(["worker", "chunk"]).size()
+    expected = {(w, c) for w, cs in committed.items() for c in cs}
+    assert set(got.index) == expected
+    assert (got == CHUNK).all()
+    # The racing writers did commit in turns, each on the version before.
+    versions = OrderedParquetDataset(url).versions()
+    assert versions["version"].is_monotonic_increasing
+    assert len(expected) + conflicts == N_WORKERS * N_CHUNKS
+
+
+def test_writers_of_disjoint_ranges_retry_instead_of_failing(s3_server):
+    # Each worker appends in its own band of keys: the loser of a race
+    # re-plans on the winner's version (its rows do not overlap the winner's).
+    url = s3_server.url("bands") + "/shared"
+    script = (
+        "import sys, numpy as np, pandas as pd\n"
+        "from oups import write\n"
+        "url, w = sys.argv[1], int(sys.argv[2])\n"
+        "for c in range(5):\n"
+        "    k = np.arange(10) + 1000 * c + 100 * w\n"
+        "    write(url, ordered_on='k', df=pd.DataFrame({'k': k, 'w': w}),\n"
+        "          row_group_target_size=40, max_n_off_target_rgs=2)\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, url, str(w)], stderr=subprocess.PIPE)
+        for w in range(N_WORKERS)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()[-3000:]
+    df = OrderedParquetDataset(url).to_pandas()
+    expected = np.sort(
+        np.concatenate(
+            [np.arange(10) + 1000 * c + 100 * w for c in range(5) for w in range(N_WORKERS)]
+        )
+    )
+    assert df["k"].tolist() == expected.tolist()
+
+
+@pytest.mark.skipif(not FAILPOINTS, reason="needs the test build (failpoints)")
+def test_a_writer_killed_before_its_commit_leaves_the_previous_version(s3_server):
+    url = s3_server.url("killed") + "/ds"
+    first = pd.DataFrame({"k": np.arange(10), "v": np.arange(10.0)})
+    write(url, ordered_on="k", df=first, row_group_target_size=4)
+    script = (
+        "import sys, numpy as np, pandas as pd\n"
+        "from oups import write\n"
+        "write(sys.argv[1], ordered_on='k', row_group_target_size=4,\n"
+        "      df=pd.DataFrame({'k': np.arange(5, 30), 'v': -1.0}))\n"
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", script, url],
+        env={**os.environ, "OUPS_FAILPOINT": "before_commit"},
+        capture_output=True,
+    )
+    assert killed.returncode != 0
+    ds = OrderedParquetDataset(url)
+    pd.testing.assert_frame_equal(ds.to_pandas(), first)
+    assert ds.versions()["version"].tolist() == [1]
+    # Its uploaded files are never read, and a vacuum removes them once they
+    # are past the grace period left to writers still uploading.
+    client = s3_server.client()
+    prefix = url.removeprefix(f"s3://{s3_server.bucket}/") + "/"
+    listed = client.list_objects_v2(Bucket=s3_server.bucket, Prefix=prefix)["Contents"]
+    assert len(listed) > len(ds)
+    os.environ["OUPS_ORPHAN_GRACE_SECONDS"] = "0"
+    try:
+        ds.vacuum()
+    finally:
+        del os.environ["OUPS_ORPHAN_GRACE_SECONDS"]
+    listed = client.list_objects_v2(Bucket=s3_server.bucket, Prefix=prefix)["Contents"]
+    assert len(listed) == len(ds)
+    pd.testing.assert_frame_equal(OrderedParquetDataset(url).to_pandas(), first)
+
+
+@pytest.mark.skipif(not FAILPOINTS, reason="needs the test build (failpoints)")
+def test_a_writer_killed_after_its_commit_is_committed(s3_server):
+    url = s3_server.url("committed") + "/ds"
+    write(url, ordered_on="k", df=pd.DataFrame({"k": [1, 2]}), row_group_target_size=4)
+    script = (
+        "import sys, pandas as pd\n"
+        "from oups import write\n"
+        "write(sys.argv[1], ordered_on='k', df=pd.DataFrame({'k': [3, 4]}),\n"
+        "      row_group_target_size=4)\n"
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", script, url],
+        env={**os.environ, "OUPS_FAILPOINT": "after_commit"},
+        capture_output=True,
+    )
+    assert killed.returncode != 0
+    # Its version is committed, whether readers see it yet or not: the next
+    # write comes after it, and moves readers on.
+    write(url, ordered_on="k", df=pd.DataFrame({"k": [5]}), row_group_target_size=4)
+    ds = OrderedParquetDataset(url)
+    assert ds.to_pandas()["k"].tolist() == [1, 2, 3, 4, 5]
+    assert ds.versions()["version"].tolist() == [1, 2, 3]

@@ -1,0 +1,128 @@
+"""Datasets at object-storage URLs: what is particular to them (the behaviour
+they share with local datasets runs on both backends in the other suites)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from oups import OrderedParquetDataset, write
+from oups.exceptions import (
+    InvalidParameterError,
+    ParameterTypeError,
+    StorageError,
+    StorageNotFoundError,
+)
+
+
+def frame(n: int, start: int = 0) -> pd.DataFrame:
+    return pd.DataFrame({"t": np.arange(start, start + n), "v": np.arange(n, dtype=float)})
+
+
+@pytest.mark.parametrize(
+    ("url", "match"),
+    [
+        ("s3://oups-test/a/../b", "segment '..' is not allowed"),
+        ("s3://oups-test/./b", "segment '.' is not allowed"),
+        ("s3://oups-test//b", "empty segment"),
+        ("s3://oups-test", "names no dataset"),
+        ("s3://oups-test/", "names no dataset"),
+        ("s3:///ds", "names no bucket"),
+        ("ftp://host/ds", "scheme 'ftp' is not supported"),
+        ("s3://oups-test/ds?versionId=1", "storage_options"),
+    ],
+)
+def test_hostile_urls_are_refused_before_any_request(s3_server, url, match):
+    before = s3_server.client().list_objects_v2(Bucket=s3_server.bucket).get("KeyCount", 0)
+    with pytest.raises(InvalidParameterError, match=match) as err:
+        write(url, ordered_on="t", df=frame(3))
+    assert url.split("?")[0].rstrip("/") in str(err.value) or "names no" in str(err.value)
+    after = s3_server.client().list_objects_v2(Bucket=s3_server.bucket).get("KeyCount", 0)
+    assert after == before
+
+
+def test_a_missing_bucket_names_the_url(s3_server):
+    with pytest.raises(StorageNotFoundError, match="s3://no-such-bucket/.*does not exist") as e:
+        OrderedParquetDataset("s3://no-such-bucket/x/ds")
+    assert isinstance(e.value, StorageError) and isinstance(e.value, FileNotFoundError)
+
+
+def test_storage_options(s3_server):
+    url = s3_server.url("options") + "/ds"
+    # Explicit options override the environment (here: the same values).
+    options = {
+        "aws_endpoint_url": s3_server.endpoint,
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+        "aws_region": "us-east-1",
+        "allow_http": True,
+        "max_retries": 2,
+    }
+    write(url, ordered_on="t", df=frame(5), storage_options=options)
+    assert OrderedParquetDataset(url, storage_options=options).to_pandas()["t"].tolist() == [
+        0,
+        1,
+        2,
+        3,
+        4,
+    ]
+    with pytest.raises(InvalidParameterError, match="'storage_options' key 'no_such_key'"):
+        OrderedParquetDataset(url, storage_options={"no_such_key": "1"})
+    with pytest.raises(ParameterTypeError, match="'storage_options' value of 'aws_region'"):
+        OrderedParquetDataset(url, storage_options={"aws_region": ["x"]})
+    with pytest.raises(ParameterTypeError, match="'storage_options' must be a dict"):
+        OrderedParquetDataset(url, storage_options="aws_region=x")  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError, match="'max_retries' must be a number"):
+        OrderedParquetDataset(url, storage_options={"max_retries": "many"})
+
+
+def test_storage_options_are_for_urls_only(tmp_path):
+    with pytest.raises(InvalidParameterError, match="is a local path"):
+        OrderedParquetDataset(tmp_path / "ds", storage_options={"aws_region": "x"})
+
+
+def test_an_unreachable_endpoint_is_a_storage_error(s3_server):
+    options = {"aws_endpoint_url": "http://127.0.0.1:9", "max_retries": 0, "timeout": "2s"}
+    with pytest.raises(StorageError, match="s3://oups-test/unreachable"):
+        OrderedParquetDataset("s3://oups-test/unreachable/ds", storage_options=options)
+
+
+def test_lock_is_not_offered_on_object_storage(s3_server):
+    url = s3_server.url("lock") + "/ds"
+    write(url, ordered_on="t", df=frame(3))
+    ds = OrderedParquetDataset(url)
+    with pytest.raises(InvalidParameterError, match="no locks"), ds.lock():
+        pass
+    assert ds.is_remote and ds.dirpath == url
+
+
+def test_memory_urls_share_objects_within_a_process():
+    write("memory://unit/ds", ordered_on="t", df=frame(4), row_group_target_size=2)
+    ds = OrderedParquetDataset("memory://unit/ds")
+    assert len(ds) == 2 and ds.to_pandas()["t"].tolist() == [0, 1, 2, 3]
+
+
+def test_range_read_requests(s3_server):
+    # One open reads the pointer; a range within one row group then costs its
+    # footer and one request for the column chunks.
+    url = s3_server.url("requests") + "/ds"
+    write(url, ordered_on="t", df=frame(10_000), row_group_target_size=1_000)
+    ds = OrderedParquetDataset(url)
+    opened = ds._raw.requests
+    assert opened == 1
+    got = ds.to_pandas(start=4_100, end_excl=4_200)
+    assert got["t"].tolist() == list(range(4_100, 4_200))
+    assert ds._raw.requests - opened <= 2
+
+
+def test_remove_from_disk(s3_server):
+    url = s3_server.url("remove") + "/ds"
+    write(url, ordered_on="t", df=frame(6), row_group_target_size=2, key_value_metadata={"a": 1})
+    ds = OrderedParquetDataset(url)
+    ds.remove_from_disk()
+    assert len(OrderedParquetDataset(url)) == 0
+    assert OrderedParquetDataset(url).is_newly_initialized
+    prefix = url.removeprefix(f"s3://{s3_server.bucket}/").rsplit("/", 1)[0]
+    listed = s3_server.client().list_objects_v2(Bucket=s3_server.bucket, Prefix=prefix)
+    assert listed.get("KeyCount", 0) == 0
