@@ -198,6 +198,8 @@ def write(
             compression,
             show_progress,
             timeout,
+            # A dataset opened here reads the latest version already.
+            refresh=ds is not dirpath,
         )
 
 
@@ -214,10 +216,13 @@ def _write(
     compression: str,
     show_progress: bool,
     lock_timeout: float | None,
+    refresh: bool = True,
 ) -> None:
     raw = ds._raw
-    # Planned against the latest version (the engine plans again under the lock).
-    raw.refresh()
+    # Planned against the latest version (the engine plans again under the
+    # lock, or on object storage when its commit finds a newer one).
+    if refresh:
+        raw.refresh()
     stats = raw.stats()
     if field is None:
         field = raw.info().ordered_field or arrow_name(ordered_on)

@@ -60,9 +60,11 @@ fn write_tag() -> u64 {
 }
 
 impl ObjectDataset {
+    /// Merges `req` into the latest version. It plans on the version this
+    /// object last read (the caller refreshes it first when it may be old):
+    /// a newer one makes the commit fail, and the write is planned again.
     pub fn write(&mut self, req: WriteRequest) -> Result<()> {
         self.refuse_fixed("write")?;
-        self.refresh()?;
         self.check_ordered_on(&req.ordered_on)?;
         let new = validate_data(&req)?;
         if new.is_none() && req.key_value_metadata.is_empty() && !self.state.exists {

@@ -35,8 +35,40 @@ fn corrupt(storage: &ObjectStorage, key: &str, why: impl Into<String>) -> OupsEr
     OupsError::corrupt(&PathBuf::from(storage.url(key)), why)
 }
 
-/// The last bytes of `key`, enough to hold its footer.
+/// Tails fetched by this process, by URL: data files are never overwritten
+/// (each write names its own), so a tail once read stays true. Bounded: the
+/// oldest half goes when it is full.
+fn cached(url: &str, fetch: impl FnOnce() -> Result<Tail>) -> Result<Tail> {
+    use std::collections::{BTreeMap, VecDeque};
+    use std::sync::{Mutex, OnceLock};
+    const ENTRIES: usize = 4096;
+    type Cache = (BTreeMap<String, Tail>, VecDeque<String>);
+    static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(t) = cache.lock().unwrap_or_else(|p| p.into_inner()).0.get(url) {
+        return Ok(t.clone());
+    }
+    let tail = fetch()?;
+    let mut guard = cache.lock().unwrap_or_else(|p| p.into_inner());
+    let (map, order) = &mut *guard;
+    if map.len() >= ENTRIES {
+        for old in order.drain(..ENTRIES / 2) {
+            map.remove(&old);
+        }
+    }
+    if map.insert(url.to_string(), tail.clone()).is_none() {
+        order.push_back(url.to_string());
+    }
+    Ok(tail)
+}
+
+/// The last bytes of `key`, enough to hold its footer (from this process's
+/// cache when it read them before).
 pub fn tail(storage: &ObjectStorage, key: &str) -> Result<Tail> {
+    cached(&storage.url(key), || fetch_tail(storage, key))
+}
+
+fn fetch_tail(storage: &ObjectStorage, key: &str) -> Result<Tail> {
     let (bytes, size) = storage
         .get_suffix(key, FOOTER_HINT)
         .map_err(|e| missing(e, key))?;

@@ -53,8 +53,6 @@ pub struct ObjectDataset {
     fixed: bool,
     /// The schema of the first data file, by that file's name.
     schema: Option<(String, SchemaRef)>,
-    /// The tails (footers) of data files read so far: files never change.
-    tails: std::sync::Mutex<BTreeMap<String, fetch::Tail>>,
 }
 
 impl ObjectDataset {
@@ -75,7 +73,6 @@ impl ObjectDataset {
             pointer_tag: None,
             fixed: !matches!(pin, Pin::Latest),
             schema: None,
-            tails: Default::default(),
         };
         match pin {
             Pin::Latest => ds.load_latest()?,
@@ -174,6 +171,7 @@ impl ObjectDataset {
         let path = PathBuf::from(self.url());
         self.state = State::from_doc(doc, &path)?;
         self.files = files;
+        self.schema = None;
         Ok(())
     }
 
@@ -271,24 +269,24 @@ impl ObjectDataset {
     }
 
     fn tail_of(&self, file: &str) -> Result<fetch::Tail> {
-        let mut tails = self.tails.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(t) = tails.get(file) {
-            return Ok(t.clone());
-        }
-        let t = fetch::tail(&self.storage, &self.data_key(file))?;
-        tails.insert(file.to_string(), t.clone());
-        Ok(t)
+        fetch::tail(&self.storage, &self.data_key(file))
     }
 
     /// The dataset's schema: its first data file's.
     pub fn schema(&mut self) -> Result<Option<SchemaRef>> {
-        let Some(first) = self.files.first().cloned() else {
+        let first = self.files.first().cloned();
+        self.schema_from(first)
+    }
+
+    /// The dataset's schema as `file` holds it (every data file of a version
+    /// has the same columns: writes check it, reads check it again), which
+    /// spares a read the footer of a file it does not need.
+    fn schema_from(&mut self, file: Option<String>) -> Result<Option<SchemaRef>> {
+        let Some(first) = file else {
             return Ok(None);
         };
-        if let Some((f, s)) = &self.schema {
-            if *f == first {
-                return Ok(Some(Arc::clone(s)));
-            }
+        if let Some((_, s)) = &self.schema {
+            return Ok(Some(Arc::clone(s)));
         }
         let key = self.data_key(&first);
         let s = fetch::schema(&self.storage, &key, &self.tail_of(&first)?)?;
@@ -386,7 +384,13 @@ impl ObjectDataset {
         range: KeyRange,
         columns: Option<&[String]>,
     ) -> Result<(Vec<RecordBatch>, Option<SchemaRef>)> {
-        let Some(schema) = self.schema()? else {
+        let first_selected = self
+            .selected(file_ids)
+            .into_iter()
+            .find(|(rg, _)| range.overlaps(rg.min, rg.max))
+            .map(|(_, f)| f)
+            .or_else(|| self.files.first().cloned());
+        let Some(schema) = self.schema_from(first_selected)? else {
             return Ok((Vec::new(), None));
         };
         let field = self.state.ordered_field.clone().unwrap_or_default();
@@ -483,6 +487,7 @@ impl ObjectDataset {
         let ordered_on = self.state.ordered_on.clone();
         self.state = State::new(ordered_on);
         self.files.clear();
+        self.schema = None;
         self.pointer_tag = None;
         Ok(())
     }
