@@ -129,3 +129,11 @@ def location(request, tmp_path: Path):
         return tmp_path / "parent" / "ds"
     server = request.getfixturevalue("s3_server")
     return server.url(request.node.name.replace("[", "-").replace("]", "")) + "/parent/ds"
+
+
+def s3_faults(server: S3Server, before: float = 0.0, after: float = 0.0, seed: int = 0) -> None:
+    """Makes the local S3 server fail that share of requests (see tests/s3_server.py)."""
+    import urllib.request
+
+    query = f"before={before}&after={after}&seed={seed}"
+    urllib.request.urlopen(f"{server.endpoint}/__faults__?{query}", timeout=5).close()

@@ -155,3 +155,51 @@ def test_a_writer_killed_after_its_commit_is_committed(s3_server):
     ds = OrderedParquetDataset(url)
     assert ds.to_pandas()["k"].tolist() == [1, 2, 3, 4, 5]
     assert ds.versions()["version"].tolist() == [1, 2, 3]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_failing_requests_never_tear_a_version(s3_server, seed):
+    # A share of requests fails before the server acts on them, another after
+    # it did (the answer is lost). With one retry per request, some writes
+    # fail: each failed write is wholly there or wholly absent, never half.
+    from oups.exceptions import StorageError
+    from tests.conftest import s3_faults
+
+    url = s3_server.url("faults") + "/ds"
+    options = {"max_retries": 1, "retry_timeout": 5}
+    rng = np.random.default_rng(seed)
+    model = pd.DataFrame({"k": pd.Series([], dtype="int64"), "v": pd.Series([], dtype="float64")})
+    failed = 0
+    for i in range(12):
+        keys = np.sort(rng.choice(200, size=15, replace=False))
+        df = pd.DataFrame({"k": keys, "v": float(i)})
+        with_it = (
+            pd.concat([model, df]).drop_duplicates("k", keep="last").sort_values("k")
+        ).reset_index(drop=True)
+        s3_faults(s3_server, before=0.15, after=0.15, seed=seed * 100 + i)
+        try:
+            write(
+                url,
+                ordered_on="k",
+                df=df,
+                row_group_target_size=20,
+                duplicates_on="k",
+                storage_options=options,
+            )
+            ok = True
+        except StorageError:
+            ok = False
+            failed += 1
+        finally:
+            s3_faults(s3_server)
+        got = OrderedParquetDataset(url).to_pandas()
+        got = model.iloc[:0] if got is None else got
+        if ok:
+            pd.testing.assert_frame_equal(got, with_it, check_dtype=False)
+            model = with_it
+        elif len(got) == len(with_it) and got.equals(with_it):
+            model = with_it  # it committed before its error
+        else:
+            pd.testing.assert_frame_equal(got, model, check_dtype=False)
+    assert OrderedParquetDataset(url).versions()["version"].is_monotonic_increasing

@@ -18,11 +18,13 @@ use crate::dataset::retention::{Retention, VacuumReport};
 use crate::dataset::splice::NewRowGroup;
 use crate::dataset::state::{RowGroup, State};
 use crate::dataset::write::{prepare, validate_data, Prepared, WriteRequest};
-use crate::error::{OupsError, Result};
+use crate::error::{OupsError, Result, StorageFailure};
 use crate::storage::Created;
 
 /// Commits a write tries before it gives up on a busy dataset.
 pub const MAX_ATTEMPTS: usize = 16;
+/// Rounds of moving the pointer after a commit, each with the client's retries.
+const POINTER_ATTEMPTS: usize = 10;
 /// How long files no kept version lists are left to the writer that may
 /// still be uploading them (`OUPS_ORPHAN_GRACE_SECONDS` overrides it).
 const ORPHAN_GRACE_SECONDS: f64 = 3600.0;
@@ -316,11 +318,7 @@ impl ObjectDataset {
         let bytes = Bytes::from(metadata::encode(&doc)?);
         let key = self.record_key(next.version);
         crate::failpoint::hit("before_commit");
-        let won = match self.storage.create(&key, bytes.clone())? {
-            Created::New(_) => true,
-            // A create retried after a lost response finds its own record.
-            Created::Exists => self.storage.get(&key)?.is_some_and(|(b, _)| b == bytes),
-        };
+        let won = self.create_record(&key, &bytes)?;
         if !won {
             let _ = self.storage.delete_many(&uploaded);
             return Ok(false);
@@ -339,34 +337,99 @@ impl ObjectDataset {
         Ok(true)
     }
 
-    /// Points `<name>_opdmd` at this object's version, unless a newer one is
-    /// there already (compare-and-swap on its entity tag).
-    fn publish_pointer(&mut self, bytes: Bytes) -> Result<()> {
-        let key = self.pointer_key();
-        for _ in 0..MAX_ATTEMPTS {
-            let done = match &self.pointer_tag {
-                Some(tag) => self.storage.replace(&key, bytes.clone(), tag)?,
-                None => match self.storage.create(&key, bytes.clone())? {
-                    Created::New(tag) => Some(tag),
-                    Created::Exists => None,
-                },
-            };
-            if let Some(tag) = done {
-                self.pointer_tag = tag;
-                return Ok(());
+    /// Creates the record `key` unless it exists: true if this write's record
+    /// is there afterwards, false if another writer's is. A request whose
+    /// answer was lost may have taken effect, so failures are resolved by
+    /// trying again (a create that did happen then finds its own record),
+    /// never taken for a lost race.
+    fn create_record(&self, key: &str, bytes: &Bytes) -> Result<bool> {
+        let mut failure = None;
+        for attempt in 0..POINTER_ATTEMPTS {
+            if attempt > 0 {
+                let ceiling_ms = 10u64 << attempt.min(7);
+                std::thread::sleep(std::time::Duration::from_millis(write_tag() % ceiling_ms));
             }
-            match self.storage.get(&key)? {
-                Some((current, tag)) => {
-                    self.pointer_tag = tag;
-                    if self.decode(&current, &key)?.version >= self.state.version {
-                        return Ok(());
-                    }
-                }
-                None => self.pointer_tag = None,
+            let created = match self.storage.create(key, bytes.clone()) {
+                Ok(Created::New(_)) => return Ok(true),
+                Ok(Created::Exists) => self.storage.get(key),
+                Err(e) => Err(e),
+            };
+            match created {
+                Ok(Some((found, _))) => return Ok(found == *bytes),
+                // Gone again (a removal): try to create it once more.
+                Ok(None) => {}
+                Err(e @ OupsError::Storage { .. }) => failure = Some(e),
+                Err(e) => return Err(e),
             }
         }
-        // The version is committed; the next commit moves the pointer on.
-        Ok(())
+        let why = failure.map_or_else(String::new, |e| format!(" ({e})"));
+        Err(OupsError::Storage {
+            op: "cannot commit",
+            url: self.storage.url(key),
+            kind: StorageFailure::Other,
+            message: format!(
+                "whether this write committed is unknown: the store kept failing{why}; \
+                 open the dataset again and look at its versions"
+            ),
+        })
+    }
+
+    /// Points `<name>_opdmd` at this object's version, unless a newer one is
+    /// there already (compare-and-swap on its entity tag). The version is
+    /// committed already; the pointer is what readers open, so failed
+    /// requests are tried again here beyond the client's own retries.
+    fn publish_pointer(&mut self, bytes: Bytes) -> Result<()> {
+        let mut failure = None;
+        for attempt in 0..POINTER_ATTEMPTS {
+            if attempt > 0 {
+                let ceiling_ms = 10u64 << attempt.min(7);
+                std::thread::sleep(std::time::Duration::from_millis(write_tag() % ceiling_ms));
+            }
+            match self.try_publish(&bytes) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e @ OupsError::Storage { .. }) => failure = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        let why = failure.map_or_else(|| "other writers kept moving it".into(), |e| e.to_string());
+        Err(OupsError::Storage {
+            op: "cannot move the pointer",
+            url: self.storage.url(&self.pointer_key()),
+            kind: StorageFailure::Other,
+            message: format!(
+                "version {} is committed, but readers opening the dataset see the version \
+                 before it until the next write ({why})",
+                self.state.version
+            ),
+        })
+    }
+
+    /// One round of [`Self::publish_pointer`]: true once the pointer is at
+    /// this version or a newer one.
+    fn try_publish(&mut self, bytes: &Bytes) -> Result<bool> {
+        let key = self.pointer_key();
+        let done = match &self.pointer_tag {
+            Some(tag) => self.storage.replace(&key, bytes.clone(), tag)?,
+            None => match self.storage.create(&key, bytes.clone())? {
+                Created::New(tag) => Some(tag),
+                Created::Exists => None,
+            },
+        };
+        if let Some(tag) = done {
+            self.pointer_tag = tag;
+            return Ok(true);
+        }
+        match self.storage.get(&key)? {
+            Some((current, tag)) => {
+                self.pointer_tag = tag;
+                Ok(self.decode(&current, &key)?.version >= self.state.version)
+            }
+            None => {
+                self.pointer_tag = None;
+                Ok(false)
+            }
+        }
     }
 
     pub(super) fn retention(&self) -> Retention {
