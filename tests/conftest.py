@@ -137,3 +137,20 @@ def s3_faults(server: S3Server, before: float = 0.0, after: float = 0.0, seed: i
 
     query = f"before={before}&after={after}&seed={seed}"
     urllib.request.urlopen(f"{server.endpoint}/__faults__?{query}", timeout=5).close()
+
+
+@pytest.fixture(params=["local", "s3"])
+def store_base(request, tmp_path: Path):
+    """Where a test's store lives: a local directory or a prefix on the local
+    S3 server."""
+    if request.param == "local":
+        return tmp_path / "st"
+    server = request.getfixturevalue("s3_server")
+    return server.url(request.node.name.replace("[", "-").replace("]", "")) + "/st"
+
+
+def under(base, *parts: str):
+    """``base / parts`` for a directory or a URL."""
+    if isinstance(base, Path):
+        return base.joinpath(*parts)
+    return "/".join([base, *parts])

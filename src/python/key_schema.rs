@@ -57,6 +57,38 @@ fn to_list<'py>(py: Python<'py>, values: &[FieldValue]) -> PyResult<Bound<'py, P
     Ok(list)
 }
 
+impl RawKeySchema {
+    /// Discovered keys as one list per field (ints or strs), for Python.
+    fn columns<'py>(
+        &self,
+        py: Python<'py>,
+        found: &[Vec<FieldValue>],
+    ) -> PyResult<Vec<Bound<'py, PyList>>> {
+        let n_fields = self.inner.n_fields();
+        let mut columns: Vec<Bound<'py, PyList>> = Vec::with_capacity(n_fields);
+        for f in 0..n_fields {
+            let column = match found.first().map(|k| &k[f]) {
+                Some(FieldValue::Int(_)) => PyList::new(
+                    py,
+                    found.iter().map(|k| match &k[f] {
+                        FieldValue::Int(i) => *i,
+                        FieldValue::Str(_) => 0,
+                    }),
+                )?,
+                _ => PyList::new(
+                    py,
+                    found.iter().map(|k| match &k[f] {
+                        FieldValue::Str(s) => s.as_str(),
+                        FieldValue::Int(_) => "",
+                    }),
+                )?,
+            };
+            columns.push(column);
+        }
+        Ok(columns)
+    }
+}
+
 #[pymethods]
 impl RawKeySchema {
     /// `levels`: one `(field names, field kinds)` pair per directory level,
@@ -137,28 +169,26 @@ impl RawKeySchema {
     /// field (columns convert to Python far faster than one list per key).
     fn discover<'py>(&self, py: Python<'py>, base: PathBuf) -> PyResult<Vec<Bound<'py, PyList>>> {
         let found = run(py, || discover(&self.inner, &base))?;
-        let n_fields = self.inner.n_fields();
-        let mut columns: Vec<Bound<'py, PyList>> = Vec::with_capacity(n_fields);
-        for f in 0..n_fields {
-            let column = match found.first().map(|k| &k[f]) {
-                Some(FieldValue::Int(_)) => PyList::new(
-                    py,
-                    found.iter().map(|k| match &k[f] {
-                        FieldValue::Int(i) => *i,
-                        FieldValue::Str(_) => 0,
-                    }),
-                )?,
-                _ => PyList::new(
-                    py,
-                    found.iter().map(|k| match &k[f] {
-                        FieldValue::Str(s) => s.as_str(),
-                        FieldValue::Int(_) => "",
-                    }),
-                )?,
-            };
-            columns.push(column);
-        }
-        Ok(columns)
+        self.columns(py, &found)
+    }
+
+    /// [`Self::discover`] for a store at an object-storage URL.
+    #[pyo3(signature = (url, storage_options=None))]
+    fn discover_url<'py>(
+        &self,
+        py: Python<'py>,
+        url: String,
+        storage_options: Option<std::collections::BTreeMap<String, String>>,
+    ) -> PyResult<Vec<Bound<'py, PyList>>> {
+        let found = run(py, || {
+            let location = crate::storage::Location::parse(&url)?;
+            let storage = crate::storage::ObjectStorage::open(
+                location,
+                &storage_options.unwrap_or_default(),
+            )?;
+            crate::store::discover::discover_objects(&self.inner, &storage)
+        })?;
+        self.columns(py, &found)
     }
 
     /// How many datasets there are under `base`.

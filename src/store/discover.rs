@@ -8,6 +8,7 @@ use crate::error::{IoContext, Result};
 use crate::store::key_schema::{FieldValue, KeySchema};
 
 use crate::dataset::layout::META_SUFFIX;
+use crate::storage::ObjectStorage;
 
 fn is_dir(entry: &fs::DirEntry) -> bool {
     match entry.file_type() {
@@ -76,6 +77,56 @@ fn walk(schema: &KeySchema, dir: &Path, parts: &mut Vec<String>, found: &mut Vec
             parts.pop();
         }
     }
+}
+
+/// [`discover`] for a store at an object-storage location: one listing with
+/// a delimiter per "directory" whose name spells its level (never a listing
+/// of every object), then the `<name>_opdmd` pointers of the last level.
+pub fn discover_objects(
+    schema: &KeySchema,
+    storage: &ObjectStorage,
+) -> Result<Vec<Vec<FieldValue>>> {
+    let mut found = Vec::new();
+    let mut parts: Vec<String> = Vec::with_capacity(schema.depth());
+    walk_objects(schema, storage, &mut parts, &mut found)?;
+    found.sort_unstable();
+    Ok(found)
+}
+
+fn walk_objects(
+    schema: &KeySchema,
+    storage: &ObjectStorage,
+    parts: &mut Vec<String>,
+    found: &mut Vec<Vec<FieldValue>>,
+) -> Result<()> {
+    let prefix: String = parts.iter().map(|p| format!("{p}/")).collect();
+    let (dirs, objects) = storage.list_dir(&prefix)?;
+    if parts.len() + 1 == schema.depth() {
+        for meta in &objects {
+            let key = storage.key_of(meta);
+            let name = key.rsplit('/').next().unwrap_or(&key);
+            let Some(stem) = name.strip_suffix(META_SUFFIX).filter(|s| !s.is_empty()) else {
+                continue;
+            };
+            parts.push(stem.to_string());
+            if let Some(values) = schema.parse_parts(parts) {
+                found.push(values);
+            }
+            parts.pop();
+        }
+        return Ok(());
+    }
+    let level = &schema.levels[parts.len()];
+    for dir in dirs {
+        let mut probe = Vec::new();
+        if !schema.level_matches(level, &dir, &mut probe) {
+            continue;
+        }
+        parts.push(dir);
+        walk_objects(schema, storage, parts, found)?;
+        parts.pop();
+    }
+    Ok(())
 }
 
 #[cfg(test)]

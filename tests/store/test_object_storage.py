@@ -126,3 +126,47 @@ def test_remove_from_disk(s3_server):
     prefix = url.removeprefix(f"s3://{s3_server.bucket}/").rsplit("/", 1)[0]
     listed = s3_server.client().list_objects_v2(Bucket=s3_server.bucket, Prefix=prefix)
     assert listed.get("KeyCount", 0) == 0
+
+
+def test_store_discovery_lists_prefixes_page_by_page(s3_server):
+    from oups import Store, toplevel
+
+    @toplevel
+    class Sym:
+        name: str
+        n: int
+
+    base = s3_server.url("many")
+    client = s3_server.client()
+    prefix = base.removeprefix(f"s3://{s3_server.bucket}/")
+    n = 1_200  # more than one page of a listing (1,000)
+    for i in range(n):
+        client.put_object(Bucket=s3_server.bucket, Key=f"{prefix}/s-{i}_opdmd", Body=b"")
+    client.put_object(Bucket=s3_server.bucket, Key=f"{prefix}/not a key_opdmd", Body=b"")
+    keys = Store(base, Sym).keys
+    assert len(keys) == n and keys[:3] == [Sym("s", 0), Sym("s", 1), Sym("s", 2)]
+
+
+def test_store_features_not_on_object_storage_say_so(s3_server):
+    from oups import Store, toplevel
+
+    @toplevel
+    class K:
+        name: str
+
+    base = s3_server.url("store-limits")
+    store = Store(base, K)
+    store[K("a")].write(ordered_on="t", df=frame(4))
+    assert store.is_remote and store.basepath == base and store.snapshots() == []
+    with pytest.raises(InvalidParameterError, match="snapshots is not available yet"):
+        store.snapshot("v1")
+    with pytest.raises(InvalidParameterError, match="iter_intersections is not available yet"):
+        list(store.iter_intersections([K("a")]))
+    with pytest.raises(InvalidParameterError, match="a snapshot store is not available yet"):
+        Store(base, K, snapshot="v1")
+    with pytest.raises(InvalidParameterError, match="oups.dask.read is not available yet"):
+        import oups.dask
+
+        oups.dask.read(base + "/a")
+    with pytest.raises(InvalidParameterError, match="is a local path"):
+        Store("/tmp/x", K, storage_options={"aws_region": "x"})

@@ -12,7 +12,7 @@ import pytest
 
 from oups import OrderedParquetDataset, Store, sublevel, toplevel, write
 from oups.exceptions import LockTimeoutError, OrderedOnMismatchError, VersionNotFoundError
-from tests.conftest import dir_digest
+from tests.conftest import dir_digest, under
 
 
 @toplevel
@@ -107,8 +107,8 @@ def test_construction(tmp_path):
     assert not missing.exists()
 
 
-def test_containment(tmp_path):
-    store = Store(tmp_path, Pair)
+def test_containment(store_base):
+    store = Store(store_base, Pair)
     store[Pair("x", 1)].write(ordered_on="t", df=_df())
     assert Pair("x", 1) in store
     assert Pair("x", 2) not in store
@@ -265,10 +265,10 @@ def test_symlinked_store(tmp_path):
     assert Store(link, Pair).keys == [Pair("x", 1)]
 
 
-def test_dataset_from_store_matches_direct(tmp_path):
-    store = Store(tmp_path, Pair)
+def test_dataset_from_store_matches_direct(store_base):
+    store = Store(store_base, Pair)
     store[Pair("x", 1)].write(ordered_on="t", df=_df(range(10)), row_group_target_size=4)
-    direct = OrderedParquetDataset(tmp_path / "x-1")
+    direct = OrderedParquetDataset(under(store_base, "x-1"))
     pd.testing.assert_frame_equal(store[Pair("x", 1)].to_pandas(), direct.to_pandas())
 
 
@@ -288,3 +288,25 @@ def test_discovery_applies_user_post_init(tmp_path):
     assert Store(tmp_path, Checked).keys == [Checked("ok")]
     assert len(Store(tmp_path, Checked)) == 1
     assert Checked.from_str("forbidden") is None
+
+
+def test_discovery_write_and_delete_on_both_backends(store_base):
+    store = Store(store_base, Two)
+    k1, k2, k3 = Two("p", Sub("x", 1)), Two("p", Sub("y", 2)), Two("q", Sub("z", 3))
+    assert store.keys == [] and len(store) == 0 and k1 not in store
+    for k in (k2, k1):
+        store[k].write(ordered_on="t", df=_df())
+    write(under(store_base, "q", "z-3"), ordered_on="t", key_value_metadata={"m": 1})
+    # Names that do not spell a key of this layout are not keys.
+    write(under(store_base, "p-x", "1"), ordered_on="t", df=_df())
+    write(under(store_base, "p", "deeper", "r-1"), ordered_on="t", df=_df())
+    write(under(store_base, "top"), ordered_on="t", df=_df())
+    assert store.keys == [k1, k2, k3] and len(store) == 3 and list(store) == [k1, k2, k3]
+    assert k1 in store and Two("p", Sub("x", 9)) not in store
+    assert store[k1].to_pandas().equals(_df())
+    assert store[k3].key_value_metadata == {"m": 1}
+    assert str(store_base) in repr(store)
+    del store[k1]
+    assert store.keys == [k2, k3] and k1 not in store
+    with pytest.raises(KeyError, match="key 'p-x-1' not found in store"):
+        del store[k1]

@@ -21,6 +21,7 @@ from dask.dataframe.utils import clear_known_categories
 
 from oups.exceptions import DatasetFileNotFoundError, InvalidParameterError, ParameterTypeError
 from oups.store._bounds import PhysicalRange, physical_range
+from oups.store._storage import is_url
 from oups.store.ordered_parquet_dataset import (
     OrderedParquetDataset,
     ReadOnlyOrderedParquetDataset,
@@ -73,6 +74,7 @@ def _dataset(source: Any, version: int | None) -> OrderedParquetDataset:
             "groups; select rows with 'start' and 'end_excl'."
         )
     if isinstance(source, OrderedParquetDataset):
+        source._local_raw("oups.dask.read")
         if version is not None and source.version != version:
             if source.read_only:
                 raise InvalidParameterError(
@@ -86,6 +88,11 @@ def _dataset(source: Any, version: int | None) -> OrderedParquetDataset:
                 f"dataset {source.dirpath} has no version to read; write to it first."
             )
         return source if source.read_only else OrderedParquetDataset(source.dirpath, version=fixed)
+    if isinstance(source, str) and is_url(source):
+        raise InvalidParameterError(
+            f"oups.dask.read is not available yet for datasets on object storage ('{source}'); "
+            "it works on local datasets."
+        )
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         probe = OrderedParquetDataset(path, version=version)

@@ -40,7 +40,8 @@ class ExactlyOnce:
             self.tag = f"loop-{uuid.uuid4().hex[:16]}"
             self.checkpoint = 0
             self._ledger = {}
-        self.writer = Writer(self.tag, store.basepath, before_write=self._before_write)
+        base = store._local_base("an exactly-once StatefulLoop")
+        self.writer = Writer(self.tag, base, before_write=self._before_write)
         # Datasets pinned in this checkpoint interval (their pins go at the next).
         self._pinned: set[Path] = set()
 

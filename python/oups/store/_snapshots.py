@@ -26,15 +26,18 @@ def snapshot_name(name: Any) -> str:
 class Snapshots:
     """Snapshots and vacuums of the datasets of a store."""
 
-    _basepath: Path
+    _basepath: Path | str
     _indexer: Any
     _snapshot: str | None
+
+    def _local_base(self, feature: str) -> Path:
+        raise NotImplementedError
 
     @property
     def keys(self) -> list[Any]:
         raise NotImplementedError
 
-    def _dirpath(self, key: Any) -> Path:
+    def _dirpath(self, key: Any) -> Path | str:
         raise NotImplementedError
 
     def get(self, key: Any, **kwargs: Any) -> OrderedParquetDataset:
@@ -42,7 +45,7 @@ class Snapshots:
 
     def _snapshot_versions(self, name: str) -> dict[Any, int]:
         """The version of each key recorded by snapshot ``name``."""
-        _, entries = read_snapshot(str(self._basepath), name)
+        _, entries = read_snapshot(str(self._local_base("snapshots")), name)
         versions = {}
         for rel, version in entries:
             key = self._indexer.from_path(rel)
@@ -90,7 +93,8 @@ class Snapshots:
         self._refuse_snapshot("take a snapshot")
         name = snapshot_name(name)
         keys = self.keys
-        entries = create_snapshot(str(self._basepath), name, [str(self._dirpath(k)) for k in keys])
+        base = self._local_base("snapshots")
+        entries = create_snapshot(str(base), name, [str(self._dirpath(k)) for k in keys])
         by_path = {str(k.to_path().as_posix()): k for k in keys}
         return {by_path[rel]: version for rel, version in entries}
 
@@ -110,6 +114,8 @@ class Snapshots:
         >>> store.snapshots()
         ['v1', 'v2']
         """
+        if isinstance(self._basepath, str):
+            return []  # snapshots are not taken on object storage yet
         return list(list_snapshots(str(self._basepath)))
 
     def delete_snapshot(self, name: str) -> None:
@@ -131,8 +137,9 @@ class Snapshots:
         """
         self._refuse_snapshot("delete a snapshot")
         name = snapshot_name(name)
+        base = self._local_base("snapshots")
         paths = [str(self._dirpath(k)) for k in self.keys]
-        if not delete_snapshot(str(self._basepath), name, paths):
+        if not delete_snapshot(str(base), name, paths):
             raise KeyError(f"store {self._basepath} has no snapshot {name!r}.")
 
     def vacuum(self, keep_versions: int | None = None, older_than: Any = None) -> dict[Any, Any]:

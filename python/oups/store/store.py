@@ -23,6 +23,8 @@ from oups.exceptions import (
 from oups.store._bounds import physical_range
 from oups.store._convert import seconds
 from oups.store._snapshots import Snapshots, snapshot_name
+from oups.store._storage import is_url
+from oups.store._storage import storage_options as _storage_options
 from oups.store._to_dask import DaskFrames
 from oups.store.indexer import check_key_class, is_toplevel, key_class, key_parts, keys_from_columns
 from oups.store.ordered_parquet_dataset import (
@@ -72,7 +74,12 @@ class Store(Snapshots, DaskFrames):
     """
 
     def __init__(
-        self, basepath: str | os.PathLike[str], indexer: Any, *, snapshot: str | None = None
+        self,
+        basepath: str | os.PathLike[str],
+        indexer: Any,
+        *,
+        snapshot: str | None = None,
+        storage_options: dict[str, Any] | None = None,
     ) -> None:
         if not is_toplevel(indexer):
             name = getattr(indexer, "__name__", None) or type(indexer).__name__
@@ -81,17 +88,43 @@ class Store(Snapshots, DaskFrames):
             raise ParameterTypeError(
                 f"'basepath' must be a str or a Path, got {type(basepath).__name__}."
             )
-        self._basepath = Path(basepath).expanduser().resolve()
+        self._options = _storage_options(storage_options)
+        self._basepath: Path | str
+        if isinstance(basepath, str) and is_url(basepath):
+            self._basepath = basepath.rstrip("/")
+        elif self._options:
+            raise InvalidParameterError(
+                "'storage_options' is for object-storage URLs (s3://, gs://, az://, "
+                f"memory://); {str(basepath)!r} is a local path."
+            )
+        else:
+            self._basepath = Path(basepath).expanduser().resolve()
         self._indexer = key_class(indexer)
         self._snapshot: str | None = None
         self._versions: dict[Any, int] | None = None
         if snapshot is not None:
+            self._local_base("a snapshot store")
             self._snapshot = snapshot_name(snapshot)
             self._versions = self._snapshot_versions(self._snapshot)
 
     @property
-    def basepath(self) -> Path:
-        """The store's directory (absolute)."""
+    def basepath(self) -> Path | str:
+        """The store's directory (absolute), or its URL on object storage."""
+        return self._basepath
+
+    @property
+    def is_remote(self) -> bool:
+        """Whether the store lives on object storage (its ``basepath`` is a URL)."""
+        return isinstance(self._basepath, str)
+
+    def _local_base(self, feature: str) -> Path:
+        """The directory of a local store; ``feature`` is not offered on object
+        storage yet, which this says by name."""
+        if isinstance(self._basepath, str):
+            raise InvalidParameterError(
+                f"{feature} is not available yet for stores on object storage "
+                f"('{self._basepath}'); it works on local stores."
+            )
         return self._basepath
 
     @property
@@ -104,13 +137,19 @@ class Store(Snapshots, DaskFrames):
         """The keys of all datasets on disk, sorted (a fresh list on each access)."""
         if self._versions is not None:
             return sorted(self._versions)
-        columns = self._indexer._oups_schema.discover(str(self._basepath))
+        schema = self._indexer._oups_schema
+        if isinstance(self._basepath, str):
+            columns = schema.discover_url(self._basepath, self._options)
+        else:
+            columns = schema.discover(str(self._basepath))
         return keys_from_columns(self._indexer, columns)
 
     def __len__(self) -> int:
         if self._versions is not None:
             return len(self._versions)
-        if any(hasattr(level.cls, "__post_init__") for level in self._indexer._oups_levels):
+        if self.is_remote or any(
+            hasattr(level.cls, "__post_init__") for level in self._indexer._oups_levels
+        ):
             return len(self.keys)  # the class may refuse some names
         return int(self._indexer._oups_schema.count(str(self._basepath)))
 
@@ -123,18 +162,25 @@ class Store(Snapshots, DaskFrames):
         if self._versions is not None:
             return key in self._versions
         try:
-            path = self._meta_path(key)
+            where = self._dirpath(key)
         except (ValueError, TypeError):
             return False  # a key the store refuses names no dataset, as in list(store)
-        return path.is_file()
+        if isinstance(where, str):
+            return not OrderedParquetDataset(
+                where, storage_options=self._options
+            ).is_newly_initialized
+        return bool(metadata_path(where).is_file())
 
     def __repr__(self) -> str:
         return f"Store('{self._basepath}', {self._indexer.__name__}, {len(self)} datasets)"
 
-    def _dirpath(self, key: Any) -> Path:
+    def _dirpath(self, key: Any) -> Path | str:
         check_key_class(key, self._indexer)
         # key_parts validates the key even when it was built with check=False.
-        path = self._basepath.joinpath(*key_parts(key))
+        parts = key_parts(key)
+        if isinstance(self._basepath, str):
+            return "/".join([self._basepath, *parts])
+        path = self._basepath.joinpath(*parts)
         # A level directory may be a symlink to elsewhere: the dataset must
         # still resolve inside the store, or list(store) would not see it.
         if not path.resolve().is_relative_to(self._basepath):
@@ -145,7 +191,10 @@ class Store(Snapshots, DaskFrames):
         return path
 
     def _meta_path(self, key: Any) -> Path:
-        return metadata_path(self._dirpath(key))
+        return Path(metadata_path(self._local_dir(key)))
+
+    def _local_dir(self, key: Any) -> Path:
+        return Path(self._dirpath(key)) if not self.is_remote else self._local_base("this")
 
     def get(self, key: Any, **kwargs: Any) -> OrderedParquetDataset:
         """The dataset of ``key``; ``kwargs`` go to :class:`OrderedParquetDataset`
@@ -177,6 +226,8 @@ class Store(Snapshots, DaskFrames):
                     "or 'as_of'."
                 )
             kwargs["version"] = self._versions[key]
+        if self._options:
+            kwargs.setdefault("storage_options", self._options)
         return OrderedParquetDataset(self._dirpath(key), **kwargs)
 
     def __getitem__(self, key: Any) -> OrderedParquetDataset:
@@ -187,9 +238,12 @@ class Store(Snapshots, DaskFrames):
         self._refuse_snapshot("delete a dataset")
         if key not in self:
             raise KeyError(f"key '{key}' not found in store.")
-        dirpath = self._dirpath(key)
-        ds = OrderedParquetDataset(dirpath)
+        where = self._dirpath(key)
+        ds = self.get(key)
         ds.remove_from_disk(release_lock=True)
+        if isinstance(where, str):
+            return  # object storage has no directories to remove
+        dirpath = where
         parent = dirpath.parent
         while parent != self._basepath and self._basepath in parent.parents:
             try:
