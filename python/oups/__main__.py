@@ -159,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     p_info = sub.add_parser(
         "info", help="summarise a dataset, or every dataset under a directory (a store)"
     )
-    p_info.add_argument("path", help="a dataset directory or a store's base directory")
+    p_info.add_argument(
+        "path", help="a dataset directory or a store's base directory, or their URL (s3://...)"
+    )
     p_info.add_argument(
         "--lock-timeout",
         type=float,

@@ -10,9 +10,10 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from oups._oups import RawObjectDataset, find_datasets_url, metadata_path
 from oups._oups import find_datasets as _find_datasets
-from oups._oups import metadata_path
-from oups.exceptions import OupsError
+from oups.exceptions import InvalidParameterError, OupsError
+from oups.store._storage import is_url
 from oups.store.ordered_parquet_dataset import OrderedParquetDataset
 
 # Row groups listed for a single dataset before the rest is summarised.
@@ -23,7 +24,7 @@ _MAX_ROW_GROUPS_SHOWN = 20
 class DatasetSummary:
     """What ``info`` reports about one dataset."""
 
-    path: Path
+    path: Path | str
     ordered_on: Any
     n_rows: int
     row_groups: list[tuple[int, int, Any, Any]]  # file id, rows, min, max
@@ -56,12 +57,17 @@ def _size(path: Path) -> int:
     return total
 
 
-def summarize(path: Path, lock_timeout: float | None) -> DatasetSummary:
+def summarize(path: Path | str, lock_timeout: float | None) -> DatasetSummary:
     """Opens the latest version of the dataset (no lock) and collects its summary."""
-    with OrderedParquetDataset(path, lock_timeout=lock_timeout) as ds:
+    remote = isinstance(path, str)
+    with OrderedParquetDataset(path, lock_timeout=None if remote else lock_timeout) as ds:
         stats = ds.row_group_stats
         kvm = ds.key_value_metadata
         ordered_on = ds.ordered_on
+        raw = ds._raw
+        if isinstance(raw, RawObjectDataset):
+            schema = raw.schema()
+            size = raw.stored_bytes()
     row_groups = [
         (int(file_id), int(n), lo, hi)
         for file_id, n, lo, hi in zip(
@@ -73,9 +79,11 @@ def summarize(path: Path, lock_timeout: float | None) -> DatasetSummary:
         )
     ]
     columns: list[tuple[str, str]] = []
-    files = sorted(path.glob("file_*.parquet")) if path.is_dir() else []
-    if files:
-        schema = pq.read_schema(files[0])
+    if isinstance(path, Path):
+        files = sorted(path.glob("file_*.parquet")) if path.is_dir() else []
+        schema = pq.read_schema(files[0]) if files else None
+        size = _size(path)
+    if schema is not None:
         columns = [(field.name, str(field.type)) for field in schema]
     return DatasetSummary(
         path=path,
@@ -83,7 +91,7 @@ def summarize(path: Path, lock_timeout: float | None) -> DatasetSummary:
         n_rows=sum(n for _, n, _, _ in row_groups),
         row_groups=row_groups,
         columns=columns,
-        size_bytes=_size(path),
+        size_bytes=size,
         key_value_metadata=kvm,
     )
 
@@ -124,12 +132,18 @@ def format_dataset(s: DatasetSummary) -> list[str]:
     return lines
 
 
-def format_store(root: Path, summaries: list[DatasetSummary]) -> list[str]:
+def _relative(path: Path | str, root: Path | str) -> str:
+    if isinstance(path, str):
+        return path.removeprefix(str(root)).lstrip("/")
+    return str(path.relative_to(root))
+
+
+def format_store(root: Path | str, summaries: list[DatasetSummary]) -> list[str]:
     if not summaries:
         return [f"store {root}: no dataset"]
     rows = [
         (
-            str(s.path.relative_to(root)),
+            _relative(s.path, root),
             f"{s.n_rows:,}",
             f"{len(s.row_groups):,}",
             str(s.start),
@@ -167,6 +181,8 @@ def info(path: str | os.PathLike[str], lock_timeout: float | None = 10.0) -> lis
     FileNotFoundError
         When ``path`` is neither a dataset nor a directory.
     """
+    if isinstance(path, str) and is_url(path):
+        return _info_url(path.rstrip("/"))
     root = Path(path).expanduser().resolve()
     meta = metadata_path(str(root))
     if meta.is_file():
@@ -185,5 +201,25 @@ def info(path: str | os.PathLike[str], lock_timeout: float | None = 10.0) -> lis
                 DatasetSummary(dataset, None, 0, [], [], _size(dataset), {}, error=str(exc))
             )
     lines = format_store(root, summaries)
-    lines += [f"  ! {s.path.relative_to(root)}: {s.error}" for s in summaries if s.error]
+    lines += [f"  ! {_relative(s.path, root)}: {s.error}" for s in summaries if s.error]
+    return lines
+
+
+def _info_url(url: str) -> list[str]:
+    """``info`` of a dataset or a store at an object-storage URL."""
+    try:
+        exists = not OrderedParquetDataset(url).is_newly_initialized
+    except InvalidParameterError:
+        exists = False  # a bucket's root names no dataset: look for a store
+    if exists:
+        return format_dataset(summarize(url, None))
+    summaries = []
+    for rel in find_datasets_url(url):
+        dataset = f"{url}/{rel}"
+        try:
+            summaries.append(summarize(dataset, None))
+        except OupsError as exc:
+            summaries.append(DatasetSummary(dataset, None, 0, [], [], 0, {}, error=str(exc)))
+    lines = format_store(url, summaries)
+    lines += [f"  ! {_relative(s.path, url)}: {s.error}" for s in summaries if s.error]
     return lines

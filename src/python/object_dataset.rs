@@ -224,6 +224,19 @@ impl RawObjectDataset {
     /// Nothing to release: object storage has no locks.
     fn release(&self) {}
 
+    /// The dataset's Arrow schema (None before its first row group).
+    fn schema<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        match run(py, || self.lock().schema())? {
+            None => Ok(None),
+            Some(s) => Ok(Some(pyo3_arrow::PySchema::new(s).into_pyarrow(py)?)),
+        }
+    }
+
+    /// Bytes of the data files of the version this object reads.
+    fn stored_bytes(&self, py: Python<'_>) -> PyResult<u64> {
+        run(py, || self.lock().stored_bytes())
+    }
+
     /// Requests this object has issued to the store.
     #[getter]
     fn requests(&self) -> u64 {
@@ -234,4 +247,20 @@ impl RawObjectDataset {
     fn dirpath(&self) -> String {
         self.lock().url()
     }
+}
+
+/// The datasets below an object-storage URL, as prefixes relative to it.
+#[pyfunction]
+#[pyo3(signature = (url, storage_options=None))]
+pub fn find_datasets_url(
+    py: Python<'_>,
+    url: String,
+    storage_options: Option<BTreeMap<String, String>>,
+) -> PyResult<Vec<String>> {
+    run(py, || {
+        let location = crate::storage::Location::parse(&url)?;
+        let storage =
+            crate::storage::ObjectStorage::open(location, &storage_options.unwrap_or_default())?;
+        crate::store::discover::find_objects(&storage)
+    })
 }

@@ -129,6 +129,43 @@ fn walk_objects(
     Ok(())
 }
 
+/// The datasets below an object-storage location whatever their keys: the
+/// `<name>_opdmd` pointers of every level, as prefixes relative to it
+/// (hidden histories and dataset directories are not entered).
+pub fn find_objects(storage: &ObjectStorage) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    find_below(storage, "", 0, &mut found)?;
+    found.sort_unstable();
+    Ok(found)
+}
+
+fn find_below(
+    storage: &ObjectStorage,
+    prefix: &str,
+    depth: usize,
+    found: &mut Vec<String>,
+) -> Result<()> {
+    const MAX_DEPTH: usize = 32;
+    let (dirs, objects) = storage.list_dir(prefix)?;
+    let mut datasets = std::collections::BTreeSet::new();
+    for meta in &objects {
+        let key = storage.key_of(meta);
+        let name = key.rsplit('/').next().unwrap_or(&key);
+        if let Some(stem) = name.strip_suffix(META_SUFFIX).filter(|s| !s.is_empty()) {
+            datasets.insert(stem.to_string());
+            found.push(format!("{prefix}{stem}"));
+        }
+    }
+    if depth < MAX_DEPTH {
+        for dir in dirs {
+            if !dir.starts_with('.') && !datasets.contains(&dir) {
+                find_below(storage, &format!("{prefix}{dir}/"), depth + 1, found)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -170,3 +170,24 @@ def test_store_features_not_on_object_storage_say_so(s3_server):
         oups.dask.read(base + "/a")
     with pytest.raises(InvalidParameterError, match="is a local path"):
         Store("/tmp/x", K, storage_options={"aws_region": "x"})
+
+
+def test_info_on_urls(s3_server):
+    import subprocess
+    import sys
+
+    base = s3_server.url("info")
+    write(base + "/a/x", ordered_on="t", df=frame(10), row_group_target_size=4)
+    write(base + "/b", ordered_on="t", df=frame(3), key_value_metadata={"src": "feed"})
+    one = subprocess.run(
+        [sys.executable, "-m", "oups", "info", base + "/a/x"], capture_output=True, text=True
+    )
+    assert one.returncode == 0, one.stderr
+    assert "rows        10 in 3 row groups" in one.stdout
+    assert "columns     t: int64, v: double" in one.stdout
+    store = subprocess.run(
+        [sys.executable, "-m", "oups", "info", base], capture_output=True, text=True
+    )
+    assert store.returncode == 0, store.stderr
+    assert f"store {base}: 2 datasets, 13 rows" in store.stdout
+    assert "a/x" in store.stdout and "\n  b " in store.stdout

@@ -447,6 +447,23 @@ impl ObjectDataset {
         }
     }
 
+    /// Bytes of the data files this version lists (one listing).
+    pub fn stored_bytes(&self) -> Result<u64> {
+        let prefix = format!("{}/", self.name);
+        let listed: std::collections::BTreeSet<&str> =
+            self.files.iter().map(String::as_str).collect();
+        Ok(self
+            .storage
+            .list(&prefix, None)?
+            .iter()
+            .filter(|m| {
+                let key = self.storage.key_of(m);
+                listed.contains(key.strip_prefix(&prefix).unwrap_or(&key))
+            })
+            .map(|m| m.size)
+            .sum())
+    }
+
     /// Removes the dataset: its pointer first (readers then find no
     /// dataset), then its records and data files.
     pub fn remove(&mut self, preserve_metadata: bool) -> Result<()> {
