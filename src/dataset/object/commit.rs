@@ -81,14 +81,20 @@ impl ObjectDataset {
                 std::thread::sleep(std::time::Duration::from_millis(pause));
             }
             let base = self.state.clone();
+            let base_files = self.files.clone();
             self.check_ordered_on(&req.ordered_on)?;
             let stored = self.schema()?;
             let prepared = prepare(&self.state, stored, &*self, &req, new.clone())?;
             match self.try_commit(prepared, &req)? {
                 Attempt::Committed | Attempt::Unchanged => return Ok(()),
                 Attempt::Lost { span } => {
-                    let winners = self.load_after()?;
-                    if let Some(why) = self.overlap(&base, &winners, span, &req) {
+                    let (winners, complete) = self.load_after()?;
+                    let why = if complete {
+                        self.overlap(&base, &winners, span, &req)
+                    } else {
+                        self.changed_since(&base, &base_files, span, &req)
+                    };
+                    if let Some(why) = why {
                         return Err(OupsError::CommitConflict(format!(
                             "another writer committed version {} of '{}' while this write was \
                              based on version {}, and {why}; nothing of this write was \
@@ -118,20 +124,32 @@ impl ObjectDataset {
 
     /// Moves to the newest record after the current version (the pointer may
     /// lag behind it), reading records one by one; returns them, oldest first.
-    pub(super) fn load_after(&mut self) -> Result<Vec<MetadataDoc>> {
+    /// The second part is false when some of them are gone (vacuumed): the
+    /// caller then only knows the newest state.
+    pub(super) fn load_after(&mut self) -> Result<(Vec<MetadataDoc>, bool)> {
         let mut v = self.state.version;
         let mut newer = Vec::new();
         while let Some(doc) = self.read_record(v + 1)? {
             v += 1;
             newer.push(doc);
         }
+        let before = self.state.version;
         match newer.last() {
             Some(doc) => self.install(doc.clone())?,
-            // The record that beat this write is gone (vacuumed or the
-            // dataset removed): start again from the pointer.
-            None => self.load_latest()?,
+            // The record after this one is gone (vacuumed, or the dataset
+            // removed): start again from the pointer and what it lists.
+            None => {
+                self.load_latest()?;
+                if self.state.version > before + 1 {
+                    let _ = self.load_after()?;
+                }
+            }
         }
-        Ok(newer)
+        let complete = newer
+            .last()
+            .is_some_and(|d| d.version == self.state.version)
+            || self.state.version <= before;
+        Ok((newer, complete))
     }
 
     /// Why the versions committed since `base` (`winners`) conflict with
@@ -175,6 +193,38 @@ impl ObjectDataset {
             }
         }
         None
+    }
+
+    /// [`Self::overlap`] when the versions in between are gone: any row
+    /// group that differs from `base`'s within this write's range, or a
+    /// changed metadata key, conflicts (a coarser test, never a looser one).
+    fn changed_since(
+        &self,
+        base: &State,
+        base_files: &[String],
+        span: Option<(u64, u64)>,
+        req: &WriteRequest,
+    ) -> Option<String> {
+        let why = "versions committed meanwhile were vacuumed, and the latest differs in this \
+                   write's range";
+        if let Some((lo, hi)) = span {
+            let named = |s: &State, f: &[String]| -> BTreeSet<(String, u64, u64)> {
+                s.row_groups
+                    .iter()
+                    .zip(f)
+                    .map(|(rg, f)| (f.clone(), rg.min, rg.max))
+                    .collect()
+            };
+            let before = named(base, base_files);
+            let after = named(&self.state, &self.files);
+            if before
+                .symmetric_difference(&after)
+                .any(|(_, min, max)| *min <= hi && lo <= *max)
+            {
+                return Some(why.into());
+            }
+        }
+        self.overlap(base, &[], None, req)
     }
 
     fn try_commit(&mut self, prepared: Prepared, req: &WriteRequest) -> Result<Attempt> {
@@ -318,7 +368,15 @@ impl ObjectDataset {
         let bytes = Bytes::from(metadata::encode(&doc)?);
         let key = self.record_key(next.version);
         crate::failpoint::hit("before_commit");
-        let won = self.create_record(&key, &bytes)?;
+        let mut won = self.create_record(&key, &bytes)?;
+        if won && self.newer_record_exists(&key)? {
+            // This version number was taken and vacuumed while this write
+            // was planned on an older version: the record just created would
+            // be a stale version nobody reads. It goes, and the write is
+            // planned again on the latest.
+            in_rounds(|| self.storage.delete_many(std::slice::from_ref(&key)))?;
+            won = false;
+        }
         if !won {
             let _ = self.storage.delete_many(&uploaded);
             return Ok(false);
@@ -335,6 +393,15 @@ impl ObjectDataset {
             }
         }
         Ok(true)
+    }
+
+    /// Whether a record after `key` exists (one listing from it). Asked
+    /// once this write's record exists, so a failed request is tried again
+    /// rather than leaving that record unaccounted for.
+    fn newer_record_exists(&self, key: &str) -> Result<bool> {
+        let prefix = self.versions_prefix();
+        let listed = in_rounds(|| self.storage.list(&prefix, Some(key)))?;
+        Ok(listed.iter().any(|m| self.storage.key_of(m).as_str() > key))
     }
 
     /// Creates the record `key` unless it exists: true if this write's record
@@ -519,6 +586,23 @@ impl ObjectDataset {
             versions_removed: dropped.into_iter().map(|(v, _)| v).collect(),
             files_removed: stale.len(),
         })
+    }
+}
+
+/// `op`, tried again in rounds (each with the client's own retries) while
+/// the store fails: for the steps after a commit point, whose outcome must
+/// not be left unknown for a passing failure.
+fn in_rounds<T>(mut op: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut attempt = 0;
+    loop {
+        match op() {
+            Err(OupsError::Storage { .. }) if attempt + 1 < POINTER_ATTEMPTS => {
+                attempt += 1;
+                let ceiling_ms = 10u64 << attempt.min(7);
+                std::thread::sleep(std::time::Duration::from_millis(write_tag() % ceiling_ms));
+            }
+            other => return other,
+        }
     }
 }
 

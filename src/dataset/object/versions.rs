@@ -102,7 +102,7 @@ impl ObjectDataset {
             if self.commit_state(next, files, how)? {
                 return Ok(());
             }
-            self.load_after()?;
+            let _ = self.load_after()?;
         }
         Err(OupsError::CommitConflict(format!(
             "'{}' is busy: {} attempts to commit each lost to another writer",
