@@ -222,6 +222,12 @@ def main() -> None:
             for lib in libs:
                 steps = LIBS[lib](server, f"{lib}-{r}", args.rows, args.target)
                 for step, run in steps.items():
+                    if lib == "oups" and "read" in step:
+                        # Read as another process would: without the
+                        # files this one wrote.
+                        from oups._oups import _forget_objects
+
+                        _forget_objects()
                     before = server.requests()
                     t0 = time.perf_counter()
                     run()

@@ -136,6 +136,8 @@ fn metadata_docs() -> Vec<MetadataDoc> {
             ],
             key_value_metadata: kvm,
             span: None,
+            tag: None,
+            lineage: Vec::new(),
         },
         MetadataDoc {
             ordered_on: serde_json::json!(["level0", "ts"]),
@@ -151,6 +153,8 @@ fn metadata_docs() -> Vec<MetadataDoc> {
             row_groups: vec![rg(0, 3, Value::from("-1.5"), Value::from("inf"))],
             key_value_metadata: Map::new(),
             span: None,
+            tag: None,
+            lineage: Vec::new(),
         },
         MetadataDoc {
             ordered_on: Value::from("k"),
@@ -166,6 +170,8 @@ fn metadata_docs() -> Vec<MetadataDoc> {
             row_groups: vec![],
             key_value_metadata: Map::new(),
             span: None,
+            tag: None,
+            lineage: Vec::new(),
         },
     ]
 }

@@ -8,7 +8,8 @@ conditional writes (``If-None-Match``) are atomic as S3's are: the tests that
 race writers test oups, not the server. ``--threaded`` serves requests in
 parallel, for benchmarks of one writer. ``GET /__requests__`` answers the
 number of S3 requests served so far (itself not counted), so that a
-benchmark can count the requests of any client. ``GET /__faults__?before=
+benchmark can count the requests of any client; ``GET /__log__`` answers
+them one per line (method and path) since the last ``/__log__``. ``GET /__faults__?before=
 <p>&after=<p>&seed=<n>`` makes that share of later requests fail with a 503
 before the server acts on them, or with a 500 after it has (the client then
 cannot tell whether the request took effect); ``before=0&after=0`` stops it.
@@ -27,6 +28,7 @@ from werkzeug.serving import run_simple
 
 COUNTER = itertools.count()
 SERVED = [0]
+LOG: list[str] = []
 FAULTS: dict[str, Any] = {"before": 0.0, "after": 0.0, "rng": random.Random(0)}
 
 
@@ -49,7 +51,13 @@ def counting(app: Any) -> Any:
             FAULTS["rng"] = random.Random(int(q.get("seed", 0)))
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [b"ok"]
+        if path == "/__log__":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            lines, LOG[:] = "\n".join(LOG), []
+            return [lines.encode()]
         SERVED[0] = next(COUNTER) + 1
+        query = environ.get("QUERY_STRING", "")
+        LOG.append(f"{environ.get('REQUEST_METHOD')} {path}{'?' + query if query else ''}")
         draw = FAULTS["rng"].random()
         if draw < FAULTS["before"]:
             return _error(start_response, "503 Slow Down", "SlowDown")

@@ -75,6 +75,14 @@ pub struct MetadataDoc {
     /// the race for this version checks its own rows against it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub span: Option<[Value; 2]>,
+    /// On object storage, a name no other commit has: a writer whose record
+    /// was created finds out whether the history kept it by this tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// On object storage, the tags of the versions before this one, the
+    /// parent first (a bounded number of them; "" for a version without tag).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lineage: Vec<String>,
     /// The header's format number (not part of the JSON).
     #[serde(skip)]
     pub format: u32,
@@ -199,6 +207,8 @@ mod tests {
             }],
             key_value_metadata: Map::new(),
             span: None,
+            tag: None,
+            lineage: Vec::new(),
         }
     }
 

@@ -152,6 +152,8 @@ impl State {
                 .collect(),
             key_value_metadata: self.key_value_metadata.clone(),
             span: None,
+            tag: None,
+            lineage: Vec::new(),
         }
     }
 }

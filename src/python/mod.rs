@@ -47,6 +47,7 @@ fn _oups(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dataset::metadata_path, m)?)?;
     m.add_function(wrap_pyfunction!(dataset::find_datasets, m)?)?;
     m.add_function(wrap_pyfunction!(object_dataset::find_datasets_url, m)?)?;
+    m.add_function(wrap_pyfunction!(object_dataset::_forget_objects, m)?)?;
     m.add_function(wrap_pyfunction!(staged::staged_begin, m)?)?;
     m.add_function(wrap_pyfunction!(staged::staged_plan, m)?)?;
     m.add_function(wrap_pyfunction!(staged::staged_write, m)?)?;

@@ -249,6 +249,13 @@ impl RawObjectDataset {
     }
 }
 
+/// Forgets the footers, data files and records this process kept of object
+/// storage, so that a benchmark reads as another process would.
+#[pyfunction]
+pub fn _forget_objects() {
+    crate::dataset::object::forget_objects();
+}
+
 /// The datasets below an object-storage URL, as prefixes relative to it.
 #[pyfunction]
 #[pyo3(signature = (url, storage_options=None))]

@@ -371,34 +371,27 @@ impl ObjectStorage {
         }
     }
 
-    /// Deletes the objects (missing ones are no error).
+    /// Deletes the objects (missing ones are no error), in bulk requests
+    /// of up to 1,000 keys where the store has them (S3 `DeleteObjects`).
     pub fn delete_many(&self, keys: &[String]) -> Result<()> {
         if keys.is_empty() {
             return Ok(());
         }
-        self.count(keys.len() as u64);
-        let targets: Vec<(String, ObjectPath)> =
-            keys.iter().map(|k| (k.clone(), self.path(k))).collect();
+        self.count(keys.len().div_ceil(1000) as u64);
+        let paths: Vec<object_store::Result<ObjectPath>> =
+            keys.iter().map(|k| Ok(self.path(k))).collect();
         let store = Arc::clone(&self.store);
         self.block_on(async move {
-            let mut pending = futures::stream::iter(targets.into_iter().map(|(key, path)| {
-                let store = Arc::clone(&store);
-                async move {
-                    match store.delete(&path).await {
-                        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                        Err(e) => Err((key, e)),
-                    }
+            let mut deleted = store.delete_stream(futures::stream::iter(paths).boxed());
+            while let Some(r) = deleted.next().await {
+                match r {
+                    Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
                 }
-            }))
-            .buffer_unordered(PARALLEL_REQUESTS);
-            while let Some(r) = pending.next().await {
-                r?;
             }
             Ok(())
         })
-        .map_err(|(key, e): (String, object_store::Error)| {
-            failure("cannot delete", self.url(&key), e)
-        })
+        .map_err(|e| failure("cannot delete", self.url(&keys[0]), e))
     }
 }
 

@@ -31,6 +31,16 @@ def _run(*args: object, env: dict[str, str] | None = None, timeout: float = 300)
     )
 
 
+def _write_keys_script(keys: list[int]) -> str:
+    """A program that writes rows with these keys `k` to the URL it is given."""
+    return (
+        "import sys, pandas as pd\n"
+        "from oups import write\n"
+        f"write(sys.argv[1], ordered_on='k', df=pd.DataFrame({{'k': {keys!r}}}),\n"
+        "      row_group_target_size=4)\n"
+    )
+
+
 def _chunks(out: str, status: str) -> set[int]:
     return {int(line.split()[1]) for line in out.splitlines() if line.startswith(status)}
 
@@ -137,14 +147,8 @@ def test_a_writer_killed_before_its_commit_leaves_the_previous_version(s3_server
 def test_a_writer_killed_after_its_commit_is_committed(s3_server):
     url = s3_server.url("committed") + "/ds"
     write(url, ordered_on="k", df=pd.DataFrame({"k": [1, 2]}), row_group_target_size=4)
-    script = (
-        "import sys, pandas as pd\n"
-        "from oups import write\n"
-        "write(sys.argv[1], ordered_on='k', df=pd.DataFrame({'k': [3, 4]}),\n"
-        "      row_group_target_size=4)\n"
-    )
     killed = subprocess.run(
-        [sys.executable, "-c", script, url],
+        [sys.executable, "-c", _write_keys_script([3, 4]), url],
         env={**os.environ, "OUPS_FAILPOINT": "after_commit"},
         capture_output=True,
     )
@@ -155,6 +159,43 @@ def test_a_writer_killed_after_its_commit_is_committed(s3_server):
     ds = OrderedParquetDataset(url)
     assert ds.to_pandas()["k"].tolist() == [1, 2, 3, 4, 5]
     assert ds.versions()["version"].tolist() == [1, 2, 3]
+
+
+@pytest.mark.skipif(not FAILPOINTS, reason="needs the test build (failpoints)")
+def test_a_version_planned_on_before_its_pointer_moved_is_kept(s3_server):
+    # A writer stalls between creating its record and moving the pointer;
+    # another writer, in another range, plans on that record and commits the
+    # next version. The first writer must then find its version in the
+    # history (it is), and neither retract it nor write its rows twice.
+    import time
+
+    url = s3_server.url("unpublished") + "/ds"
+    write(url, ordered_on="k", df=pd.DataFrame({"k": [1, 2]}), row_group_target_size=4)
+    stalled = subprocess.Popen(
+        [sys.executable, "-c", _write_keys_script([10, 11]), url],
+        env={**os.environ, "OUPS_FAILPOINT": "sleep=4000:after_commit"},
+        stderr=subprocess.PIPE,
+    )
+    try:
+        record = url.removeprefix(f"s3://{s3_server.bucket}/").replace("/ds", "/.ds.oups")
+        client = s3_server.client()
+        for _ in range(200):
+            listed = client.list_objects_v2(Bucket=s3_server.bucket, Prefix=record)
+            if len(listed.get("Contents", [])) == 2:
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the stalled writer never created its record")
+        # Readers still see version 1; this write plans on version 2.
+        assert OrderedParquetDataset(url).version == 1
+        write(url, ordered_on="k", df=pd.DataFrame({"k": [20]}), row_group_target_size=4)
+    finally:
+        _, err = stalled.communicate(timeout=120)
+    assert stalled.returncode == 0, err.decode()[-3000:]
+    ds = OrderedParquetDataset(url)
+    assert ds.version == 3
+    assert ds.versions()["version"].tolist() == [1, 2, 3]
+    assert ds.to_pandas()["k"].tolist() == [1, 2, 10, 11, 20]
 
 
 @pytest.mark.slow

@@ -108,12 +108,37 @@ def test_range_read_requests(s3_server):
     # footer and one request for the column chunks.
     url = s3_server.url("requests") + "/ds"
     write(url, ordered_on="t", df=frame(10_000), row_group_target_size=1_000)
+    # As another process would read it (this one keeps the files it wrote).
+    from oups._oups import _forget_objects
+
+    _forget_objects()
     ds = OrderedParquetDataset(url)
     opened = ds._raw.requests
     assert opened == 1
     got = ds.to_pandas(start=4_100, end_excl=4_200)
     assert got["t"].tolist() == list(range(4_100, 4_200))
     assert ds._raw.requests - opened <= 2
+
+
+def test_an_append_costs_four_requests(s3_server):
+    # Reading the pointer, the new data file, the record, the pointer: the
+    # tail row group it merges with is the one this process wrote, and a
+    # vacuum reads no record this process wrote.
+    url = s3_server.url("appends") + "/ds"
+    write(url, ordered_on="t", df=frame(1_000), row_group_target_size=400)
+    ds = OrderedParquetDataset(url)
+    ds.set_retention(keep_versions=5)
+    counts = []
+    for i in range(10):
+        before = ds._raw.requests
+        ds.write(df=frame(50, start=1_000 + 50 * i), row_group_target_size=400)
+        counts.append(ds._raw.requests - before)
+    vacuums = [c for i, c in enumerate(counts) if (i + 3) % 5 == 0]
+    assert [c for i, c in enumerate(counts) if (i + 3) % 5 != 0] == [4] * 8
+    # A vacuum adds its two listings (and a bulk delete of records).
+    assert all(c <= 4 + 4 for c in vacuums), counts
+    assert ds.to_pandas()["t"].tolist() == list(range(1_500))
+    assert ds.versions()["version"].tolist() == list(range(6, 13))
 
 
 def test_remove_from_disk(s3_server):

@@ -199,7 +199,7 @@ def write(
             show_progress,
             timeout,
             # A dataset opened here reads the latest version already.
-            refresh=ds is not dirpath,
+            refresh=ds is dirpath,
         )
 
 

@@ -74,11 +74,7 @@ impl ObjectDataset {
         }
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
-                // Writers that lost together would meet again at once:
-                // spread them over a growing, random pause.
-                let ceiling_ms = 10u64 << attempt.min(7);
-                let pause = write_tag() % ceiling_ms;
-                std::thread::sleep(std::time::Duration::from_millis(pause));
+                pause(attempt);
             }
             let base = self.state.clone();
             let base_files = self.files.clone();
@@ -306,6 +302,9 @@ impl ObjectDataset {
         if let Some(progress) = &req.progress {
             progress(0, rows);
         }
+        for (key, bytes) in new_files.iter().zip(&encoded) {
+            super::fetch::remember(&self.storage.url(key), bytes);
+        }
         self.storage
             .put_many(new_files.iter().cloned().zip(encoded).collect())?;
         crate::failpoint::hit("after_data_file");
@@ -365,26 +364,31 @@ impl ObjectDataset {
         if let (Some((lo, hi)), Some(kind)) = (span, next.kind()) {
             doc.span = Some([key_to_json(kind, lo), key_to_json(kind, hi)]);
         }
+        let tag = format!("{:016x}", write_tag());
+        doc.tag = Some(tag.clone());
+        doc.lineage = self.lineage.clone();
         let bytes = Bytes::from(metadata::encode(&doc)?);
         let key = self.record_key(next.version);
         crate::failpoint::hit("before_commit");
-        let mut won = self.create_record(&key, &bytes)?;
-        if won && self.newer_record_exists(&key)? {
-            // This version number was taken and vacuumed while this write
-            // was planned on an older version: the record just created would
-            // be a stale version nobody reads. It goes, and the write is
-            // planned again on the latest.
-            in_rounds(|| self.storage.delete_many(std::slice::from_ref(&key)))?;
-            won = false;
-        }
-        if !won {
+        if !self.create_record(&key, &bytes, &doc)? {
             let _ = self.storage.delete_many(&uploaded);
             return Ok(false);
         }
         crate::failpoint::hit("after_commit");
+        if !self.publish_pointer(&bytes, &doc)? {
+            // The record was created on a number whose first record had
+            // been vacuumed (or the dataset removed): no reader will ever
+            // reach it. It goes, and the write is planned again.
+            in_rounds(|| self.storage.delete_many(std::slice::from_ref(&key)))?;
+            let _ = self.storage.delete_many(&uploaded);
+            return Ok(false);
+        }
+        self.lineage = std::iter::once(tag)
+            .chain(doc.lineage)
+            .take(super::LINEAGE)
+            .collect();
         self.state = next;
         self.files = files;
-        self.publish_pointer(bytes)?;
         let keep = self.retention().keep_versions;
         // Vacuums are amortised: one every `keep` commits.
         if let Some(k) = keep.filter(|&k| k > 0) {
@@ -395,29 +399,24 @@ impl ObjectDataset {
         Ok(true)
     }
 
-    /// Whether a record after `key` exists (one listing from it). Asked
-    /// once this write's record exists, so a failed request is tried again
-    /// rather than leaving that record unaccounted for.
-    fn newer_record_exists(&self, key: &str) -> Result<bool> {
-        let prefix = self.versions_prefix();
-        let listed = in_rounds(|| self.storage.list(&prefix, Some(key)))?;
-        Ok(listed.iter().any(|m| self.storage.key_of(m).as_str() > key))
-    }
-
     /// Creates the record `key` unless it exists: true if this write's record
     /// is there afterwards, false if another writer's is. A request whose
     /// answer was lost may have taken effect, so failures are resolved by
     /// trying again (a create that did happen then finds its own record),
     /// never taken for a lost race.
-    fn create_record(&self, key: &str, bytes: &Bytes) -> Result<bool> {
+    fn create_record(&self, key: &str, bytes: &Bytes, doc: &MetadataDoc) -> Result<bool> {
         let mut failure = None;
         for attempt in 0..POINTER_ATTEMPTS {
             if attempt > 0 {
-                let ceiling_ms = 10u64 << attempt.min(7);
-                std::thread::sleep(std::time::Duration::from_millis(write_tag() % ceiling_ms));
+                pause(attempt);
             }
             let created = match self.storage.create(key, bytes.clone()) {
-                Ok(Created::New(_)) => return Ok(true),
+                Ok(Created::New(e_tag)) => {
+                    if let Some(t) = e_tag {
+                        self.remember_record(key, &t, doc);
+                    }
+                    return Ok(true);
+                }
                 Ok(Created::Exists) => self.storage.get(key),
                 Err(e) => Err(e),
             };
@@ -441,20 +440,30 @@ impl ObjectDataset {
         })
     }
 
-    /// Points `<name>_opdmd` at this object's version, unless a newer one is
-    /// there already (compare-and-swap on its entity tag). The version is
-    /// committed already; the pointer is what readers open, so failed
-    /// requests are tried again here beyond the client's own retries.
-    fn publish_pointer(&mut self, bytes: Bytes) -> Result<()> {
+    /// Points `<name>_opdmd` at the version just recorded (`doc`, encoded as
+    /// `bytes`) by compare-and-swap on the entity tag this object last saw.
+    /// True when that version is in the dataset's history (the pointer is
+    /// at it, or at a version that descends from it), false when it is not:
+    /// its number had been used by a version since vacuumed, or the dataset
+    /// was removed.
+    ///
+    /// Why a swap that succeeds proves the version kept: a vacuum deletes a
+    /// record only below the pointer's version as it last saw it, and the
+    /// pointer never moves back. The record for version `N + 1` of a write
+    /// planned on `N` could only have been taken and vacuumed if the pointer
+    /// had moved past `N + 1` in the meantime; the swap from the tag seen
+    /// with `N` then fails. When it fails, the pointer's version and lineage
+    /// tell which case this is; only then does the check cost requests.
+    fn publish_pointer(&mut self, bytes: &Bytes, doc: &MetadataDoc) -> Result<bool> {
         let mut failure = None;
         for attempt in 0..POINTER_ATTEMPTS {
             if attempt > 0 {
-                let ceiling_ms = 10u64 << attempt.min(7);
-                std::thread::sleep(std::time::Duration::from_millis(write_tag() % ceiling_ms));
+                pause(attempt);
             }
-            match self.try_publish(&bytes) {
-                Ok(true) => return Ok(()),
-                Ok(false) => {}
+            match self.try_publish(bytes, doc) {
+                Ok(Some(kept)) => return Ok(kept),
+                // The pointer moved, to an ancestor of this version.
+                Ok(None) => {}
                 Err(e @ OupsError::Storage { .. }) => failure = Some(e),
                 Err(e) => return Err(e),
             }
@@ -465,16 +474,16 @@ impl ObjectDataset {
             url: self.storage.url(&self.pointer_key()),
             kind: StorageFailure::Other,
             message: format!(
-                "version {} is committed, but readers opening the dataset see the version \
+                "version {} is recorded, but readers opening the dataset see the version \
                  before it until the next write ({why})",
-                self.state.version
+                doc.version
             ),
         })
     }
 
-    /// One round of [`Self::publish_pointer`]: true once the pointer is at
-    /// this version or a newer one.
-    fn try_publish(&mut self, bytes: &Bytes) -> Result<bool> {
+    /// One round of [`Self::publish_pointer`]: `None` when the pointer is
+    /// behind this version and is to be moved again.
+    fn try_publish(&mut self, bytes: &Bytes, doc: &MetadataDoc) -> Result<Option<bool>> {
         let key = self.pointer_key();
         let done = match &self.pointer_tag {
             Some(tag) => self.storage.replace(&key, bytes.clone(), tag)?,
@@ -485,17 +494,58 @@ impl ObjectDataset {
         };
         if let Some(tag) = done {
             self.pointer_tag = tag;
-            return Ok(true);
+            self.pointer_version = Some(doc.version);
+            return Ok(Some(true));
         }
-        match self.storage.get(&key)? {
-            Some((current, tag)) => {
-                self.pointer_tag = tag;
-                Ok(self.decode(&current, &key)?.version >= self.state.version)
+        let Some((current, tag)) = self.storage.get(&key)? else {
+            // Removed since this write read it.
+            self.pointer_tag = None;
+            self.pointer_version = None;
+            return Ok(Some(false));
+        };
+        let seen = self.decode(&current, &key)?;
+        self.pointer_tag = tag;
+        self.pointer_version = Some(seen.version);
+        let ours = doc.tag.as_deref().unwrap_or_default();
+        let theirs = seen.tag.as_deref().unwrap_or_default();
+        Ok(match seen.version.cmp(&doc.version) {
+            std::cmp::Ordering::Equal => Some(theirs == ours),
+            std::cmp::Ordering::Greater => {
+                let back = (seen.version - doc.version - 1) as usize;
+                match seen.lineage.get(back) {
+                    Some(t) => Some(t == ours),
+                    None => Some(self.successor_descends(doc.version, ours)?),
+                }
             }
-            None => {
-                self.pointer_tag = None;
-                Ok(false)
+            // Behind: it must be an ancestor of this version (otherwise the
+            // dataset was removed and written again).
+            std::cmp::Ordering::Less => {
+                let back = (doc.version - seen.version - 1) as usize;
+                if doc.lineage.get(back).map(String::as_str) == Some(theirs) {
+                    None
+                } else {
+                    Some(false)
+                }
             }
+        })
+    }
+
+    /// Whether the record after `version` was planned on the version tagged
+    /// `tag`: asked when the pointer has moved further past this write's
+    /// version than a lineage reaches.
+    fn successor_descends(&self, version: u64, tag: &str) -> Result<bool> {
+        match self.read_record(version + 1)? {
+            Some(next) => Ok(next.lineage.first().map(String::as_str) == Some(tag)),
+            None => Err(OupsError::Storage {
+                op: "cannot commit",
+                url: self.url(),
+                kind: StorageFailure::Other,
+                message: format!(
+                    "whether version {version} is in the history is unknown: the versions after \
+                     it were vacuumed before this write could check; open the dataset again and \
+                     look at its versions"
+                ),
+            }),
         }
     }
 
@@ -508,43 +558,32 @@ impl ObjectDataset {
     /// dropped versions, and those of writers that never committed).
     pub fn vacuum(&mut self, retention: Retention) -> Result<VacuumReport> {
         self.refuse_fixed("vacuum")?;
-        let listed = self.storage.list(&self.versions_prefix(), None)?;
-        let prefix = self.versions_prefix();
+        let versions = self.listed_records()?;
         let now = chrono_now_seconds();
-        let mut versions: Vec<(u64, f64, String)> = listed
-            .iter()
-            .filter_map(|m| {
-                let key = self.storage.key_of(m);
-                let v = key
-                    .strip_prefix(&prefix)?
-                    .strip_prefix("v_")?
-                    .parse()
-                    .ok()?;
-                Some((v, m.last_modified.timestamp_millis() as f64 / 1e3, key))
-            })
-            .collect();
-        versions.sort_by_key(|v| v.0);
-        let latest = versions.last().map_or(0, |v| v.0);
+        let latest = versions.last().map_or(0, |l| l.version);
         let n = versions.len();
         let kept: Vec<bool> = versions
             .iter()
             .enumerate()
-            .map(|(i, (v, _, _))| {
+            .map(|(i, l)| {
+                let v = l.version;
                 let by_count = retention.keep_versions.is_none_or(|k| (n - i) as u64 <= k);
                 // A version is superseded when the next one is committed.
-                let superseded = versions.get(i + 1).map_or(now, |next| next.1);
+                let superseded = versions.get(i + 1).map_or(now, |next| next.modified);
                 let by_age = retention.keep_seconds.is_some_and(|s| now - superseded < s);
-                *v == latest
+                v == latest
+                    // Only records below the pointer may go (`publish_pointer`).
+                    || self.pointer_version.is_none_or(|p| v >= p)
                     || (retention.keep_versions.is_none() && retention.keep_seconds.is_none())
                     || by_count && retention.keep_versions.is_some()
                     || by_age
-                    || retention.pinned.contains(v)
+                    || retention.pinned.contains(&v)
             })
             .collect();
         let mut keep_files: BTreeSet<String> = BTreeSet::new();
-        for ((v, _, _), &k) in versions.iter().zip(&kept) {
+        for (listed, &k) in versions.iter().zip(&kept) {
             if k {
-                if let Some(doc) = self.read_record(*v)? {
+                if let Some(doc) = self.read_listed(listed)? {
                     for r in doc.row_groups {
                         keep_files.insert(
                             r.file
@@ -559,7 +598,7 @@ impl ObjectDataset {
             .iter()
             .zip(&kept)
             .filter(|(_, &k)| !k)
-            .map(|((v, _, key), _)| (*v, key.clone()))
+            .map(|(l, _)| (l.version, l.key.clone()))
             .collect();
         // Records first: no reader then finds a record whose files are gone.
         let record_keys: Vec<String> = dropped.iter().map(|(_, k)| k.clone()).collect();
@@ -598,12 +637,18 @@ fn in_rounds<T>(mut op: impl FnMut() -> Result<T>) -> Result<T> {
         match op() {
             Err(OupsError::Storage { .. }) if attempt + 1 < POINTER_ATTEMPTS => {
                 attempt += 1;
-                let ceiling_ms = 10u64 << attempt.min(7);
-                std::thread::sleep(std::time::Duration::from_millis(write_tag() % ceiling_ms));
+                pause(attempt);
             }
             other => return other,
         }
     }
+}
+
+/// A random pause that grows with `attempt`: writers that lost together
+/// would otherwise meet again at once.
+fn pause(attempt: usize) {
+    let ceiling_ms = 10u64 << attempt.min(7);
+    std::thread::sleep(std::time::Duration::from_millis(write_tag() % ceiling_ms));
 }
 
 fn chrono_now_seconds() -> f64 {

@@ -10,6 +10,7 @@ use arrow_schema::SchemaRef;
 use bytes::Bytes;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
+use super::memo::Memo;
 use crate::dataset::parquet_io::read_mapped;
 use crate::error::{OupsError, Result};
 use crate::storage::ObjectStorage;
@@ -35,37 +36,49 @@ fn corrupt(storage: &ObjectStorage, key: &str, why: impl Into<String>) -> OupsEr
     OupsError::corrupt(&PathBuf::from(storage.url(key)), why)
 }
 
-/// Tails fetched by this process, by URL: data files are never overwritten
-/// (each write names its own), so a tail once read stays true. Bounded: the
-/// oldest half goes when it is full.
-fn cached(url: &str, fetch: impl FnOnce() -> Result<Tail>) -> Result<Tail> {
-    use std::collections::{BTreeMap, VecDeque};
-    use std::sync::{Mutex, OnceLock};
-    const ENTRIES: usize = 4096;
-    type Cache = (BTreeMap<String, Tail>, VecDeque<String>);
-    static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(t) = cache.lock().unwrap_or_else(|p| p.into_inner()).0.get(url) {
-        return Ok(t.clone());
+/// Tails fetched by this process, by URL.
+static TAILS: Memo<Tail> = Memo::new(64 << 20, |t| t.bytes.len());
+
+/// Data files this process wrote, by URL, so that a process that appends
+/// does not download again the tail row group it wrote the step before.
+static WRITTEN: Memo<Bytes> = Memo::new(64 << 20, Bytes::len);
+
+/// Files larger than this are not kept in [`WRITTEN`]: a bulk write would
+/// only push out the small tail files that appends read back.
+const REMEMBERED_FILE: usize = 8 << 20;
+
+/// Keeps a copy of a data file this process is writing.
+pub fn remember(url: &str, bytes: &Bytes) {
+    if bytes.len() <= REMEMBERED_FILE {
+        WRITTEN.put(url, bytes.clone());
     }
-    let tail = fetch()?;
-    let mut guard = cache.lock().unwrap_or_else(|p| p.into_inner());
-    let (map, order) = &mut *guard;
-    if map.len() >= ENTRIES {
-        for old in order.drain(..ENTRIES / 2) {
-            map.remove(&old);
-        }
-    }
-    if map.insert(url.to_string(), tail.clone()).is_none() {
-        order.push_back(url.to_string());
-    }
-    Ok(tail)
+}
+
+/// Forgets the footers and files this process kept.
+pub fn forget() {
+    TAILS.clear();
+    WRITTEN.clear();
+}
+
+/// A file [`remember`]ed by this process.
+pub fn recall(url: &str) -> Option<Bytes> {
+    WRITTEN.get(url)
 }
 
 /// The last bytes of `key`, enough to hold its footer (from this process's
 /// cache when it read them before).
 pub fn tail(storage: &ObjectStorage, key: &str) -> Result<Tail> {
-    cached(&storage.url(key), || fetch_tail(storage, key))
+    let url = storage.url(key);
+    if let Some(bytes) = recall(&url) {
+        let size = bytes.len() as u64;
+        return Ok(Tail { bytes, size });
+    }
+    if let Some(t) = TAILS.get(&url) {
+        return Ok(t);
+    }
+    let t = fetch_tail(storage, key)?;
+    TAILS.put(&url, t.clone());
+    Ok(t)
 }
 
 fn fetch_tail(storage: &ObjectStorage, key: &str) -> Result<Tail> {

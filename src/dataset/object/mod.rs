@@ -15,6 +15,7 @@
 
 mod commit;
 mod fetch;
+mod memo;
 mod versions;
 
 use std::collections::BTreeMap;
@@ -40,6 +41,30 @@ use crate::storage::{Location, ObjectStorage};
 
 pub use commit::MAX_ATTEMPTS;
 
+/// How many ancestors' tags a record carries: how far the pointer may have
+/// moved on past a commit before its writer checks that it was kept.
+const LINEAGE: usize = 64;
+
+/// Records read or written by this process, by URL and entity tag.
+static RECORDS: memo::Memo<MetadataDoc> =
+    memo::Memo::new(16 << 20, |d| 512 + 192 * d.row_groups.len());
+
+/// Forgets what this process kept of the objects it read and wrote, as if
+/// it were another process (for benchmarks of a reader).
+pub fn forget_objects() {
+    fetch::forget();
+    RECORDS.clear();
+}
+
+/// A version's record as a listing shows it.
+struct Listed {
+    version: u64,
+    e_tag: Option<String>,
+    /// When it was written (seconds since the epoch, the store's clock).
+    modified: f64,
+    key: String,
+}
+
 /// One dataset on object storage, seen at one committed version.
 pub struct ObjectDataset {
     /// The store at the dataset's parent prefix.
@@ -50,6 +75,12 @@ pub struct ObjectDataset {
     files: Vec<String>,
     /// The entity tag of `<name>_opdmd` as last read or written.
     pointer_tag: Option<String>,
+    /// The version `<name>_opdmd` held when last read or written: records
+    /// before it are the only ones a vacuum may delete (see `commit.rs`).
+    pointer_version: Option<u64>,
+    /// The tags of `state`'s version and of those before it, newest first
+    /// (at most [`LINEAGE`]).
+    lineage: Vec<String>,
     fixed: bool,
     /// The schema of the first data file, by that file's name.
     schema: Option<(String, SchemaRef)>,
@@ -71,6 +102,8 @@ impl ObjectDataset {
             state: State::new(ordered_on.clone()),
             files: Vec::new(),
             pointer_tag: None,
+            pointer_version: None,
+            lineage: Vec::new(),
             fixed: !matches!(pin, Pin::Latest),
             schema: None,
         };
@@ -144,8 +177,13 @@ impl ObjectDataset {
     }
 
     fn read_record(&self, version: u64) -> Result<Option<MetadataDoc>> {
+        Ok(self.fetch_record(version)?.map(|(doc, _)| doc))
+    }
+
+    /// The record of `version` with its entity tag.
+    fn fetch_record(&self, version: u64) -> Result<Option<(MetadataDoc, Option<String>)>> {
         let key = self.record_key(version);
-        let Some((bytes, _)) = self.storage.get(&key)? else {
+        let Some((bytes, e_tag)) = self.storage.get(&key)? else {
             return Ok(None);
         };
         let doc = self.decode(&bytes, &key)?;
@@ -158,7 +196,26 @@ impl ObjectDataset {
                 ),
             ));
         }
-        Ok(Some(doc))
+        if let Some(t) = &e_tag {
+            self.remember_record(&key, t, &doc);
+        }
+        Ok(Some((doc, e_tag)))
+    }
+
+    /// A listed record, from this process's memory when it read or wrote
+    /// that very object (same entity tag) before.
+    fn read_listed(&self, listed: &Listed) -> Result<Option<MetadataDoc>> {
+        if let Some(t) = &listed.e_tag {
+            let id = format!("{}#{t}", self.storage.url(&listed.key));
+            if let Some(doc) = RECORDS.get(&id) {
+                return Ok(Some(doc));
+            }
+        }
+        self.read_record(listed.version)
+    }
+
+    fn remember_record(&self, key: &str, e_tag: &str, doc: &MetadataDoc) {
+        RECORDS.put(&format!("{}#{e_tag}", self.storage.url(key)), doc.clone());
     }
 
     /// Makes `doc` the version this object reads.
@@ -169,6 +226,10 @@ impl ObjectDataset {
             .map(|r| r.file.clone().unwrap_or_else(|| file_name(r.file_id)))
             .collect();
         let path = PathBuf::from(self.url());
+        self.lineage = std::iter::once(doc.tag.clone().unwrap_or_default())
+            .chain(doc.lineage.iter().cloned())
+            .take(LINEAGE)
+            .collect();
         self.state = State::from_doc(doc, &path)?;
         self.files = files;
         self.schema = None;
@@ -184,12 +245,14 @@ impl ObjectDataset {
             Some((bytes, tag)) => {
                 let doc = self.decode(&bytes, &key)?;
                 self.pointer_tag = tag;
+                self.pointer_version = Some(doc.version);
                 if doc.version != self.state.version || !self.state.exists {
                     self.install(doc)?;
                 }
             }
             None => {
                 self.pointer_tag = None;
+                self.pointer_version = None;
                 let ordered_on = self.state.ordered_on.clone();
                 match self.listed_versions()?.last() {
                     Some(&v) => match self.read_record(v)? {
@@ -211,20 +274,38 @@ impl ObjectDataset {
         };
         self.state = State::new(keep);
         self.files.clear();
+        self.lineage.clear();
     }
 
     /// Versions with a record, oldest first (one listing).
     fn listed_versions(&self) -> Result<Vec<u64>> {
+        Ok(self.listed_records()?.iter().map(|l| l.version).collect())
+    }
+
+    /// The records there are, oldest first (one listing).
+    fn listed_records(&self) -> Result<Vec<Listed>> {
         let prefix = self.versions_prefix();
-        Ok(self
+        let mut listed: Vec<Listed> = self
             .storage
             .list(&prefix, None)?
-            .iter()
+            .into_iter()
             .filter_map(|m| {
-                let key = self.storage.key_of(m);
-                key.strip_prefix(&prefix)?.strip_prefix("v_")?.parse().ok()
+                let key = self.storage.key_of(&m);
+                let version = key
+                    .strip_prefix(&prefix)?
+                    .strip_prefix("v_")?
+                    .parse()
+                    .ok()?;
+                Some(Listed {
+                    version,
+                    e_tag: m.e_tag,
+                    modified: m.last_modified.timestamp_millis() as f64 / 1e3,
+                    key,
+                })
             })
-            .collect())
+            .collect();
+        listed.sort_by_key(|l| l.version);
+        Ok(listed)
     }
 
     fn version_as_of(&self, t: i64) -> Result<u64> {
@@ -348,7 +429,21 @@ impl ObjectDataset {
 
     fn fetch_whole(&self, selected: &[(RowGroup, String)]) -> Result<Vec<RecordBatch>> {
         let keys: Vec<String> = selected.iter().map(|(_, f)| self.data_key(f)).collect();
-        let fetched = self.storage.get_many(&keys)?;
+        // Files this process wrote are taken from memory; the rest fetched.
+        let mut fetched: Vec<Option<Bytes>> = keys
+            .iter()
+            .map(|k| fetch::recall(&self.storage.url(k)))
+            .collect();
+        let missing: Vec<String> = keys
+            .iter()
+            .zip(&fetched)
+            .filter(|(_, b)| b.is_none())
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut got = self.storage.get_many(&missing)?.into_iter();
+        for slot in fetched.iter_mut().filter(|b| b.is_none()) {
+            *slot = got.next().flatten();
+        }
         let jobs: Vec<(&(RowGroup, String), &String, Option<Bytes>)> = selected
             .iter()
             .zip(&keys)
@@ -506,6 +601,8 @@ impl ObjectDataset {
         self.files.clear();
         self.schema = None;
         self.pointer_tag = None;
+        self.pointer_version = None;
+        self.lineage.clear();
         Ok(())
     }
 }

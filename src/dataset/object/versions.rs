@@ -12,9 +12,9 @@ impl ObjectDataset {
     /// Every kept version, oldest first: one listing, then each record.
     pub fn versions(&self) -> Result<Vec<VersionInfo>> {
         let mut out = Vec::new();
-        for v in self.listed_versions()? {
-            if let Some(doc) = self.read_record(v)? {
-                let path = PathBuf::from(self.storage.url(&self.record_key(v)));
+        for listed in self.listed_records()? {
+            if let Some(doc) = self.read_listed(&listed)? {
+                let path = PathBuf::from(self.storage.url(&listed.key));
                 out.push(info(&State::from_doc(doc, &path)?));
             }
         }
