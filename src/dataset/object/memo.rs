@@ -87,9 +87,12 @@ mod tests {
         assert_eq!(memo.get("b").map(|v| v.len()), Some(4));
         memo.put("huge", vec![0; 11]);
         assert!(memo.get("huge").is_none());
-        // Replacing an entry does not count it twice.
+        // Replacing an entry does not count it twice: b (4) and c (6) fit.
         memo.put("c", vec![0; 6]);
-        assert_eq!(memo.get("b").map(|v| v.len()), None);
+        assert_eq!(memo.get("b").map(|v| v.len()), Some(4));
         assert_eq!(memo.get("c").map(|v| v.len()), Some(6));
+        memo.put("c", vec![0; 7]);
+        assert!(memo.get("b").is_none());
+        assert_eq!(memo.get("c").map(|v| v.len()), Some(7));
     }
 }
