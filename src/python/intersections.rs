@@ -12,7 +12,40 @@ use crate::python::convert::PyBound;
 use crate::python::dataset::RawDataset;
 use crate::python::errors::run;
 use crate::python::handover::{split, Split};
+use crate::python::object_dataset::RawObjectDataset;
 use crate::store::intersections::Intersections;
+use crate::store::sources::Source;
+
+/// A dataset of `RawIntersections`: local or on object storage.
+#[derive(FromPyObject)]
+enum AnyDataset<'py> {
+    Local(PyRef<'py, RawDataset>),
+    Object(PyRef<'py, RawObjectDataset>),
+}
+
+/// What of an [`AnyDataset`] may cross to the thread without the GIL.
+enum Native<'a> {
+    Local(&'a RawDataset),
+    Object(&'a RawObjectDataset),
+}
+
+impl AnyDataset<'_> {
+    fn native(&self) -> Native<'_> {
+        match self {
+            AnyDataset::Local(raw) => Native::Local(raw),
+            AnyDataset::Object(raw) => Native::Object(raw),
+        }
+    }
+}
+
+impl Native<'_> {
+    fn source(&self) -> crate::error::Result<Option<Source>> {
+        Ok(match self {
+            Native::Local(raw) => raw.snapshot()?.map(Source::Local),
+            Native::Object(raw) => raw.snapshot()?.map(Source::Object),
+        })
+    }
+}
 
 /// One dataset's rows in a chunk, led by its position in `datasets`.
 type Part<'py> = Bound<'py, PyTuple>;
@@ -28,18 +61,21 @@ impl RawIntersections {
     #[pyo3(signature = (datasets, names, n_prev, start=None, end_excl=None))]
     fn new(
         py: Python<'_>,
-        datasets: Vec<Option<PyRef<'_, RawDataset>>>,
+        datasets: Vec<Option<AnyDataset<'_>>>,
         names: Vec<String>,
         n_prev: Vec<usize>,
         start: Option<PyBound>,
         end_excl: Option<PyBound>,
     ) -> PyResult<Self> {
-        let raws: Vec<Option<&RawDataset>> = datasets.iter().map(|d| d.as_deref()).collect();
+        let natives: Vec<Option<Native<'_>>> = datasets
+            .iter()
+            .map(|d| d.as_ref().map(AnyDataset::native))
+            .collect();
         let inner = run(py, || {
-            let mut snaps = Vec::with_capacity(raws.len());
-            for raw in &raws {
+            let mut snaps = Vec::with_capacity(natives.len());
+            for raw in &natives {
                 snaps.push(match raw {
-                    Some(raw) => raw.snapshot()?,
+                    Some(raw) => raw.source()?,
                     None => None,
                 });
             }

@@ -11,7 +11,7 @@ use pyo3_arrow::input::AnyRecordBatch;
 use pyo3_arrow::PyTable;
 
 use crate::dataset::bounds::key_range;
-use crate::dataset::object::ObjectDataset;
+use crate::dataset::object::{ObjectDataset, ObjectSnapshot};
 use crate::dataset::retention::Retention;
 use crate::dataset::stats_batch;
 use crate::dataset::versions::versions_batch;
@@ -27,6 +27,10 @@ pub struct RawObjectDataset {
 }
 
 impl RawObjectDataset {
+    pub(crate) fn snapshot(&self) -> crate::error::Result<Option<ObjectSnapshot>> {
+        self.lock().snapshot()
+    }
+
     fn lock(&self) -> MutexGuard<'_, ObjectDataset> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -282,6 +282,43 @@ impl ObjectStorage {
         })
     }
 
+    /// Starts uploading `bytes` to `key` while the caller goes on (say,
+    /// encoding the next file); [`Self::finish_puts`] waits for them.
+    pub fn start_put(&self, key: String, bytes: Bytes) -> StartedPut {
+        self.count(if bytes.len() > PART_SIZE {
+            2 + bytes.len().div_ceil(PART_SIZE) as u64
+        } else {
+            1
+        });
+        let store = Arc::clone(&self.store);
+        let path = self.path(&key);
+        let handle = runtime().spawn(async move {
+            // The permit bounds the uploads in flight, as `put_many` does.
+            let _permit = upload_slots().acquire().await;
+            upload(store.as_ref(), &path, bytes).await
+        });
+        StartedPut { key, handle }
+    }
+
+    /// Waits for uploads begun by [`Self::start_put`]; the first failure
+    /// is returned once all have ended.
+    pub fn finish_puts(&self, started: Vec<StartedPut>) -> Result<()> {
+        self.block_on(async move {
+            let mut first: Option<OupsError> = None;
+            for put in started {
+                let outcome = match put.handle.await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(failure("cannot write", self.url(&put.key), e)),
+                    Err(e) => Some(OupsError::Internal(format!("an upload task failed: {e}"))),
+                };
+                if first.is_none() {
+                    first = outcome;
+                }
+            }
+            first.map_or(Ok(()), Err)
+        })
+    }
+
     /// Creates `key` only if no object is there: the conditional put
     /// (`If-None-Match: *`) that commits a version.
     pub fn create(&self, key: &str, bytes: Bytes) -> Result<Created> {
@@ -396,6 +433,17 @@ impl ObjectStorage {
 }
 
 /// One object, in parts when it is large.
+/// An upload under way (see [`ObjectStorage::start_put`]).
+pub struct StartedPut {
+    key: String,
+    handle: tokio::task::JoinHandle<std::result::Result<(), object_store::Error>>,
+}
+
+fn upload_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(PARALLEL_REQUESTS);
+    &SLOTS
+}
+
 async fn upload(
     store: &dyn ObjectStore,
     path: &ObjectPath,

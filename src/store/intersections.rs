@@ -6,6 +6,7 @@
 //! one group in memory, and the next group needed by the whole iteration is
 //! read ahead on another thread while the caller works on the current chunk.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -13,11 +14,12 @@ use arrow_array::RecordBatch;
 use arrow_schema::DataType;
 
 use crate::dataset::bounds::{key_range, PhysicalBound};
-use crate::dataset::contiguous::{populate_read, read_joined_private};
+use crate::dataset::contiguous::populate_read;
 use crate::dataset::ordered_key::count_below;
-use crate::dataset::range_read::{KeyRange, Snapshot};
+use crate::dataset::range_read::KeyRange;
 use crate::dataset::state::RowGroup;
 use crate::error::{OupsError, Result};
+use crate::store::sources::Source;
 
 /// Consecutive row groups `rgs` with `min_i == max_{i-1}`, spanning `[min, max]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,7 +180,7 @@ fn domain(dt: &DataType) -> String {
 }
 
 pub struct Intersections {
-    sources: Vec<Option<Arc<Snapshot>>>,
+    sources: Vec<Option<Arc<Source>>>,
     plan: Plan,
     range: KeyRange,
     n_prev: Vec<usize>,
@@ -189,23 +191,13 @@ pub struct Intersections {
     chunk: usize,
 }
 
-/// Loads the files of a group. `whole`: all its rows will be handed out, so
-/// its pages are mapped in at once (on the read-ahead thread); otherwise they
-/// are mapped as chunks hand them over, since a range read may take a few
-/// rows of a large file.
-fn load_group(snap: &Snapshot, group: usize, rgs: &[RowGroup], whole: bool) -> Result<Loaded> {
-    let paths = snap.paths(rgs);
-    let (batch, private) = snap.checked(read_joined_private(
-        &paths,
-        rgs,
-        &snap.schema,
-        Some(snap.ordered_index),
-        whole,
-    ))?;
+/// Loads row groups `rgs` of a source as group `group` (see [`Source::load`]).
+fn load_group(src: &Source, group: usize, rgs: Range<usize>, whole: bool) -> Result<Loaded> {
+    let (batch, private) = src.load(rgs, whole)?;
     Ok(Loaded {
         group,
         batch,
-        ordered: snap.ordered_index,
+        ordered: src.ordered_index(),
         private,
         consumed: 0,
         populated: whole,
@@ -218,7 +210,7 @@ impl Intersections {
     /// i's first chunk when `start` is set. The ordered columns must compare
     /// with each other and with the bounds.
     pub fn new(
-        sources: Vec<Option<Snapshot>>,
+        sources: Vec<Option<Source>>,
         names: &[String],
         n_prev: Vec<usize>,
         start: Option<PhysicalBound>,
@@ -228,14 +220,14 @@ impl Intersections {
         for (i, s) in sources.iter().enumerate() {
             let Some(s) = s else { continue };
             match first {
-                None => first = Some((i, &s.ordered_type)),
-                Some((j, dt)) if domain(dt) != domain(&s.ordered_type) => {
+                None => first = Some((i, s.ordered_type())),
+                Some((j, dt)) if domain(dt) != domain(s.ordered_type()) => {
                     let name = |k: usize| names.get(k).map_or("?", String::as_str);
                     return Err(OupsError::SchemaMismatch(format!(
                         "the ordered columns cannot be compared: '{}' is {dt}, but '{}' is {}",
                         name(j),
                         name(i),
-                        s.ordered_type
+                        s.ordered_type()
                     )));
                 }
                 _ => {}
@@ -248,14 +240,11 @@ impl Intersections {
         Ok(Self::over(sources, range, n_prev))
     }
 
-    fn over(sources: Vec<Option<Snapshot>>, range: KeyRange, n_prev: Vec<usize>) -> Self {
+    fn over(sources: Vec<Option<Source>>, range: KeyRange, n_prev: Vec<usize>) -> Self {
         let empty: Vec<RowGroup> = Vec::new();
         let rgs: Vec<&[RowGroup]> = sources
             .iter()
-            .map(|s| {
-                s.as_ref()
-                    .map_or(empty.as_slice(), |s| s.row_groups.as_slice())
-            })
+            .map(|s| s.as_ref().map_or(empty.as_slice(), |s| s.row_groups()))
             .collect();
         let plan = plan(&rgs, range);
         let schedule = plan.schedule();
@@ -277,7 +266,7 @@ impl Intersections {
         &self.plan
     }
 
-    fn snapshot(&self, source: usize) -> Arc<Snapshot> {
+    fn source(&self, source: usize) -> Arc<Source> {
         // Participants always have row groups, hence a snapshot.
         Arc::clone(
             self.sources[source]
@@ -286,11 +275,9 @@ impl Intersections {
         )
     }
 
-    fn group_rgs(&self, p: usize, g: usize) -> (Arc<Snapshot>, Vec<RowGroup>) {
+    fn group_rgs(&self, p: usize, g: usize) -> (Arc<Source>, Range<usize>) {
         let part = &self.plan.participants[p];
-        let snap = self.snapshot(part.source);
-        let rgs = snap.row_groups[part.groups[g].rgs.clone()].to_vec();
-        (snap, rgs)
+        (self.source(part.source), part.groups[g].rgs.clone())
     }
 
     /// Whether all rows of group `g` of participant `p` lie in the range.
@@ -306,9 +293,9 @@ impl Intersections {
             return;
         }
         if let Some(&(_, p, g)) = self.schedule.get(self.next_load) {
-            let (snap, rgs) = self.group_rgs(p, g);
+            let (src, rgs) = self.group_rgs(p, g);
             let whole = self.within_range(p, g);
-            let handle = std::thread::spawn(move || load_group(&snap, g, &rgs, whole));
+            let handle = std::thread::spawn(move || load_group(&src, g, rgs, whole));
             self.prefetch = Some((p, g, handle));
         }
     }
@@ -322,8 +309,8 @@ impl Intersections {
                 });
             }
         }
-        let (snap, rgs) = self.group_rgs(p, g);
-        load_group(&snap, g, &rgs, self.within_range(p, g))
+        let (src, rgs) = self.group_rgs(p, g);
+        load_group(&src, g, rgs, self.within_range(p, g))
     }
 
     /// Prepends the rows just before `start` from earlier row groups when the
@@ -339,21 +326,21 @@ impl Intersections {
             return Ok(loaded);
         }
         let missing = n - before;
-        let snap = &self.snapshot(part.source);
+        let src = &self.source(part.source);
         let first_rg = part.groups[loaded.group].rgs.start;
         let mut from = first_rg;
         let mut got = 0usize;
         while from > 0 && got < missing {
             from -= 1;
-            got += snap.row_groups[from].n_rows as usize;
+            got += src.row_groups()[from].n_rows as usize;
         }
         if from == first_rg {
             return Ok(loaded);
         }
-        let earlier = load_group(snap, loaded.group, &snap.row_groups[from..first_rg], false)?;
+        let earlier = load_group(src, loaded.group, from..first_rg, false)?;
         let skip = got.saturating_sub(missing);
         let tail = earlier.batch.slice(skip, got - skip);
-        loaded.batch = crate::dictionaries::concat(&snap.schema, &[tail, loaded.batch])?;
+        loaded.batch = crate::dictionaries::concat(&loaded.batch.schema(), &[tail, loaded.batch])?;
         // Concatenated into memory of the Arrow allocator: not a mapping.
         loaded.private.fill(false);
         Ok(loaded)

@@ -4,3 +4,4 @@ pub mod discover;
 pub mod intersections;
 pub mod key_schema;
 pub mod snapshots;
+pub mod sources;

@@ -185,8 +185,6 @@ def test_store_features_not_on_object_storage_say_so(s3_server):
     assert store.is_remote and store.basepath == base and store.snapshots() == []
     with pytest.raises(InvalidParameterError, match="snapshots is not available yet"):
         store.snapshot("v1")
-    with pytest.raises(InvalidParameterError, match="iter_intersections is not available yet"):
-        list(store.iter_intersections([K("a")]))
     with pytest.raises(InvalidParameterError, match="a snapshot store is not available yet"):
         Store(base, K, snapshot="v1")
     with pytest.raises(InvalidParameterError, match="oups.dask.read is not available yet"):

@@ -384,7 +384,7 @@ class Store(Snapshots, DaskFrames):
             if prange.empty:
                 return
             raw = RawIntersections(
-                [None if ds is None else ds._local_raw("iter_intersections") for ds in datasets],
+                [None if ds is None else ds._raw for ds in datasets],
                 [str(k) for k in key_list],
                 n_prevs if start is not None else [0] * len(key_list),
                 prange.start,

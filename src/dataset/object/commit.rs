@@ -288,7 +288,12 @@ impl ObjectDataset {
             .zip(&new_files)
             .map(|(&(c, before), key)| (c, before, key))
             .collect();
-        let encoded = parallel_map(&jobs, |&(c, before, key)| {
+        if let Some(progress) = &req.progress {
+            progress(0, rows);
+        }
+        // Each file is uploaded as soon as it is encoded, while the next
+        // ones are encoded.
+        let started = parallel_map(&jobs, |&(c, before, key)| {
             let NewRowGroup::Encoded(chunk) = &chunks[c] else {
                 return Err(OupsError::Internal(
                     "a spliced row group on object storage".into(),
@@ -297,16 +302,13 @@ impl ObjectDataset {
             let mut out = Vec::new();
             let name = std::path::PathBuf::from(self.storage.url(key));
             parquet_io::encode_pieces(&mut out, &name, &chunk.pieces, &props, before)?;
-            Ok(Bytes::from(out))
-        })?;
-        if let Some(progress) = &req.progress {
-            progress(0, rows);
-        }
-        for (key, bytes) in new_files.iter().zip(&encoded) {
-            super::fetch::remember(&self.storage.url(key), bytes);
-        }
-        self.storage
-            .put_many(new_files.iter().cloned().zip(encoded).collect())?;
+            let bytes = Bytes::from(out);
+            super::fetch::remember(&self.storage.url(key), &bytes);
+            Ok(self.storage.start_put(key.clone(), bytes))
+        });
+        // A failed encoding leaves the files already sent as orphans, which
+        // a vacuum removes after the grace period (as after a failed upload).
+        self.storage.finish_puts(started?)?;
         crate::failpoint::hit("after_data_file");
         apply_write(&mut next, req, prepared.new.as_ref())?;
         let operation = if chunks.is_empty() {

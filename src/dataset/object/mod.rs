@@ -16,6 +16,7 @@
 mod commit;
 mod fetch;
 mod memo;
+mod snapshot;
 mod versions;
 
 use std::collections::BTreeMap;
@@ -24,7 +25,6 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use bytes::Bytes;
 use serde_json::Value;
 
 use crate::dataset::layout::{file_name, version_name, HISTORY_SUFFIX, META_SUFFIX};
@@ -40,6 +40,7 @@ use crate::error::{OupsError, Result};
 use crate::storage::{Location, ObjectStorage};
 
 pub use commit::MAX_ATTEMPTS;
+pub use snapshot::ObjectSnapshot;
 
 /// How many ancestors' tags a record carries: how far the pointer may have
 /// moved on past a commit before its writer checks that it was kept.
@@ -428,45 +429,11 @@ impl ObjectDataset {
     }
 
     fn fetch_whole(&self, selected: &[(RowGroup, String)]) -> Result<Vec<RecordBatch>> {
-        let keys: Vec<String> = selected.iter().map(|(_, f)| self.data_key(f)).collect();
-        // Files this process wrote are taken from memory; the rest fetched.
-        let mut fetched: Vec<Option<Bytes>> = keys
-            .iter()
-            .map(|k| fetch::recall(&self.storage.url(k)))
-            .collect();
-        let missing: Vec<String> = keys
-            .iter()
-            .zip(&fetched)
-            .filter(|(_, b)| b.is_none())
-            .map(|(k, _)| k.clone())
-            .collect();
-        let mut got = self.storage.get_many(&missing)?.into_iter();
-        for slot in fetched.iter_mut().filter(|b| b.is_none()) {
-            *slot = got.next().flatten();
-        }
-        let jobs: Vec<(&(RowGroup, String), &String, Option<Bytes>)> = selected
-            .iter()
-            .zip(&keys)
-            .zip(fetched)
-            .map(|((s, k), b)| (s, k, b))
-            .collect();
-        parallel_map(&jobs, |((rg, _), key, bytes)| {
-            let Some(bytes) = bytes.clone() else {
-                return Err(self.missing(key));
-            };
-            let batch = fetch::decode(&self.storage, key, bytes, None, None)?;
-            check_rows(&PathBuf::from(self.storage.url(key)), batch.num_rows(), rg)?;
-            Ok(batch)
-        })
+        snapshot::fetch_whole(&self.storage, &self.name, self.state.version, selected)
     }
 
     fn missing(&self, key: &str) -> OupsError {
-        OupsError::VersionNotFound(format!(
-            "data file '{}' of version {} is gone: the version was vacuumed (or the dataset \
-             removed) while it was being read; call refresh() to read the latest version",
-            self.storage.url(key),
-            self.state.version
-        ))
+        snapshot::gone(&self.storage, key, self.state.version)
     }
 
     /// Rows in `range` of some row groups, some columns (by name), as
