@@ -129,6 +129,7 @@ fn metadata_docs() -> Vec<MetadataDoc> {
             restored_from: None,
             writer: None,
             retention: None,
+            pins: Default::default(),
             format: 2,
             row_groups: vec![
                 rg(0, 10, Value::from(1_000), Value::from(2_000)),
@@ -149,6 +150,7 @@ fn metadata_docs() -> Vec<MetadataDoc> {
             restored_from: None,
             writer: None,
             retention: None,
+            pins: Default::default(),
             format: 2,
             row_groups: vec![rg(0, 3, Value::from("-1.5"), Value::from("inf"))],
             key_value_metadata: Map::new(),
@@ -166,6 +168,7 @@ fn metadata_docs() -> Vec<MetadataDoc> {
             restored_from: None,
             writer: None,
             retention: None,
+            pins: Default::default(),
             format: 2,
             row_groups: vec![],
             key_value_metadata: Map::new(),

@@ -8,6 +8,7 @@
 //! version's commit time and operation; format 1 (no history) is still read,
 //! and upgraded by the first write.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
@@ -68,6 +69,11 @@ pub struct MetadataDoc {
     /// The dataset's retention, when set (absent: the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<RetentionDoc>,
+    /// On object storage, the named pins (name -> version) that vacuums keep:
+    /// carried from version to version like the retention, so every vacuum
+    /// reads them in the record it plans from (see `object/pins.rs`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pins: BTreeMap<String, u64>,
     pub row_groups: Vec<RowGroupRecord>,
     pub key_value_metadata: Map<String, Value>,
     /// On object storage, the ordered range of the rows the write brought
@@ -197,6 +203,7 @@ mod tests {
             restored_from: None,
             writer: None,
             retention: None,
+            pins: BTreeMap::new(),
             format: FORMAT_VERSION,
             row_groups: vec![RowGroupRecord {
                 file_id: 0,

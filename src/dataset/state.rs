@@ -42,6 +42,8 @@ pub struct State {
     pub writer: Option<String>,
     /// Carried from version to version; `None`: the default retention.
     pub retention: Option<RetentionDoc>,
+    /// Object storage's pins, carried like the retention (see `MetadataDoc::pins`).
+    pub pins: std::collections::BTreeMap<String, u64>,
     /// The record's format: 1 has no history directory yet.
     pub format: u32,
     pub row_groups: Vec<RowGroup>,
@@ -117,6 +119,7 @@ impl State {
             restored_from: doc.restored_from,
             writer: doc.writer,
             retention: doc.retention,
+            pins: doc.pins,
             format: doc.format,
             row_groups,
             key_value_metadata: doc.key_value_metadata,
@@ -135,6 +138,7 @@ impl State {
             restored_from: self.restored_from,
             writer: self.writer.clone(),
             retention: self.retention.clone(),
+            pins: self.pins.clone(),
             format: self.format,
             row_groups: self
                 .row_groups

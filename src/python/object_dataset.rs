@@ -167,6 +167,21 @@ impl RawObjectDataset {
         run(py, || self.lock().restore(version, writer))
     }
 
+    /// Pins the latest version under `name` (a commit records it; see
+    /// `dataset/object/pins.rs`); None for a dataset without versions.
+    #[pyo3(signature = (name, version=None))]
+    fn pin(&self, py: Python<'_>, name: String, version: Option<u64>) -> PyResult<Option<u64>> {
+        run(py, || self.lock().pin(&name, version))
+    }
+
+    fn pins(&self, py: Python<'_>) -> PyResult<std::collections::BTreeMap<String, u64>> {
+        run(py, || Ok(self.lock().pins()))
+    }
+
+    fn unpin(&self, py: Python<'_>, name: String) -> PyResult<bool> {
+        run(py, || self.lock().unpin(&name))
+    }
+
     fn retention(&self, py: Python<'_>) -> PyResult<(Option<u64>, Option<f64>)> {
         run(py, || Ok(self.lock().retention_setting()))
     }

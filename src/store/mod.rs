@@ -3,5 +3,6 @@
 pub mod discover;
 pub mod intersections;
 pub mod key_schema;
+pub mod snapshot_base;
 pub mod snapshots;
 pub mod sources;

@@ -2,17 +2,15 @@
 //! moment, read back exactly. Each dataset pins its version under the
 //! snapshot's name (so vacuums keep it), then the manifest
 //! `<base>/.oups/snapshots/<name>` lists them: writing it commits the snapshot.
-
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+//! The store may be a directory or a prefix on object storage
+//! ([`StoreBase`]).
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::layout::TMP_PREFIX;
 use crate::dataset::metadata::{decode_framed, encode_framed};
-use crate::dataset::{pins, Dataset, Pin};
-use crate::error::{IoContext, OupsError, Result};
+use crate::error::{OupsError, Result};
+pub use crate::store::snapshot_base::StoreBase;
+use crate::store::snapshot_base::{check_name, remove_dead_temps};
 
 const MAGIC: &str = "OUPS-SNAPSHOT";
 const FORMAT: u32 = 1;
@@ -32,53 +30,33 @@ pub struct StoreSnapshot {
     pub datasets: Vec<Entry>,
 }
 
-fn dir(base: &Path) -> PathBuf {
-    base.join(".oups").join("snapshots")
+fn already_exists(base: &StoreBase, name: &str) -> OupsError {
+    OupsError::InvalidArgument(format!(
+        "snapshot {name:?} already exists in store {}; delete it first or choose another name",
+        base.display()
+    ))
 }
 
-fn manifest(base: &Path, name: &str) -> PathBuf {
-    dir(base).join(name)
-}
-
-fn relative(base: &Path, dataset: &Path) -> Result<String> {
-    let rel = dataset.strip_prefix(base).map_err(|_| {
-        OupsError::InvalidArgument(format!(
-            "dataset {} is not inside the store {}",
-            dataset.display(),
-            base.display()
-        ))
-    })?;
-    Ok(rel
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join("/"))
-}
-
-/// Pins the latest version of each of `datasets` (directories under `base`)
-/// as `name` and commits the manifest. Datasets without a version are left
-/// out. On failure the pins taken are removed and nothing is committed.
-pub fn create(base: &Path, name: &str, datasets: &[PathBuf]) -> Result<StoreSnapshot> {
-    pins::check_name(name)?;
-    remove_dead_temps(base);
-    let path = manifest(base, name);
-    if path.exists() {
-        return Err(OupsError::InvalidArgument(format!(
-            "snapshot {name:?} already exists in store {}; delete it first or choose another name",
-            base.display()
-        )));
+/// Pins the latest version of each of `datasets` (directories or URLs under
+/// the store) as `name` and commits the manifest. Datasets without a version
+/// are left out. On failure the pins taken are removed and nothing is
+/// committed.
+pub fn create(base: &StoreBase, name: &str, datasets: &[String]) -> Result<StoreSnapshot> {
+    check_name(name)?;
+    if let StoreBase::Local(dir) = base {
+        remove_dead_temps(dir);
     }
-    let mut pinned: Vec<&PathBuf> = Vec::new();
+    if base.exists(name)? {
+        return Err(already_exists(base, name));
+    }
+    let mut pinned: Vec<&String> = Vec::new();
     let result = (|| {
         let mut entries = Vec::with_capacity(datasets.len());
-        for ds_path in datasets {
-            let mut ds = Dataset::open(ds_path, serde_json::Value::Null, None, Pin::Latest)?;
-            if let Some(version) = ds.pin(name, None)? {
-                pinned.push(ds_path);
-                entries.push(Entry {
-                    path: relative(base, ds_path)?,
-                    version,
-                });
+        for ds in datasets {
+            let path = base.relative(ds)?;
+            if let Some(version) = base.pin(ds, name)? {
+                pinned.push(ds);
+                entries.push(Entry { path, version });
             }
         }
         let snapshot = StoreSnapshot {
@@ -86,45 +64,28 @@ pub fn create(base: &Path, name: &str, datasets: &[PathBuf]) -> Result<StoreSnap
             created_at: crate::dataset::history::commit_time(None),
             datasets: entries,
         };
-        let bytes = encode_framed(MAGIC, FORMAT, &snapshot)?;
-        let d = dir(base);
-        fs::create_dir_all(&d).at("cannot create snapshot directory", &d)?;
-        let tmp = d.join(format!("{TMP_PREFIX}{name}-{}", std::process::id()));
-        crate::durable::replace_atomic(
-            &path,
-            &tmp,
-            "cannot write snapshot",
-            "before_snapshot_rename",
-            |mut f| {
-                f.write_all(&bytes).at("cannot write snapshot", &tmp)?;
-                Ok(f)
-            },
-        )?;
+        if !base.commit(name, encode_framed(MAGIC, FORMAT, &snapshot)?)? {
+            return Err(already_exists(base, name));
+        }
         Ok(snapshot)
     })();
     if result.is_err() {
-        for ds_path in pinned {
-            if let Ok(mut ds) = Dataset::open(ds_path, serde_json::Value::Null, None, Pin::Latest) {
-                let _ = ds.unpin(name);
-            }
+        for ds in pinned {
+            let _ = base.unpin(ds, name);
         }
     }
     result
 }
 
-pub fn read(base: &Path, name: &str) -> Result<StoreSnapshot> {
-    pins::check_name(name)?;
-    let path = manifest(base, name);
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(OupsError::VersionNotFound(format!(
-                "store {} has no snapshot {name:?} (its snapshots: {:?})",
-                base.display(),
-                list(base)
-            )))
-        }
-        Err(e) => return Err(OupsError::io("cannot read snapshot", &path, e)),
+pub fn read(base: &StoreBase, name: &str) -> Result<StoreSnapshot> {
+    check_name(name)?;
+    let path = base.manifest_path(name);
+    let Some(bytes) = base.manifest(name)? else {
+        return Err(OupsError::VersionNotFound(format!(
+            "store {} has no snapshot {name:?} (its snapshots: {:?})",
+            base.display(),
+            list(base)?
+        )));
     };
     let (format, body) = decode_framed(&bytes, MAGIC, &path)?;
     if format != FORMAT {
@@ -153,53 +114,25 @@ pub fn read(base: &Path, name: &str) -> Result<StoreSnapshot> {
     Ok(snapshot)
 }
 
-/// Temp files of snapshot creations whose process died (listing or taking a
-/// snapshot tidies them).
-fn remove_dead_temps(base: &Path) {
-    let Ok(entries) = fs::read_dir(dir(base)) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(TMP_PREFIX) else {
-            continue;
-        };
-        let pid = rest.rsplit('-').next().and_then(|p| p.parse::<u32>().ok());
-        if pid.is_none_or(|p| !crate::dataset::retention::process_alive(p)) {
-            let _ = fs::remove_file(entry.path());
-        }
-    }
-}
-
 /// The names of the store's snapshots, sorted.
-pub fn list(base: &Path) -> Vec<String> {
-    remove_dead_temps(base);
-    let mut names: Vec<String> = fs::read_dir(dir(base))
-        .map(|it| {
-            it.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| pins::check_name(n).is_ok())
-                .collect()
-        })
-        .unwrap_or_default();
+pub fn list(base: &StoreBase) -> Result<Vec<String>> {
+    let mut names: Vec<String> = base
+        .names()?
+        .into_iter()
+        .filter(|n| check_name(n).is_ok())
+        .collect();
     names.sort();
-    names
+    Ok(names)
 }
 
 /// Removes the snapshot: the manifest first (so a crash leaves only pins,
 /// which a repeated delete removes), then the pin of each of `datasets`.
-pub fn delete(base: &Path, name: &str, datasets: &[PathBuf]) -> Result<bool> {
-    pins::check_name(name)?;
-    let path = manifest(base, name);
-    let existed = match fs::remove_file(&path) {
-        Ok(()) => true,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-        Err(e) => return Err(OupsError::io("cannot remove snapshot", &path, e)),
-    };
+pub fn delete(base: &StoreBase, name: &str, datasets: &[String]) -> Result<bool> {
+    check_name(name)?;
+    let existed = base.remove(name)?;
     let mut unpinned = false;
-    for ds_path in datasets {
-        let mut ds = Dataset::open(ds_path, serde_json::Value::Null, None, Pin::Latest)?;
-        unpinned |= ds.unpin(name)?;
+    for ds in datasets {
+        unpinned |= base.unpin(ds, name)?;
     }
     Ok(existed || unpinned)
 }

@@ -244,3 +244,45 @@ def test_failing_requests_never_tear_a_version(s3_server, seed):
         else:
             pd.testing.assert_frame_equal(got, model, check_dtype=False)
     assert OrderedParquetDataset(url).versions()["version"].is_monotonic_increasing
+
+
+def test_pins_taken_while_another_process_writes_and_vacuums_hold(s3_server):
+    # The writer keeps one version (a vacuum after every commit), so any
+    # version it does not see pinned is deleted at once. Pins are taken
+    # meanwhile; each must keep its version readable, rows and all.
+    url = s3_server.url("pins-race") + "/ds"
+    write(url, ordered_on="k", df=pd.DataFrame({"k": [0]}))
+    OrderedParquetDataset(url).set_retention(keep_versions=1)
+    script = (
+        "import sys, pandas as pd\n"
+        "from oups import write\n"
+        "for i in range(1, 61):\n"
+        "    write(sys.argv[1], ordered_on='k', df=pd.DataFrame({'k': [i]}),\n"
+        "          max_n_off_target_rgs=1)\n"
+    )
+    writer = subprocess.Popen(
+        [sys.executable, "-c", script, url], stderr=subprocess.PIPE, text=True
+    )
+    pinned: dict[str, int] = {}
+    try:
+        while writer.poll() is None and len(pinned) < 15:
+            name = f"p{len(pinned)}"
+            version = OrderedParquetDataset(url)._pin(name)
+            assert version is not None
+            pinned[name] = version
+    finally:
+        _, err = writer.communicate(timeout=300)
+    assert writer.returncode == 0, err[-3000:]
+    # The pins were taken between the writer's commits, not all before.
+    assert len(set(pinned.values())) > 1, pinned
+    latest = OrderedParquetDataset(url)
+    assert latest._pins() == pinned
+    kept = set(latest.versions()["version"])
+    for name, version in pinned.items():
+        assert version in kept, name
+        rows = OrderedParquetDataset(url, version=version).to_pandas()["k"].tolist()
+        assert rows == list(range(len(rows)))  # whole: every file still there
+    for name in pinned:
+        assert latest._unpin(name)
+    latest.vacuum()
+    assert latest.versions()["version"].tolist() == [latest.version]

@@ -183,10 +183,6 @@ def test_store_features_not_on_object_storage_say_so(s3_server):
     store = Store(base, K)
     store[K("a")].write(ordered_on="t", df=frame(4))
     assert store.is_remote and store.basepath == base and store.snapshots() == []
-    with pytest.raises(InvalidParameterError, match="snapshots is not available yet"):
-        store.snapshot("v1")
-    with pytest.raises(InvalidParameterError, match="a snapshot store is not available yet"):
-        Store(base, K, snapshot="v1")
     with pytest.raises(InvalidParameterError, match="oups.dask.read is not available yet"):
         import oups.dask
 

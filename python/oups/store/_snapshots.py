@@ -30,8 +30,7 @@ class Snapshots:
     _indexer: Any
     _snapshot: str | None
 
-    def _local_base(self, feature: str) -> Path:
-        raise NotImplementedError
+    _options: dict[str, str] | None
 
     @property
     def keys(self) -> list[Any]:
@@ -45,7 +44,7 @@ class Snapshots:
 
     def _snapshot_versions(self, name: str) -> dict[Any, int]:
         """The version of each key recorded by snapshot ``name``."""
-        _, entries = read_snapshot(str(self._local_base("snapshots")), name)
+        _, entries = read_snapshot(str(self._basepath), name, self._options)
         versions = {}
         for rel, version in entries:
             key = self._indexer.from_path(rel)
@@ -93,8 +92,8 @@ class Snapshots:
         self._refuse_snapshot("take a snapshot")
         name = snapshot_name(name)
         keys = self.keys
-        base = self._local_base("snapshots")
-        entries = create_snapshot(str(base), name, [str(self._dirpath(k)) for k in keys])
+        datasets = [str(self._dirpath(k)) for k in keys]
+        entries = create_snapshot(str(self._basepath), name, datasets, self._options)
         by_path = {str(k.to_path().as_posix()): k for k in keys}
         return {by_path[rel]: version for rel, version in entries}
 
@@ -114,9 +113,7 @@ class Snapshots:
         >>> store.snapshots()
         ['v1', 'v2']
         """
-        if isinstance(self._basepath, str):
-            return []  # snapshots are not taken on object storage yet
-        return list(list_snapshots(str(self._basepath)))
+        return list(list_snapshots(str(self._basepath), self._options))
 
     def delete_snapshot(self, name: str) -> None:
         """Delete snapshot ``name``; the next vacuums may remove its versions.
@@ -137,9 +134,8 @@ class Snapshots:
         """
         self._refuse_snapshot("delete a snapshot")
         name = snapshot_name(name)
-        base = self._local_base("snapshots")
         paths = [str(self._dirpath(k)) for k in self.keys]
-        if not delete_snapshot(str(base), name, paths):
+        if not delete_snapshot(str(self._basepath), name, paths, self._options):
             raise KeyError(f"store {self._basepath} has no snapshot {name!r}.")
 
     def vacuum(self, keep_versions: int | None = None, older_than: Any = None) -> dict[Any, Any]:

@@ -112,15 +112,13 @@ class Versioned:
 
     # Pins keep versions from vacuums (snapshots, exactly-once loops).
     def _pin(self, name: str, version: int | None = None) -> int | None:
-        pinned: int | None = self._local_raw("pinning a version").pin(name, version)
+        pinned: int | None = self._raw.pin(name, version)
         return pinned
 
     def _unpin(self, name: str) -> bool:
-        return bool(self._local_raw("pinning a version").unpin(name))
+        return bool(self._raw.unpin(name))
 
     def _pins(self) -> dict[str, int]:
-        if isinstance(self._raw, RawObjectDataset):
-            return {}  # no pins there yet
         return dict(self._raw.pins())
 
     def vacuum(self, keep_versions: int | None = None, older_than: Any = None) -> dict[str, Any]:

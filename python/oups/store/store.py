@@ -103,7 +103,6 @@ class Store(Snapshots, DaskFrames):
         self._snapshot: str | None = None
         self._versions: dict[Any, int] | None = None
         if snapshot is not None:
-            self._local_base("a snapshot store")
             self._snapshot = snapshot_name(snapshot)
             self._versions = self._snapshot_versions(self._snapshot)
 

@@ -564,6 +564,7 @@ impl ObjectDataset {
         let now = chrono_now_seconds();
         let latest = versions.last().map_or(0, |l| l.version);
         let n = versions.len();
+        let pinned: BTreeSet<u64> = self.state.pins.values().copied().collect();
         let kept: Vec<bool> = versions
             .iter()
             .enumerate()
@@ -580,6 +581,7 @@ impl ObjectDataset {
                     || by_count && retention.keep_versions.is_some()
                     || by_age
                     || retention.pinned.contains(&v)
+                    || pinned.contains(&v)
             })
             .collect();
         let mut keep_files: BTreeSet<String> = BTreeSet::new();

@@ -16,6 +16,7 @@
 mod commit;
 mod fetch;
 mod memo;
+mod pins;
 mod snapshot;
 mod versions;
 

@@ -35,6 +35,7 @@ impl ObjectDataset {
     ) -> Result<()> {
         self.refuse_fixed("set the retention of")?;
         check_retention(keep_versions, keep_seconds)?;
+        self.refresh()?;
         self.retry_commit("set_retention", None, None, |ds| {
             if !ds.state.exists {
                 return Err(OupsError::InvalidArgument(format!(
@@ -54,6 +55,7 @@ impl ObjectDataset {
     /// Commits a new version equal to `version` (its rows and metadata).
     pub fn restore(&mut self, version: u64, writer: Option<String>) -> Result<()> {
         self.refuse_fixed("restore")?;
+        self.refresh()?;
         self.retry_commit("restore", Some(version), writer, |ds| {
             let doc = ds
                 .read_record(version)?
@@ -79,17 +81,17 @@ impl ObjectDataset {
         })
     }
 
-    /// Commits what `make` builds from the latest version, again on the
-    /// newer version when another writer commits first: these operations
-    /// replace the whole state, whatever it was.
-    fn retry_commit(
+    /// Commits what `make` builds from this object's version (the caller
+    /// refreshes it first), again on the newer version when another writer
+    /// commits first: these operations replace the whole state, whatever it
+    /// was.
+    pub(super) fn retry_commit(
         &mut self,
         operation: &str,
         restored_from: Option<u64>,
         writer: Option<String>,
         make: impl Fn(&Self) -> Result<(State, Vec<String>)>,
     ) -> Result<()> {
-        self.refresh()?;
         for _ in 0..super::MAX_ATTEMPTS {
             let (next, files) = make(self)?;
             let how = super::commit::Commit {
