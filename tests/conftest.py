@@ -154,3 +154,44 @@ def under(base, *parts: str):
     if isinstance(base, Path):
         return base.joinpath(*parts)
     return "/".join([base, *parts])
+
+
+class StateURL(str):
+    """A state file's URL on the local S3 server, with the few ``Path``
+    methods the StatefulLoop tests use on a local state file."""
+
+    server: S3Server
+
+    def _split(self) -> tuple[str, str]:
+        bucket, _, key = self.removeprefix("s3://").partition("/")
+        return bucket, key
+
+    def exists(self) -> bool:
+        bucket, key = self._split()
+        listed = self.server.client().list_objects_v2(Bucket=bucket, Prefix=key)
+        return any(o["Key"] == key for o in listed.get("Contents", []))
+
+    def read_bytes(self) -> bytes:
+        bucket, key = self._split()
+        return self.server.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def write_bytes(self, data: bytes) -> None:
+        bucket, key = self._split()
+        self.server.client().put_object(Bucket=bucket, Key=key, Body=data)
+
+
+@pytest.fixture(params=["local", "s3"])
+def state_at(request, tmp_path: Path):
+    """``state_at(name)``: where a StatefulLoop state file lives, a path in a
+    temporary directory or a URL on the local S3 server."""
+    if request.param == "local":
+        return lambda name: tmp_path / name
+    server = request.getfixturevalue("s3_server")
+    base = server.url(request.node.name.replace("[", "-").replace("]", ""))
+
+    def at(name: str) -> StateURL:
+        url = StateURL(f"{base}/{name}")
+        url.server = server
+        return url
+
+    return at

@@ -24,6 +24,7 @@ __all__ = [
     "RawIntersections",
     "save_state",
     "load_state",
+    "RawStateObject",
     "asof_merge",
     "segment_aggregate",
     "segment_roll",
@@ -238,6 +239,15 @@ class RawIntersections:
 
 def save_state(path: _Path, manifest: str, sections: Sequence[tuple[str, Any]]) -> None: ...
 def load_state(path: _Path) -> tuple[str, list[tuple[str, Any]]]: ...
+
+@final
+class RawStateObject:
+    def __new__(
+        cls, url: str, storage_options: Mapping[str, str] | None = None
+    ) -> RawStateObject: ...
+    def load(self) -> tuple[str, list[tuple[str, Any]]] | None: ...
+    def save(self, manifest: str, sections: Sequence[tuple[str, Any]]) -> None: ...
+
 def asof_merge(
     main: Any,
     positions: Sequence[Any],

@@ -17,17 +17,21 @@ class Writer:
     """A writer's tag and what it wrote since its last checkpoint."""
 
     tag: str
-    #: Datasets below this directory are tracked.
-    base: Path
+    #: Datasets below this directory (or URL) are tracked.
+    base: Path | str
     #: Called with the dataset before each tracked write (pins what to go back to).
     before_write: Callable[[Any], None] | None = None
     #: Called once, before the first tracked write (persists the tag).
     before_first_write: Callable[[], None] | None = None
-    #: Dataset directory -> version the writer's last write committed.
-    written: dict[Path, int] = field(default_factory=dict)
+    #: Dataset directory (or URL) -> version the writer's last write committed.
+    written: dict[Path | str, int] = field(default_factory=dict)
 
-    def covers(self, dirpath: Path) -> bool:
-        return dirpath.is_relative_to(self.base)
+    def covers(self, dirpath: Path | str) -> bool:
+        if isinstance(dirpath, Path) and isinstance(self.base, Path):
+            return dirpath.is_relative_to(self.base)
+        if isinstance(dirpath, str) and isinstance(self.base, str):
+            return dirpath.startswith(self.base.rstrip("/") + "/")
+        return False
 
     def starting(self, ds: Any) -> str:
         """The tag to record with a tracked write to `ds` about to happen."""

@@ -38,6 +38,7 @@ fn _oups(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<intersections::RawIntersections>()?;
     m.add_function(wrap_pyfunction!(stateful_loop::save_state, m)?)?;
     m.add_function(wrap_pyfunction!(stateful_loop::load_state, m)?)?;
+    m.add_class::<stateful_loop::RawStateObject>()?;
     m.add_function(wrap_pyfunction!(asof::asof_merge, m)?)?;
     m.add_function(wrap_pyfunction!(segments::segment_aggregate, m)?)?;
     m.add_function(wrap_pyfunction!(rolling::segment_roll, m)?)?;

@@ -225,7 +225,23 @@ fn read_image(path: &Path) -> Result<Buffer> {
 /// Loads and verifies a state file. Every structural problem is a
 /// [`OupsError::CorruptState`] naming the path.
 pub fn load(path: &Path) -> Result<StateFile> {
-    let image = read_image(path)?;
+    parse(read_image(path)?, path)
+}
+
+/// The bytes [`save`] writes, in memory (for object storage, where one put
+/// replaces the whole object).
+pub fn encode(manifest: &str, sections: &[SectionOut], name: &Path) -> Result<Vec<u8>> {
+    let mut w = HashingWriter {
+        inner: Vec::new(),
+        crc: crc32fast::Hasher::new(),
+        pos: 0,
+    };
+    write_body(&mut w, manifest, sections, name)?;
+    Ok(w.inner)
+}
+
+/// Verifies and splits a state file's image; `path` names it in errors.
+pub fn parse(image: Buffer, path: &Path) -> Result<StateFile> {
     let bytes = image.as_slice();
     let bad = |reason: &str| OupsError::corrupt_state(path, reason);
     if bytes.len() < MAGIC.len() || &bytes[..8] != MAGIC {

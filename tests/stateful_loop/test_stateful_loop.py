@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oups import StatefulLoop
+from oups._oups import RawStateObject, load_state
 from oups.exceptions import CorruptStateError, InvalidParameterError, ParameterTypeError
 from oups.stateful_loop import _codec
 from oups.stateful_loop._frames import frame_bytes
@@ -38,8 +39,28 @@ def _mb(nbytes):
     return nbytes / 1024 / 1024
 
 
+def _raw_state(path):
+    """The manifest and sections of a state file, local or at a URL."""
+    if isinstance(path, str) and "://" in path:
+        loaded = RawStateObject(path).load()
+        assert loaded is not None, f"no state at {path}"
+        return loaded
+    return load_state(path)
+
+
 def _states(path):
-    return _codec.load(path)
+    manifest, sections = _raw_state(path)
+    return _codec.decode(manifest, sections, path)
+
+
+def _save(path, states):
+    """Saves as a loop does: at a URL, over the state it found there."""
+    if isinstance(path, str) and "://" in path:
+        target = RawStateObject(path)
+        target.load()
+        _codec.save(target, states)
+    else:
+        _codec.save(path, states)
 
 
 # -- construction (L1) -----------------------------------------------------------
@@ -78,8 +99,8 @@ def test_constructor_rejects_bad_arguments(tmp_path):
 # -- iteration (L2, L3, L9, L14, Q-L1, Q-L2) -----------------------------------------
 
 
-def test_counters_and_file_written_after_last_item(tmp_path):
-    p = tmp_path / "state.bin"
+def test_counters_and_file_written_after_last_item(state_at):
+    p = state_at("state.bin")
     loop = StatefulLoop(p)
     seen = []
     for ctx in loop.iterate([10, 20, 30]):
@@ -90,8 +111,8 @@ def test_counters_and_file_written_after_last_item(tmp_path):
     assert loop.iteration_count == 2 and loop.is_last_iteration is True
 
 
-def test_empty_iterable_writes_nothing(tmp_path):
-    p = tmp_path / "state.bin"
+def test_empty_iterable_writes_nothing(state_at):
+    p = state_at("state.bin")
     loop = StatefulLoop(p)
     for _ctx in loop.iterate([], check_loop_usage=False):
         raise AssertionError("no body may run")
@@ -112,8 +133,8 @@ def test_iterate_is_lazy_and_a_generator(tmp_path):
     assert pulled == []
 
 
-def test_resume_function_state(tmp_path):
-    p = tmp_path / "state.bin"
+def test_resume_function_state(state_at):
+    p = state_at("state.bin")
     loop = StatefulLoop(p)
     count = loop.bind_function_state(_count, state={"acc": {"n": 0}})
     out = []
@@ -138,8 +159,8 @@ def test_resume_function_state(tmp_path):
 
 @pytest.mark.parametrize("how", ["break", "raise"])
 @pytest.mark.parametrize("at", [1, 2], ids=["middle", "last"])
-def test_break_or_error_leaves_previous_file_untouched(tmp_path, how, at):
-    p = tmp_path / "state.bin"
+def test_break_or_error_leaves_previous_file_untouched(state_at, how, at):
+    p = state_at("state.bin")
     loop = StatefulLoop(p)
     count = loop.bind_function_state(_count, state={"acc": {"n": 0}})
     for ctx in loop.iterate([100]):
@@ -170,8 +191,8 @@ def test_break_or_error_leaves_previous_file_untouched(tmp_path, how, at):
     assert _states(p) == {"func:_count#1": {"acc": {"n": 100}}}
 
 
-def test_break_or_error_on_first_run_writes_no_file(tmp_path):
-    p = tmp_path / "state.bin"
+def test_break_or_error_on_first_run_writes_no_file(state_at):
+    p = state_at("state.bin")
     loop = StatefulLoop(p)
     for ctx in loop.iterate([1, 2, 3]):
         with ctx as item:
@@ -185,8 +206,8 @@ def test_break_or_error_on_first_run_writes_no_file(tmp_path):
     assert not p.exists()
 
 
-def test_error_after_the_with_block_of_last_item_saves_nothing(tmp_path):
-    p = tmp_path / "state.bin"
+def test_error_after_the_with_block_of_last_item_saves_nothing(state_at):
+    p = state_at("state.bin")
     loop = StatefulLoop(p)
     with pytest.raises(ZeroDivisionError):
         for ctx in loop.iterate([1, 2]):
@@ -330,8 +351,8 @@ def test_bound_function_signature_and_override(tmp_path):
     loop.bind_function_state(f, state={"kw": {}})
 
 
-def test_object_state_persists_mutation_and_reassignment(tmp_path):
-    p = tmp_path / "state.bin"
+def test_object_state_persists_mutation_and_reassignment(state_at):
+    p = state_at("state.bin")
 
     class Acc:
         def __init__(self):
@@ -393,8 +414,8 @@ def test_invalid_binds(tmp_path):
     )
 
 
-def test_resume_initialises_new_state_from_code(tmp_path):
-    p = tmp_path / "state.bin"
+def test_resume_initialises_new_state_from_code(state_at):
+    p = state_at("state.bin")
 
     def f(x, *, a, b=None):
         a.append(x)
@@ -429,8 +450,8 @@ def test_resume_initialises_new_state_from_code(tmp_path):
     }
 
 
-def test_persisted_state_is_what_is_bound(tmp_path):
-    p = tmp_path / "state.bin"
+def test_persisted_state_is_what_is_bound(state_at):
+    p = state_at("state.bin")
     state = {"acc": {"n": 0}}
     loop = StatefulLoop(p)
     count = loop.bind_function_state(_count, state=state)
@@ -441,8 +462,8 @@ def test_persisted_state_is_what_is_bound(tmp_path):
     assert _states(p) == {"func:_count#1": {"acc": {"n": 3}}}
 
 
-def test_stale_states_are_kept(tmp_path):
-    p = tmp_path / "state.bin"
+def test_stale_states_are_kept(state_at):
+    p = state_at("state.bin")
     loop = StatefulLoop(p)
     loop.bind_function_state(_count, state={"acc": {"n": 7}})
     for ctx in loop.iterate([0]):
@@ -666,8 +687,8 @@ def test_pandas_memory_matches_memory_usage_deep(frame):
 # -- persistence file (L16 and the fixed format) --------------------------------------
 
 
-def test_corrupt_files_raise_clear_errors(tmp_path):
-    p = tmp_path / "state.bin"
+def test_corrupt_files_raise_clear_errors(state_at):
+    p = state_at("state.bin")
     loop = StatefulLoop(p)
     loop.bind_function_state(_count, state={"acc": {"n": np.arange(1000)}})
     for ctx in loop.iterate([0]):
@@ -698,13 +719,13 @@ class Custom:
         return isinstance(other, Custom) and other.v == self.v
 
 
-def _roundtrip(tmp_path, value):
-    p = tmp_path / "rt.bin"
-    _codec.save(p, {"k": {"v": value}})
-    return _codec.load(p)["k"]["v"]
+def _roundtrip(state_at, value):
+    p = state_at("rt.bin")
+    _save(p, {"k": {"v": value}})
+    return _states(p)["k"]["v"]
 
 
-def test_plain_values_round_trip_without_pickle(tmp_path):
+def test_plain_values_round_trip_without_pickle(state_at):
     value = {
         "none": None,
         "flags": [True, False],
@@ -717,12 +738,12 @@ def test_plain_values_round_trip_without_pickle(tmp_path):
         "ba": bytearray(b"xy"),
         "nested": [[1, [2, {"x": ()}]]],
     }
-    assert _roundtrip(tmp_path, value) == value
-    manifest, sections = __import__("oups._oups", fromlist=["x"]).load_state(tmp_path / "rt.bin")
+    assert _roundtrip(state_at, value) == value
+    manifest, _ = _raw_state(state_at("rt.bin"))
     assert '"pickle"' not in manifest
 
 
-def test_arrays_and_frames_round_trip(tmp_path):
+def test_arrays_and_frames_round_trip(state_at):
     pa = pytest.importorskip("pyarrow")
     pl = pytest.importorskip("polars")
     arrays = [
@@ -736,11 +757,11 @@ def test_arrays_and_frames_round_trip(tmp_path):
         np.arange(10)[::3],
     ]
     for a in arrays:
-        got = _roundtrip(tmp_path, a)
+        got = _roundtrip(state_at, a)
         assert got.dtype == a.dtype and got.shape == a.shape
         np.testing.assert_array_equal(got, a)
         assert got.flags.writeable
-    scalar = _roundtrip(tmp_path, np.float32(1.25))
+    scalar = _roundtrip(state_at, np.float32(1.25))
     assert type(scalar) is np.float32 and scalar == 1.25
 
     frames = [
@@ -754,21 +775,21 @@ def test_arrays_and_frames_round_trip(tmp_path):
         pd.DataFrame({1: [1.0], 2: [2.0]}),
     ]
     for df in frames:
-        got = _roundtrip(tmp_path, df)
+        got = _roundtrip(state_at, df)
         pd.testing.assert_frame_equal(got, df)
         got.iloc[0, 0] = got.iloc[-1, 0]  # restored frames are writable
     s = pd.Series([1.5, 2.5], index=["a", "b"], name="speed")
-    pd.testing.assert_series_equal(_roundtrip(tmp_path, s), s)
+    pd.testing.assert_series_equal(_roundtrip(state_at, s), s)
     t = pa.table({"x": [1, 2], "y": ["a", None]})
-    assert _roundtrip(tmp_path, t).equals(t)
+    assert _roundtrip(state_at, t).equals(t)
     b = pa.record_batch({"x": [1.0]})
-    assert _roundtrip(tmp_path, b).equals(b)
+    assert _roundtrip(state_at, b).equals(b)
     pf = pl.DataFrame({"x": [1, 2], "y": ["a", "b"]})
-    assert _roundtrip(tmp_path, pf).equals(pf)
-    assert _roundtrip(tmp_path, Custom([1, 2])) == Custom([1, 2])
+    assert _roundtrip(state_at, pf).equals(pf)
+    assert _roundtrip(state_at, Custom([1, 2])) == Custom([1, 2])
     cyc = [1]
     cyc.append(cyc)
-    got = _roundtrip(tmp_path, cyc)
+    got = _roundtrip(state_at, cyc)
     assert got[0] == 1 and got[1] is got
 
 
@@ -964,3 +985,33 @@ def test_fast_concat_index_rules_match_pandas(specs):
     expected = pd.concat(frames)
     pd.testing.assert_frame_equal(got, expected, check_index_type=True)
     assert type(got.index) is type(expected.index)
+
+
+def test_two_loops_on_one_url_never_overwrite_each_other(s3_server, tmp_path):
+    from oups.exceptions import CommitConflictError
+
+    url = s3_server.url("shared-state") + "/loop.state"
+
+    def run(loop, items):
+        count = loop.bind_function_state(_count, state={"acc": {"n": 0}})
+        for ctx in loop.iterate(items):
+            with ctx as item:
+                count(item)
+
+    first, second = StatefulLoop(url), StatefulLoop(url)
+    run(first, [1])
+    assert _states(url) == {"func:_count#1": {"acc": {"n": 1}}}
+    # The second loop found no state: its save must not replace the first's.
+    with pytest.raises(CommitConflictError, match="another process"):
+        run(second, [2])
+    assert _states(url) == {"func:_count#1": {"acc": {"n": 1}}}
+    # A loop resumed from the saved state saves over it; the next one too.
+    run(StatefulLoop(url), [10])
+    run(StatefulLoop(url), [100])
+    assert _states(url) == {"func:_count#1": {"acc": {"n": 111}}}
+    with pytest.raises(InvalidParameterError, match="local path"):
+        StatefulLoop(tmp_path / "s", storage_options={"aws_region": "us-east-1"})
+    # Explicit options reach the client.
+    bad = {"aws_endpoint_url": "http://127.0.0.1:9"}
+    with pytest.raises(Exception, match="127.0.0.1:9"):
+        StatefulLoop(s3_server.url("elsewhere") + "/s", storage_options=bad)

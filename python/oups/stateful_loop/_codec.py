@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from oups._oups import load_state, save_state
+from oups._oups import RawStateObject, load_state, save_state
 from oups.exceptions import CorruptStateError, ParameterTypeError
 
 FORMAT = "oups.stateful_loop"
@@ -195,7 +195,8 @@ class _Encoder:
 
 
 def save(path: Any, states: dict[str, dict[str, Any]]) -> None:
-    """Encode ``states`` and write them atomically to ``path``."""
+    """Encode ``states`` and write them atomically to ``path`` (a local path,
+    or the ``RawStateObject`` of a URL)."""
     encoder = _Encoder()
     body = {
         key: {
@@ -207,7 +208,10 @@ def save(path: Any, states: dict[str, dict[str, Any]]) -> None:
     manifest = json.dumps(
         {"format": FORMAT, "codec": CODEC_VERSION, "states": body}, separators=(",", ":")
     )
-    save_state(path, manifest, encoder.sections)
+    if isinstance(path, RawStateObject):
+        path.save(manifest, encoder.sections)
+    else:
+        save_state(path, manifest, encoder.sections)
 
 
 class _Decoder:
@@ -302,6 +306,11 @@ def _writable(df: pd.DataFrame) -> pd.DataFrame:
 def load(path: Any) -> dict[str, dict[str, Any]]:
     """Read, verify and decode the state file at ``path``."""
     manifest_text, sections = load_state(path)
+    return decode(manifest_text, sections, path)
+
+
+def decode(manifest_text: str, sections: list[Any], path: Any) -> dict[str, dict[str, Any]]:
+    """The states of a verified state file (``path`` names it in errors)."""
     try:
         manifest = json.loads(manifest_text)
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:

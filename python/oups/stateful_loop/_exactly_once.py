@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 #: State-file entry: the loop's tag, checkpoint number and the version of
 #: each dataset it wrote, as of the checkpoint.
 STATE_KEY = "loop:exactly_once"
+#: Operations that commit a version without changing its rows.
+_ROWLESS = ("pin", "unpin")
 
 
 class ExactlyOnce:
@@ -40,16 +42,18 @@ class ExactlyOnce:
             self.tag = f"loop-{uuid.uuid4().hex[:16]}"
             self.checkpoint = 0
             self._ledger = {}
-        base = store._local_base("an exactly-once StatefulLoop")
-        self.writer = Writer(self.tag, base, before_write=self._before_write)
+        self.writer = Writer(self.tag, store.basepath, before_write=self._before_write)
         # Datasets pinned in this checkpoint interval (their pins go at the next).
-        self._pinned: set[Path] = set()
+        self._pinned: set[Path | str] = set()
 
     def entry(self) -> dict[str, Any]:
         return {"tag": self.tag, "checkpoint": self.checkpoint, "datasets": dict(self._ledger)}
 
-    def _relative(self, dirpath: Path) -> str:
-        return dirpath.relative_to(self._store.basepath).as_posix()
+    def _relative(self, dirpath: Path | str) -> str:
+        base = self._store.basepath
+        if isinstance(dirpath, Path) and isinstance(base, Path):
+            return dirpath.relative_to(base).as_posix()
+        return str(dirpath).removeprefix(str(base).rstrip("/") + "/")
 
     def _pin_name(self) -> str:
         return f"{self.tag}-{self.checkpoint}"
@@ -57,7 +61,7 @@ class ExactlyOnce:
     def _before_write(self, ds: OrderedParquetDataset) -> None:
         """Pins what a resume would go back to, before the first write of the
         interval to `ds` (nothing for a dataset that does not exist yet)."""
-        where = ds._local_dir("an exactly-once StatefulLoop")
+        where = ds.dirpath
         if where in self._pinned:
             return
         ds._pin(self._pin_name())
@@ -80,10 +84,11 @@ class ExactlyOnce:
                 ds._unpin(previous)
         self._pinned.clear()
 
-    def _open(self, dirpath: Path) -> OrderedParquetDataset | None:
+    def _open(self, dirpath: Path | str) -> OrderedParquetDataset | None:
         from oups.store.ordered_parquet_dataset import OrderedParquetDataset
 
-        ds = OrderedParquetDataset(dirpath)
+        options = self._store._options
+        ds = OrderedParquetDataset(dirpath, storage_options=options or None)
         return None if ds.version is None else ds
 
     def resume(self) -> None:
@@ -111,9 +116,14 @@ class ExactlyOnce:
         """("restore", version), ("remove", None), or None for nothing to undo."""
         versions = ds.versions()
         numbers = [int(v) for v in versions["version"]]
-        writers = list(versions["writer"])
+        # On object storage pinning commits a version (docs/storage.md); such
+        # versions change no rows, so whoever made them, undoing is safe.
+        writers = [
+            self.tag if op in _ROWLESS else w
+            for w, op in zip(versions["writer"], versions["operation"], strict=True)
+        ]
         base = ds._pins().get(self._pin_name())
-        known = self._ledger.get(self._relative(ds._local_dir("an exactly-once StatefulLoop")))
+        known = self._ledger.get(self._relative(ds.dirpath))
         if base is None and known is not None:
             return None  # not written since the checkpoint
         mine = [w == self.tag for w in writers]

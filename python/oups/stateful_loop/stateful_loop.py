@@ -13,12 +13,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from oups._oups import RawStateObject
 from oups.exceptions import InvalidParameterError, ParameterTypeError
 from oups.stateful_loop import _codec
 from oups.stateful_loop import _exactly_once as exactly_once
 from oups.stateful_loop._context import IterationContext, Skip
 from oups.stateful_loop._frames import DEFAULT_CONCAT, frame_bytes, frame_kind
 from oups.stateful_loop._validation import validate_loop_usage, warn_rebound
+from oups.store._storage import is_url
+from oups.store._storage import storage_options as _storage_options
 from oups.store.store import Store
 
 __all__ = ["StatefulLoop", "Skip", "IterationContext"]
@@ -48,9 +51,14 @@ class StatefulLoop:
     Parameters
     ----------
     filepath : str or os.PathLike
-        State file. When it exists, its state is loaded at construction and
-        wins over the initial values given in code to the ``bind_*`` methods.
-        It is (re)written atomically when a run completes its last item.
+        State file: a local path, or an object-storage URL
+        (``s3://bucket/prefix/loop.state``). When it exists, its state is
+        loaded at construction and wins over the initial values given in code
+        to the ``bind_*`` methods. It is (re)written atomically when a run
+        completes its last item. At a URL each save is conditional on the
+        object the loop loaded or last saved, so a second loop writing the
+        same URL makes the save raise
+        :class:`~oups.exceptions.CommitConflictError` instead of being lost.
     default_memory_limit_mb : float, default 300.0
         Limit used by :meth:`buffer` when no ``memory_limit_mb`` is given.
         ``0`` flushes at every call.
@@ -61,6 +69,9 @@ class StatefulLoop:
         last checkpoint (or raises :class:`~oups.exceptions.ConcurrentWriteError`
         if another writer committed to such a dataset since), so the resumed
         run's writes never duplicate them.
+    storage_options : dict, optional
+        Client options for a ``filepath`` URL (credentials, endpoint), named
+        as for :class:`~oups.store.ordered_parquet_dataset.OrderedParquetDataset`.
 
     Examples
     --------
@@ -90,6 +101,7 @@ class StatefulLoop:
         *,
         default_memory_limit_mb: float = 300.0,
         store: Store | None = None,
+        storage_options: dict[str, Any] | None = None,
     ):
         if store is not None and not isinstance(store, Store):
             raise ParameterTypeError(
@@ -113,19 +125,37 @@ class StatefulLoop:
         self._buffers: list[dict[Any, list[Any]]] = []
         self._buffer_iteration: int | None = None
         self._buffer_position = 0
-        path = Path(filepath)
-        if path.is_dir():
-            raise IsADirectoryError(
-                21, "StatefulLoop filepath is a directory; pass the path of a file", str(path)
-            )
-        self._loaded = path.exists()
+        options = _storage_options(storage_options)
+        # A URL's state is one object; its saves are conditional puts.
+        self._remote: RawStateObject | None = None
+        loaded: dict[str, dict[str, Any]] | None = None
+        if isinstance(filepath, str) and is_url(filepath):
+            self._remote = RawStateObject(filepath, options)
+            raw = self._remote.load()
+            if raw is not None:
+                loaded = _codec.decode(raw[0], raw[1], filepath)
+        else:
+            if options:
+                raise InvalidParameterError(
+                    "'storage_options' is for state files at object-storage URLs (s3://, "
+                    f"gs://, az://, memory://); {os.fspath(filepath)!r} is a local path."
+                )
+            path = Path(filepath)
+            if path.is_dir():
+                raise IsADirectoryError(
+                    21, "StatefulLoop filepath is a directory; pass the path of a file", str(path)
+                )
+            if path.exists():
+                loaded = _codec.load(path)
+        self._loaded = loaded is not None
+        self._written = False
         self._bound: set[str] = set()
         self._warned = False
         # Frames a checkpoint kept in unflushed buffers, put back by the
         # first run after loading (see _checkpoint).
         self._resumed_buffers: Any = None
-        if self._loaded:
-            self._states = _codec.load(path)
+        if loaded is not None:
+            self._states = loaded
             self._resumed_buffers = self._states.pop(_BUFFERS_KEY, {}).get("buffers")
         saved_once = self._states.pop(exactly_once.STATE_KEY, None)
         self._exactly_once = None if store is None else exactly_once.ExactlyOnce(store, saved_once)
@@ -267,7 +297,8 @@ class StatefulLoop:
         once = self._exactly_once
         if once is not None:
             states = {**states, exactly_once.STATE_KEY: once.checkpointed()}
-        _codec.save(self._filepath, states)
+        _codec.save(self._target(), states)
+        self._written = True
         if once is not None:
             once.saved()
 
@@ -275,8 +306,18 @@ class StatefulLoop:
         """A first run's state file, before its first write: only the loop's
         tag, so that a crash before the first checkpoint is undone too."""
         assert self._exactly_once is not None
-        if not Path(self._filepath).exists():
-            _codec.save(self._filepath, {exactly_once.STATE_KEY: self._exactly_once.entry()})
+        if not self._state_exists():
+            _codec.save(self._target(), {exactly_once.STATE_KEY: self._exactly_once.entry()})
+            self._written = True
+
+    def _target(self) -> Any:
+        """Where saves go: the local path, or the URL's object."""
+        return self._filepath if self._remote is None else self._remote
+
+    def _state_exists(self) -> bool:
+        if self._remote is None:
+            return Path(self._filepath).exists()
+        return self._loaded or self._written
 
     def _checkpoint(self) -> None:
         """Saves the state after an item whose flush was consumed, with the

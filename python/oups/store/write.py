@@ -237,11 +237,7 @@ def _write(
     name = ds.dirpath.name if isinstance(ds.dirpath, Path) else ds.dirpath.rsplit("/", 1)[-1]
     bar = progress_bar(show_progress, total=None, desc=f"write {name}", unit="row", unit_scale=True)
     writer = current_writer()
-    tag = (
-        writer.starting(ds)
-        if writer is not None and isinstance(ds.dirpath, Path) and writer.covers(ds.dirpath)
-        else None
-    )
+    tag = writer.starting(ds) if writer is not None and writer.covers(ds.dirpath) else None
     try:
         raw.write(
             frame.table if frame is not None else None,
@@ -256,7 +252,7 @@ def _write(
             writer=tag,
             **target_kw,
         )
-        if writer is not None and tag is not None and isinstance(ds.dirpath, Path):
+        if writer is not None and tag is not None:
             writer.written[ds.dirpath] = int(raw.info().version)
     finally:
         if bar is not None:
