@@ -121,6 +121,20 @@ impl Dataset {
         }
     }
 
+    /// The size of each row group's data file.
+    pub fn file_sizes(&self) -> Result<Vec<u64>> {
+        self.state
+            .row_groups
+            .iter()
+            .map(|rg| {
+                let path = self.layout.data_path(rg.file_id, self.state.format);
+                Ok(std::fs::metadata(&path)
+                    .map_err(|e| OupsError::io("cannot read the size of", &path, e))?
+                    .len())
+            })
+            .collect()
+    }
+
     /// Rows in `range` of the row groups `file_ids` (all when `None`), with
     /// the given columns (by name, all when `None`) in schema order.
     pub fn read_range(

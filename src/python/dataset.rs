@@ -247,6 +247,11 @@ impl RawDataset {
         Ok((report.versions_removed, report.files_removed))
     }
 
+    /// Per row group, the bytes of its data file.
+    fn file_sizes(&self, py: Python<'_>) -> PyResult<Vec<u64>> {
+        run(py, || self.lock().file_sizes())
+    }
+
     /// Row-group stats as a pyarrow Table.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let batch = run(py, || stats_batch(self.lock().state()))?;

@@ -251,6 +251,11 @@ impl RawObjectDataset {
         }
     }
 
+    /// Per row group, the bytes of its data file (one listing).
+    fn file_sizes(&self, py: Python<'_>) -> PyResult<Vec<u64>> {
+        run(py, || self.lock().file_sizes())
+    }
+
     /// Bytes of the data files of the version this object reads.
     fn stored_bytes(&self, py: Python<'_>) -> PyResult<u64> {
         run(py, || self.lock().stored_bytes())

@@ -12,7 +12,9 @@ from dask.distributed import Client, LocalCluster
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[Client]:
+def client(s3_server) -> Iterator[Client]:
+    # The local S3 server runs first: the workers then inherit the AWS_*
+    # variables that point clients at it.
     # The client's log of recent messages would keep each small graph (and
     # the version lease it holds) alive for a thousand more messages.
     with (

@@ -22,6 +22,7 @@ from dask.dataframe.utils import clear_known_categories
 from oups.exceptions import DatasetFileNotFoundError, InvalidParameterError, ParameterTypeError
 from oups.store._bounds import PhysicalRange, physical_range
 from oups.store._storage import is_url
+from oups.store._storage import storage_options as _storage_options
 from oups.store.ordered_parquet_dataset import (
     OrderedParquetDataset,
     ReadOnlyOrderedParquetDataset,
@@ -66,7 +67,7 @@ def _partition_size(value: Any) -> tuple[str, int] | None:
     )
 
 
-def _dataset(source: Any, version: int | None) -> OrderedParquetDataset:
+def _dataset(source: Any, version: int | None, options: dict[str, str]) -> OrderedParquetDataset:
     """The dataset to read, at a fixed version (its own, or ``version``)."""
     if isinstance(source, ReadOnlyOrderedParquetDataset):
         raise ParameterTypeError(
@@ -74,35 +75,38 @@ def _dataset(source: Any, version: int | None) -> OrderedParquetDataset:
             "groups; select rows with 'start' and 'end_excl'."
         )
     if isinstance(source, OrderedParquetDataset):
-        source._local_raw("oups.dask.read")
+        if options:
+            raise InvalidParameterError(
+                "'storage_options' is for a URL; this dataset object has its own."
+            )
+        own = source._options or None
         if version is not None and source.version != version:
             if source.read_only:
                 raise InvalidParameterError(
                     f"this dataset object reads version {source.version}; do not also pass "
                     f"version={version}."
                 )
-            return OrderedParquetDataset(source.dirpath, version=version)
+            return OrderedParquetDataset(source.dirpath, version=version, storage_options=own)
         fixed = source.version if version is None else version
         if fixed is None:
             raise DatasetFileNotFoundError(
                 f"dataset {source.dirpath} has no version to read; write to it first."
             )
-        return source if source.read_only else OrderedParquetDataset(source.dirpath, version=fixed)
-    if isinstance(source, str) and is_url(source):
-        raise InvalidParameterError(
-            f"oups.dask.read is not available yet for datasets on object storage ('{source}'); "
-            "it works on local datasets."
-        )
+        if source.read_only:
+            return source
+        return OrderedParquetDataset(source.dirpath, version=fixed, storage_options=own)
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        probe = OrderedParquetDataset(path, version=version)
+        where: str | Path = source if isinstance(source, str) and is_url(source) else Path(source)
+        probe = OrderedParquetDataset(where, version=version, storage_options=options or None)
         if probe.version is None:
             raise DatasetFileNotFoundError(
-                f"no dataset at {path}: 'path_or_dataset' must name a dataset directory."
+                f"no dataset at {where}: 'path_or_dataset' must name a dataset."
             )
-        return probe if version is not None else OrderedParquetDataset(path, version=probe.version)
+        if version is not None:
+            return probe
+        return OrderedParquetDataset(where, version=probe.version, storage_options=options or None)
     raise ParameterTypeError(
-        "'path_or_dataset' must be a path or an OrderedParquetDataset, got "
+        "'path_or_dataset' must be a path, a URL or an OrderedParquetDataset, got "
         f"{type(source).__name__}."
     )
 
@@ -161,9 +165,11 @@ class _ReadPartition:
         start: Any,
         end_excl: Any,
         meta: pd.DataFrame,
+        options: dict[str, str] | None = None,
         lease: OrderedParquetDataset | None = None,
     ) -> None:
         self.dirpath = dirpath
+        self.options = options
         self.version = version
         self.ordered_on = ordered_on
         self.index = index
@@ -183,6 +189,7 @@ class _ReadPartition:
                 self.start,
                 self.end_excl,
                 self.meta,
+                self.options,
             ),
         )
 
@@ -193,7 +200,7 @@ class _ReadPartition:
         names = None if columns is None else list(columns)
         if names is not None and self.index and self.ordered_on not in names:
             names.append(self.ordered_on)
-        ds = OrderedParquetDataset(self.dirpath, version=self.version)
+        ds = OrderedParquetDataset(self.dirpath, version=self.version, storage_options=self.options)
         frame = ds[list(positions)].to_pandas(self.start, self.end_excl, names)
         expected = self.meta if columns is None else self.meta[list(columns)]
         if frame is None:
@@ -213,6 +220,7 @@ def read(
     partition_size: int | str | None = None,
     index: bool = True,
     version: int | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> dd.DataFrame:
     """A dataset as a dask DataFrame, one partition per row group.
 
@@ -245,6 +253,11 @@ def read(
         the divisions are unknown.
     version : int, optional
         Read this version instead of the latest.
+    storage_options : dict, optional
+        Client options for a URL (``s3://...``), as for
+        :class:`~oups.store.ordered_parquet_dataset.OrderedParquetDataset`;
+        the tasks open the dataset with them (they travel in the graph).
+        A dataset object passes its own.
 
     Returns
     -------
@@ -265,7 +278,7 @@ def read(
     >>> ddf.loc[5:6].compute()["px"].tolist()
     [15, 16]
     """
-    ds = _dataset(path_or_dataset, version)
+    ds = _dataset(path_or_dataset, version, _storage_options(storage_options))
     if columns is not None and (isinstance(columns, str) or not isinstance(columns, Sequence)):
         raise ParameterTypeError(
             f"'columns' must be a list of column names, got {columns!r}; "
@@ -290,11 +303,7 @@ def read(
     elif size[0] == "rows":
         sizes, limit = stats["n_rows"].to_numpy(np.int64), size[1]
     else:
-        directory = Path(ds._local_raw("partition_size in bytes").dirpath)
-        sizes = np.array(
-            [os.path.getsize(directory / f"file_{i:010d}.parquet") for i in stats["file_ids"]]
-        )
-        limit = size[1]
+        sizes, limit = np.array(ds._file_sizes(), dtype=np.int64), size[1]
     groups = _groups(positions, mins, maxs, sizes, limit, index) or [[0]]
     names = None if columns is None else list(columns)
     read_names = names if names is None or not index else [*names, ordered_on]
@@ -306,7 +315,9 @@ def read(
     meta = clear_known_categories(sample, cols=None, index=False)
     version = ds.version
     assert version is not None  # _dataset opened a version
-    func = _ReadPartition(str(ds.dirpath), version, ordered_on, index, start, end_excl, meta, ds)
+    func = _ReadPartition(
+        str(ds.dirpath), version, ordered_on, index, start, end_excl, meta, ds._options or None, ds
+    )
     if index:
         lows = stats["ordered_on_mins"].iloc[[g[0] for g in groups]].tolist()
         high = stats["ordered_on_maxs"].iloc[[groups[-1][-1]]].tolist()
@@ -322,7 +333,7 @@ def read(
             groups,
             meta=meta,
             divisions=divisions,
-            label=f"oups-read-{Path(ds.dirpath).name}",
+            label=f"oups-read-{str(ds.dirpath).rstrip('/').rsplit('/', 1)[-1]}",
             enforce_metadata=False,
             columns=names,
         )

@@ -25,7 +25,7 @@ from dask.base import compute as dask_compute
 from dask.delayed import delayed as dask_delayed
 
 from oups._oups import staged_begin, staged_commit, staged_discard, staged_plan
-from oups.exceptions import ParameterTypeError
+from oups.exceptions import InvalidParameterError, ParameterTypeError
 from oups.store._convert import (
     arrow_name,
     key_value_metadata_to_json,
@@ -33,6 +33,7 @@ from oups.store._convert import (
     seconds,
 )
 from oups.store._defaults import DEFAULT_COMPRESSION, ROW_GROUP_TARGET_SIZE
+from oups.store._storage import is_url
 from oups.store.ordered_parquet_dataset import OrderedParquetDataset
 from oups.store.write import _max_n, stage
 
@@ -166,6 +167,12 @@ key_value_metadata, compression, lock_timeout
         raise ParameterTypeError(f"'ddf' must be a dask DataFrame, got {type(ddf).__name__}.")
     if not isinstance(path, (str, os.PathLike)):
         raise ParameterTypeError(f"'path' must be a str or a Path, got {type(path).__name__}.")
+    if isinstance(path, str) and is_url(path):
+        # Checked first: as a Path, a URL would name a local directory "s3:".
+        raise InvalidParameterError(
+            f"oups.dask.write is not available yet for datasets on object storage ('{path}'); "
+            "it works on local datasets (write the computed frame with oups.write meanwhile)."
+        )
     ordered_on_json = ordered_on_to_json(ordered_on)
     if not isinstance(compression, str):
         raise ParameterTypeError(f"'compression' must be a str, got {type(compression).__name__}.")

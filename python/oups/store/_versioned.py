@@ -110,6 +110,10 @@ class Versioned:
             raise ParameterTypeError("'version' must be an int, got None.")
         self._raw.restore(v, writer)
 
+    def _file_sizes(self) -> list[int]:
+        """Per row group, the bytes of its data file."""
+        return list(self._raw.file_sizes())
+
     # Pins keep versions from vacuums (snapshots, exactly-once loops).
     def _pin(self, name: str, version: int | None = None) -> int | None:
         pinned: int | None = self._raw.pin(name, version)

@@ -138,6 +138,9 @@ class OrderedParquetDataset(Versioned):
     ([3], [1])
     """
 
+    #: The client options of a URL, to open the dataset again elsewhere.
+    _options: dict[str, str]
+
     def __init__(
         self,
         dirpath: str | Path,
@@ -180,6 +183,8 @@ class OrderedParquetDataset(Versioned):
                 RawDataset(str(resolved), ordered_on_to_json(ordered_on), timeout, *pinned),
             )
         object.__setattr__(self, "_lock_depth", 0)
+        # Kept to open the dataset again elsewhere (dask workers).
+        object.__setattr__(self, "_options", options)
 
     # -- state -------------------------------------------------------------
     @property
@@ -501,6 +506,7 @@ class ReadOnlyOrderedParquetDataset(OrderedParquetDataset):
         view = object.__new__(cls)
         object.__setattr__(view, "_dirpath", parent.dirpath)
         object.__setattr__(view, "_raw", parent._raw)
+        object.__setattr__(view, "_options", parent._options)
         object.__setattr__(view, "_parent", parent)
         object.__setattr__(view, "_stats", selected)
         object.__setattr__(view, "_kvm", copy.deepcopy(parent.key_value_metadata))

@@ -373,19 +373,25 @@ impl ObjectDataset {
         }
         let key = self.data_key(&first);
         let s = fetch::schema(&self.storage, &key, &self.tail_of(&first)?)?;
+        self.adopt_schema(first, s).map(Some)
+    }
+
+    /// Takes `s`, the schema of data file `file`, as the dataset's, once its
+    /// ordered column is checked against the record.
+    fn adopt_schema(&mut self, file: String, s: SchemaRef) -> Result<SchemaRef> {
         if let (Some(field), Some(dt)) = (&self.state.ordered_field, &self.state.ordered_type) {
             if s.field_with_name(field)
                 .map(|f| f.data_type() != dt)
                 .unwrap_or(true)
             {
                 return Err(OupsError::corrupt(
-                    &PathBuf::from(self.storage.url(&key)),
+                    &PathBuf::from(self.storage.url(&self.data_key(&file))),
                     format!("its ordered column '{field}' is not the {dt} the record says"),
                 ));
             }
         }
-        self.schema = Some((first, Arc::clone(&s)));
-        Ok(Some(s))
+        self.schema = Some((file, Arc::clone(&s)));
+        Ok(s)
     }
 
     fn selected(&self, file_ids: Option<&[u64]>) -> Vec<(RowGroup, String)> {
@@ -403,11 +409,17 @@ impl ObjectDataset {
         &mut self,
         file_ids: Option<&[u64]>,
     ) -> Result<(Vec<RecordBatch>, Option<SchemaRef>)> {
-        let Some(schema) = self.schema()? else {
-            return Ok((Vec::new(), None));
-        };
         let selected = self.selected(file_ids);
         let batches = self.fetch_whole(&selected)?;
+        // The schema of a file this read fetched anyway: no footer request.
+        let schema = match (&self.schema, batches.first(), selected.first()) {
+            (Some((_, s)), _, _) => Arc::clone(s),
+            (None, Some(b), Some((_, file))) => self.adopt_schema(file.clone(), b.schema())?,
+            _ => match self.schema()? {
+                Some(s) => s,
+                None => return Ok((Vec::new(), None)),
+            },
+        };
         let batches = batches
             .into_iter()
             .map(|b| Ok(b.with_schema(Arc::clone(&schema))?))
@@ -510,21 +522,30 @@ impl ObjectDataset {
         }
     }
 
-    /// Bytes of the data files this version lists (one listing).
-    pub fn stored_bytes(&self) -> Result<u64> {
+    /// The size of each row group's data file (one listing); 0 for a
+    /// file that is gone.
+    pub fn file_sizes(&self) -> Result<Vec<u64>> {
         let prefix = format!("{}/", self.name);
-        let listed: std::collections::BTreeSet<&str> =
-            self.files.iter().map(String::as_str).collect();
-        Ok(self
+        let sizes: BTreeMap<String, u64> = self
             .storage
             .list(&prefix, None)?
             .iter()
-            .filter(|m| {
+            .map(|m| {
                 let key = self.storage.key_of(m);
-                listed.contains(key.strip_prefix(&prefix).unwrap_or(&key))
+                let name = key.strip_prefix(&prefix).unwrap_or(&key).to_string();
+                (name, m.size)
             })
-            .map(|m| m.size)
-            .sum())
+            .collect();
+        Ok(self
+            .files
+            .iter()
+            .map(|f| sizes.get(f).copied().unwrap_or(0))
+            .collect())
+    }
+
+    /// Bytes of the data files this version lists (one listing).
+    pub fn stored_bytes(&self) -> Result<u64> {
+        Ok(self.file_sizes()?.iter().sum())
     }
 
     /// Removes the dataset: its pointer first (readers then find no
