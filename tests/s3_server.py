@@ -13,6 +13,8 @@ them one per line (method and path) since the last ``/__log__``. ``GET /__faults
 <p>&after=<p>&seed=<n>`` makes that share of later requests fail with a 503
 before the server acts on them, or with a 500 after it has (the client then
 cannot tell whether the request took effect); ``before=0&after=0`` stops it.
+Requests signed with the access key ``denied`` get a 403 ``AccessDenied``,
+and with ``unknown`` a 403 ``InvalidAccessKeyId`` (moto accepts any key).
 """
 
 from __future__ import annotations
@@ -55,6 +57,12 @@ def counting(app: Any) -> Any:
             start_response("200 OK", [("Content-Type", "text/plain")])
             lines, LOG[:] = "\n".join(LOG), []
             return [lines.encode()]
+        # Credentials the tests use to stand for refused ones (moto accepts any).
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        if "Credential=denied/" in auth:
+            return _error(start_response, "403 Forbidden", "AccessDenied")
+        if "Credential=unknown/" in auth:
+            return _error(start_response, "403 Forbidden", "InvalidAccessKeyId")
         SERVED[0] = next(COUNTER) + 1
         query = environ.get("QUERY_STRING", "")
         LOG.append(f"{environ.get('REQUEST_METHOD')} {path}{'?' + query if query else ''}")

@@ -74,7 +74,11 @@ fn runtime() -> Arc<Runtime> {
 fn failure(op: &'static str, url: String, e: object_store::Error) -> OupsError {
     use object_store::Error as E;
     let text = e.to_string();
+    // With no credentials configured, the S3 client asks the instance
+    // metadata service for some: failing that is a credentials problem.
+    let no_credentials = text.contains("/latest/api/token") || text.contains("/latest/meta-data");
     let kind = match &e {
+        _ if no_credentials => StorageFailure::Denied,
         E::NotFound { .. } => StorageFailure::NotFound,
         E::PermissionDenied { .. } | E::Unauthenticated { .. } => StorageFailure::Denied,
         _ if text.contains("NoSuchBucket") => StorageFailure::NotFound,
@@ -91,6 +95,11 @@ fn failure(op: &'static str, url: String, e: object_store::Error) -> OupsError {
         StorageFailure::NotFound if text.contains("NoSuchBucket") => {
             "the bucket does not exist (create it, or check the URL)".to_string()
         }
+        StorageFailure::Denied if no_credentials => format!(
+            "no credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or a \
+             profile), or pass them in 'storage_options' (the instance metadata service, \
+             tried last, did not answer: {text})"
+        ),
         StorageFailure::Denied => format!(
             "access was refused: check the credentials (environment or 'storage_options'): {text}"
         ),

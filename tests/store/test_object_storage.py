@@ -88,6 +88,62 @@ def test_an_unreachable_endpoint_is_a_storage_error(s3_server):
         OrderedParquetDataset("s3://oups-test/unreachable/ds", storage_options=options)
 
 
+@pytest.mark.parametrize("key", ["denied", "unknown"])
+def test_refused_credentials_are_a_permission_error_naming_the_url(s3_server, key):
+    from oups import Store, toplevel
+    from oups.exceptions import StoragePermissionError
+
+    url = s3_server.url("refused") + "/ds"
+    write(url, ordered_on="t", df=frame(3))
+    refused = {"aws_access_key_id": key, "aws_secret_access_key": "x", "max_retries": 0}
+    for call in (
+        lambda: OrderedParquetDataset(url, storage_options=refused),
+        lambda: write(url, ordered_on="t", df=frame(3), storage_options=refused),
+    ):
+        with pytest.raises(StoragePermissionError, match=url) as info:
+            call()
+        assert "credentials" in str(info.value) and isinstance(info.value, PermissionError)
+
+    @toplevel
+    class K:
+        name: str
+
+    with pytest.raises(StoragePermissionError, match="credentials"):
+        Store(url.rsplit("/", 1)[0], K, storage_options=refused).keys  # noqa: B018
+    assert OrderedParquetDataset(url).n_rows == 3  # nothing changed
+
+
+def test_no_credentials_at_all_is_a_permission_error(s3_server, monkeypatch, tmp_path):
+    from oups.exceptions import StoragePermissionError
+
+    url = s3_server.url("anonymous") + "/ds"
+    write(url, ordered_on="t", df=frame(3))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    # No keys, no profile, no instance metadata to ask (a closed port).
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    options = {"aws_metadata_endpoint": "http://127.0.0.1:9", "max_retries": 0, "timeout": "2s"}
+    with pytest.raises(StoragePermissionError, match="no credentials were found") as info:
+        OrderedParquetDataset(url, storage_options=options)
+    assert url.rsplit("/", 1)[0] in str(info.value)
+
+
+def test_throttling_after_the_retries_is_a_storage_error(s3_server):
+    from tests.conftest import s3_faults
+
+    url = s3_server.url("throttled") + "/ds"
+    write(url, ordered_on="t", df=frame(3))
+    s3_faults(s3_server, before=1.0)
+    try:
+        with pytest.raises(StorageError, match=url) as info:
+            write(url, ordered_on="t", df=frame(3), storage_options={"max_retries": 1})
+        assert "SlowDown" in str(info.value) or "503" in str(info.value)
+    finally:
+        s3_faults(s3_server)
+    assert OrderedParquetDataset(url).n_rows == 3
+
+
 def test_lock_is_not_offered_on_object_storage(s3_server):
     url = s3_server.url("lock") + "/ds"
     write(url, ordered_on="t", df=frame(3))
