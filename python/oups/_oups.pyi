@@ -338,12 +338,12 @@ def delete_snapshot(
 #: A staged row group: (kept file id, staged file name, n_rows, min key, max key).
 _StagedRowGroup = tuple[int | None, str | None, int, int, int]
 
-def staged_begin(raw: RawDataset) -> int: ...
+def staged_begin(raw: RawDataset | RawObjectDataset) -> int: ...
 def staged_plan(
-    raw: RawDataset, lows: pa.Array, highs: pa.Array, exclusive: bool
+    raw: RawDataset | RawObjectDataset, lows: pa.Array, highs: pa.Array, exclusive: bool
 ) -> list[tuple[int, int, int, int]]: ...
 def staged_write(
-    raw: RawDataset,
+    raw: RawDataset | RawObjectDataset,
     data: Any,
     ordered_on_json: str,
     ordered_field: str,
@@ -358,9 +358,9 @@ def staged_write(
     max_n_off_target_rgs: int | None = None,
     compression: str = "none",
 ) -> list[_StagedRowGroup]: ...
-def staged_discard(raw: RawDataset, tag: str) -> None: ...
+def staged_discard(raw: RawDataset | RawObjectDataset, tag: str) -> None: ...
 def staged_commit(
-    raw: RawDataset,
+    raw: RawDataset | RawObjectDataset,
     version: int,
     units: Sequence[tuple[int, int, Sequence[_StagedRowGroup]]],
     ordered_on_json: str,

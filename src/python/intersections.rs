@@ -8,44 +8,11 @@ use pyo3::types::PyTuple;
 use pyo3_arrow::PyRecordBatch;
 
 use crate::dataset::bounds::PhysicalBound;
+use crate::python::any_dataset::{AnyDataset, Native};
 use crate::python::convert::PyBound;
-use crate::python::dataset::RawDataset;
 use crate::python::errors::run;
 use crate::python::handover::{split, Split};
-use crate::python::object_dataset::RawObjectDataset;
 use crate::store::intersections::Intersections;
-use crate::store::sources::Source;
-
-/// A dataset of `RawIntersections`: local or on object storage.
-#[derive(FromPyObject)]
-enum AnyDataset<'py> {
-    Local(PyRef<'py, RawDataset>),
-    Object(PyRef<'py, RawObjectDataset>),
-}
-
-/// What of an [`AnyDataset`] may cross to the thread without the GIL.
-enum Native<'a> {
-    Local(&'a RawDataset),
-    Object(&'a RawObjectDataset),
-}
-
-impl AnyDataset<'_> {
-    fn native(&self) -> Native<'_> {
-        match self {
-            AnyDataset::Local(raw) => Native::Local(raw),
-            AnyDataset::Object(raw) => Native::Object(raw),
-        }
-    }
-}
-
-impl Native<'_> {
-    fn source(&self) -> crate::error::Result<Option<Source>> {
-        Ok(match self {
-            Native::Local(raw) => raw.snapshot()?.map(Source::Local),
-            Native::Object(raw) => raw.snapshot()?.map(Source::Object),
-        })
-    }
-}
 
 /// One dataset's rows in a chunk, led by its position in `datasets`.
 type Part<'py> = Bound<'py, PyTuple>;

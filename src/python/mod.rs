@@ -1,5 +1,6 @@
 //! The PyO3 module `oups._oups`: one file per native class.
 
+mod any_dataset;
 mod asof;
 mod convert;
 mod dataset;

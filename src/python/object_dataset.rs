@@ -31,7 +31,7 @@ impl RawObjectDataset {
         self.lock().snapshot()
     }
 
-    fn lock(&self) -> MutexGuard<'_, ObjectDataset> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ObjectDataset> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -10,7 +10,8 @@ use serde_json::{Map, Value};
 
 use crate::dataset::staged::{StagedCommit, StagedRowGroup, StagedUnit};
 use crate::error::OupsError;
-use crate::python::dataset::{parse_json, write_request, RawDataset};
+use crate::python::any_dataset::{AnyDataset, Native};
+use crate::python::dataset::{parse_json, write_request};
 use crate::python::errors::{run, to_pyerr};
 
 type RowGroupTuple = (Option<u64>, Option<String>, u64, u64, u64);
@@ -44,8 +45,12 @@ fn from_tuple(t: RowGroupTuple) -> PyResult<StagedRowGroup> {
 
 /// Marks a staged write in progress; returns the version it plans against.
 #[pyfunction]
-pub fn staged_begin(py: Python<'_>, raw: &RawDataset) -> PyResult<u64> {
-    run(py, || raw.lock().begin_staged())
+pub fn staged_begin(py: Python<'_>, raw: AnyDataset<'_>) -> PyResult<u64> {
+    let raw = raw.native();
+    run(py, || match raw {
+        Native::Local(r) => r.lock().begin_staged(),
+        Native::Object(r) => r.lock().begin_staged(),
+    })
 }
 
 /// `(first partition, end partition, first row group, end row group)` of
@@ -53,16 +58,19 @@ pub fn staged_begin(py: Python<'_>, raw: &RawDataset) -> PyResult<u64> {
 #[pyfunction]
 pub fn staged_plan(
     py: Python<'_>,
-    raw: &RawDataset,
+    raw: AnyDataset<'_>,
     lows: PyArray,
     highs: PyArray,
     exclusive: bool,
 ) -> PyResult<Vec<(usize, usize, usize, usize)>> {
     let (lows, highs) = (lows.into_inner().0, highs.into_inner().0);
+    let raw = raw.native();
     run(py, || {
-        let units = raw
-            .lock()
-            .plan_staged(lows.as_ref(), highs.as_ref(), exclusive)?;
+        let (lows, highs) = (lows.as_ref(), highs.as_ref());
+        let units = match raw {
+            Native::Local(r) => r.lock().plan_staged(lows, highs, exclusive)?,
+            Native::Object(r) => r.lock().plan_staged(lows, highs, exclusive)?,
+        };
         Ok(units
             .into_iter()
             .map(|u| (u.parts.start, u.parts.end, u.rgs.start, u.rgs.end))
@@ -77,7 +85,7 @@ pub fn staged_plan(
     max_n_off_target_rgs=None, compression="none"))]
 pub fn staged_write(
     py: Python<'_>,
-    raw: &RawDataset,
+    raw: AnyDataset<'_>,
     data: Option<AnyRecordBatch>,
     ordered_on_json: &str,
     ordered_field: String,
@@ -104,15 +112,24 @@ pub fn staged_write(
         None,
         None,
     )?;
+    let raw = raw.native();
     run(py, || {
-        let staged = raw.lock().stage(req, rg_start..rg_end, &tag)?;
+        let rgs = rg_start..rg_end;
+        let staged = match raw {
+            Native::Local(r) => r.lock().stage(req, rgs, &tag)?,
+            Native::Object(r) => r.lock().stage(req, rgs, &tag)?,
+        };
         Ok(staged.into_iter().map(to_tuple).collect())
     })
 }
 
 #[pyfunction]
-pub fn staged_discard(py: Python<'_>, raw: &RawDataset, tag: String) -> PyResult<()> {
-    run(py, || raw.lock().discard_staged(&tag))
+pub fn staged_discard(py: Python<'_>, raw: AnyDataset<'_>, tag: String) -> PyResult<()> {
+    let raw = raw.native();
+    run(py, || match raw {
+        Native::Local(r) => r.lock().discard_staged(&tag),
+        Native::Object(r) => r.lock().discard_staged(&tag),
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -121,7 +138,7 @@ pub fn staged_discard(py: Python<'_>, raw: &RawDataset, tag: String) -> PyResult
     tag, writer=None))]
 pub fn staged_commit(
     py: Python<'_>,
-    raw: &RawDataset,
+    raw: AnyDataset<'_>,
     version: u64,
     units: Vec<(usize, usize, Vec<RowGroupTuple>)>,
     ordered_on_json: &str,
@@ -154,5 +171,9 @@ pub fn staged_commit(
         writer,
         tag,
     };
-    run(py, || raw.lock().commit_staged(commit))
+    let raw = raw.native();
+    run(py, || match raw {
+        Native::Local(r) => r.lock().commit_staged(commit),
+        Native::Object(r) => r.lock().commit_staged(commit),
+    })
 }

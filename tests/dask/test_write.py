@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import oups.dask
 from oups import OrderedParquetDataset, write
-from oups.exceptions import ParameterTypeError, UnsortedError
+from oups.exceptions import InvalidParameterError, ParameterTypeError, UnsortedError
 
 from ..conftest import dir_digest
 
@@ -100,8 +100,9 @@ def test_equals_a_single_machine_write(
         pd.testing.assert_frame_equal(a.row_group_stats[cols], b.row_group_stats[cols])
 
 
-def test_one_version_per_write_and_metadata(client, tmp_path):
-    path = tmp_path / "ds"
+def test_one_version_per_write_and_metadata(client, location):
+    # On local disk and on the local S3 server.
+    path = location
     write(path, ordered_on="ts", df=ticks(100, 1), row_group_target_size=20)
     ddf = dd.from_pandas(ticks(500, 2, start=400).set_index("ts"), npartitions=4)
     oups.dask.write(
@@ -210,3 +211,81 @@ def test_a_client_killed_mid_write_leaves_the_dataset_as_it_was(tmp_path, failpo
     write(path, ordered_on="ts", df=pd.DataFrame({"ts": [500], "v": [1.0]}))
     assert files(path) == listed(path)
     assert len(stored(path)) == 101
+
+
+def _objects(s3_server, url: str) -> set[str]:
+    """Every object below a dataset's parent prefix on the local S3 server."""
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    parent = key.rsplit("/", 1)[0] + "/"
+    pages = (
+        s3_server.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=parent)
+    )
+    return {o["Key"] for page in pages for o in page.get("Contents", [])}
+
+
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    existing=st.integers(0, 60),
+    new=st.integers(1, 60),
+    offset=st.integers(-100, 150),
+    nparts=st.integers(1, 4),
+    dedup=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_equals_a_single_machine_write_on_object_storage(
+    client, s3_server, existing, new, offset, nparts, dedup, seed
+):
+    root = s3_server.url("dask-eq")
+    one, many = f"{root}/one", f"{root}/many"
+    options = {
+        "ordered_on": "ts",
+        "row_group_target_size": 7,
+        "duplicates_on": "ts" if dedup else None,
+    }
+    if existing:
+        for url in (one, many):
+            write(url, df=ticks(existing, seed), **options)
+    df = ticks(new, seed + 1, start=offset)
+    if dedup:
+        df = df.drop_duplicates("ts", keep="last")
+    frame = df.set_index("ts")
+    ddf = dd.from_pandas(frame, npartitions=nparts, sort=True)
+    write(one, df=frame, **options)
+    oups.dask.write(ddf, many, **options)
+    pd.testing.assert_frame_equal(stored(many), stored(one))
+    assert OrderedParquetDataset(many).version == (2 if existing else 1)
+
+
+def test_on_object_storage_errors_and_conflicts_commit_nothing(client, s3_server):
+    from oups.exceptions import CommitConflictError
+
+    url = s3_server.url("dask-s3") + "/ds"
+    write(url, ordered_on="ts", df=ticks(50, 1), row_group_target_size=10)
+    before, version = _objects(s3_server, url), OrderedParquetDataset(url).version
+    df = ticks(40, 3, start=500)
+    df.loc[[5, 30], "ts"] = df.loc[[30, 5], "ts"].to_numpy()  # swapped: unsorted
+    with pytest.raises(UnsortedError):
+        oups.dask.write(dd.from_pandas(df, npartitions=3, sort=False), url, ordered_on="ts")
+    assert _objects(s3_server, url) == before
+
+    # Another writer commits while the workers run: the plan no longer holds.
+    def meanwhile(part: pd.DataFrame, partition_info: dict | None = None) -> pd.DataFrame:
+        if partition_info is not None and partition_info["number"] == 0:
+            write(url, ordered_on="ts", df=ticks(1, 9, start=10_000))
+        return part
+
+    later = dd.from_pandas(ticks(60, 4, start=400).set_index("ts"), npartitions=2)
+    racing = later.map_partitions(meanwhile, meta=later._meta)
+    with pytest.raises(CommitConflictError, match="planned on version"):
+        oups.dask.write(racing, url, ordered_on="ts", row_group_target_size=10)
+    ds = OrderedParquetDataset(url)
+    assert ds.version == version + 1 and ds.n_rows == 51  # the other writer's row only
+    # The distributed write's uploads are gone; the other writer's stay.
+    left = _objects(s3_server, url) - before
+    assert not any("file_stage_" in key for key in left), left
+    with pytest.raises(InvalidParameterError, match="local path"):
+        oups.dask.write(later, "/tmp/oups-x", ordered_on="ts", storage_options={"a": "b"})

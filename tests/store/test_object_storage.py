@@ -239,12 +239,6 @@ def test_store_features_not_on_object_storage_say_so(s3_server):
     store = Store(base, K)
     store[K("a")].write(ordered_on="t", df=frame(4))
     assert store.is_remote and store.basepath == base and store.snapshots() == []
-    with pytest.raises(InvalidParameterError, match="oups.dask.write is not available yet"):
-        import dask.dataframe as dd
-
-        import oups.dask
-
-        oups.dask.write(dd.from_pandas(frame(4), npartitions=1), base + "/b", ordered_on="t")
     with pytest.raises(InvalidParameterError, match="is a local path"):
         Store("/tmp/x", K, storage_options={"aws_region": "x"})
 

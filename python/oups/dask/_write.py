@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Hashable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from oups.store._convert import (
 )
 from oups.store._defaults import DEFAULT_COMPRESSION, ROW_GROUP_TARGET_SIZE
 from oups.store._storage import is_url
+from oups.store._storage import storage_options as _storage_options
 from oups.store.ordered_parquet_dataset import OrderedParquetDataset
 from oups.store.write import _max_n, stage
 
@@ -53,6 +55,7 @@ def _stage_unit(
     row_groups: tuple[int, int],
     tag: str,
     options: dict[str, Any],
+    storage_options: dict[str, str] | None = None,
 ) -> list[Any] | Exception:
     """On a worker: one unit's partitions merged into its stretch. An error
     is returned, not raised, so that the client waits for every unit before
@@ -60,9 +63,9 @@ def _stage_unit(
     try:
         frame = parts[0] if len(parts) == 1 else pd.concat(parts)
         ds = (
-            OrderedParquetDataset(dirpath, version=version)
+            OrderedParquetDataset(dirpath, version=version, storage_options=storage_options)
             if version
-            else OrderedParquetDataset(dirpath)
+            else OrderedParquetDataset(dirpath, storage_options=storage_options)
         )
         # Each attempt names its own files: a retried task never meets a dead one's.
         attempt = f"{tag}-{uuid.uuid4().hex[:12]}"
@@ -119,6 +122,7 @@ def write(
     key_value_metadata: dict[str, Any] | None = None,
     compression: str = DEFAULT_COMPRESSION,
     lock_timeout: float | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> None:
     """Merge a sorted dask DataFrame into a dataset (new or existing).
 
@@ -140,9 +144,14 @@ def write(
         partition's extent is then computed first, a pass over the data).
         Partitions must not overlap.
     path : str or Path
-        The dataset directory.
+        The dataset directory, or its URL on object storage
+        (``s3://bucket/prefix/ds``). There is no lock there: the client's
+        commit is a conditional create of the next version, and if another
+        writer commits to the dataset while the workers run, nothing is
+        committed and :class:`~oups.exceptions.CommitConflictError` is raised
+        (the workers' files are deleted).
     ordered_on, row_group_target_size, duplicates_on, max_n_off_target_rgs, \
-key_value_metadata, compression, lock_timeout
+key_value_metadata, compression, lock_timeout, storage_options
         As for :func:`oups.write`.
 
     Raises
@@ -167,11 +176,14 @@ key_value_metadata, compression, lock_timeout
         raise ParameterTypeError(f"'ddf' must be a dask DataFrame, got {type(ddf).__name__}.")
     if not isinstance(path, (str, os.PathLike)):
         raise ParameterTypeError(f"'path' must be a str or a Path, got {type(path).__name__}.")
-    if isinstance(path, str) and is_url(path):
-        # Checked first: as a Path, a URL would name a local directory "s3:".
+    # A URL stays a str: as a Path it would name a local directory "s3:".
+    where: str | Path = path if isinstance(path, str) and is_url(path) else Path(path)
+    remote = isinstance(where, str)
+    client_options = _storage_options(storage_options)
+    if client_options and not remote:
         raise InvalidParameterError(
-            f"oups.dask.write is not available yet for datasets on object storage ('{path}'); "
-            "it works on local datasets (write the computed frame with oups.write meanwhile)."
+            "'storage_options' is for object-storage URLs (s3://, gs://, az://, memory://); "
+            f"{str(path)!r} is a local path."
         )
     ordered_on_json = ordered_on_to_json(ordered_on)
     if not isinstance(compression, str):
@@ -191,17 +203,21 @@ key_value_metadata, compression, lock_timeout
         from oups.store.write import write as plain_write
 
         plain_write(
-            Path(path),
+            where,
             df=None,
             key_value_metadata=key_value_metadata,
             lock_timeout=timeout,
+            storage_options=client_options or None,
             **options,
         )
         return
-    ds = OrderedParquetDataset(Path(path), ordered_on=ordered_on, lock_timeout=timeout)
+    ds = OrderedParquetDataset(
+        where, ordered_on=ordered_on, lock_timeout=timeout, storage_options=client_options or None
+    )
     tag = uuid.uuid4().hex[:16]
-    with ds.lock(timeout):
-        raw = ds._local_raw("oups.dask.write")
+    # Object storage has no lock: its commit is conditional instead.
+    with nullcontext() if remote else ds.lock(timeout):
+        raw = ds._engine()
         version = staged_begin(raw)
         try:
             units = staged_plan(raw, pa.array(lows), pa.array(highs), exclusive)
@@ -214,6 +230,7 @@ key_value_metadata, compression, lock_timeout
                     (r0, r1),
                     tag,
                     options,
+                    client_options or None,
                 )
                 for p0, p1, r0, r1 in units
             ]

@@ -110,6 +110,11 @@ class Versioned:
             raise ParameterTypeError("'version' must be an int, got None.")
         self._raw.restore(v, writer)
 
+    def _engine(self) -> RawDataset | RawObjectDataset:
+        """The native dataset, for the engine functions that take one
+        (distributed writes)."""
+        return self._raw
+
     def _file_sizes(self) -> list[int]:
         """Per row group, the bytes of its data file."""
         return list(self._raw.file_sizes())

@@ -218,7 +218,7 @@ def _write(
     lock_timeout: float | None,
     refresh: bool = True,
 ) -> None:
-    raw = ds._raw
+    raw = ds._engine()
     # Planned against the latest version (the engine plans again under the
     # lock, or on object storage when its commit finds a newer one).
     if refresh:
@@ -293,7 +293,7 @@ def stage(
     assert frame is not None  # the caller passes a frame
     field = frame.field(ordered_on, "'ordered_on'")
     subset = _duplicates_subset(duplicates_on, ordered_on, frame)
-    raw = ds._local_raw("oups.dask.write")
+    raw = ds._engine()
     stats = raw.stats().slice(row_groups[0], row_groups[1] - row_groups[0])
     if stats.num_rows:
         ordered_type = stats.schema.field("ordered_on_mins").type

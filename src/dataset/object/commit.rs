@@ -110,7 +110,7 @@ impl ObjectDataset {
         )))
     }
 
-    fn check_ordered_on(&self, given: &Value) -> Result<()> {
+    pub(super) fn check_ordered_on(&self, given: &Value) -> Result<()> {
         let stored = &self.state.ordered_on;
         if self.state.exists && !stored.is_null() && stored != given {
             return Err(crate::dataset::ordered_on_mismatch(given, stored));
@@ -565,6 +565,7 @@ impl ObjectDataset {
         let latest = versions.last().map_or(0, |l| l.version);
         let n = versions.len();
         let pinned: BTreeSet<u64> = self.state.pins.values().copied().collect();
+        let below = self.pointer_version.map(|p| p.min(self.state.version));
         let kept: Vec<bool> = versions
             .iter()
             .enumerate()
@@ -575,8 +576,10 @@ impl ObjectDataset {
                 let superseded = versions.get(i + 1).map_or(now, |next| next.modified);
                 let by_age = retention.keep_seconds.is_some_and(|s| now - superseded < s);
                 v == latest
-                    // Only records below the pointer may go (`publish_pointer`).
-                    || self.pointer_version.is_none_or(|p| v >= p)
+                    // Only records below the pointer may go (`publish_pointer`),
+                    // and below this object's own version: a newer record may
+                    // pin a version this one does not know of (`pins.rs`).
+                    || below.is_none_or(|b| v >= b)
                     || (retention.keep_versions.is_none() && retention.keep_seconds.is_none())
                     || by_count && retention.keep_versions.is_some()
                     || by_age

@@ -18,6 +18,7 @@ mod fetch;
 mod memo;
 mod pins;
 mod snapshot;
+mod staged;
 mod versions;
 
 use std::collections::BTreeMap;

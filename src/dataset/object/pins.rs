@@ -8,9 +8,11 @@
 //! was planned on (the latest). Every vacuum plans from a record, and
 //!
 //! - a vacuum planned from that record or a later one sees the pin;
-//! - one planned from an earlier record deletes only versions below the
-//!   pointer it saw (`commit.rs`), which the pinned version is not: it was
-//!   the latest when the pin was planned on it.
+//! - one planned from an earlier record deletes only versions below its own
+//!   (and below the pointer it saw, `commit.rs`), which the pinned version
+//!   is not: it was the latest when the pin was planned on it. (Below the
+//!   pointer alone would not do: a writer whose pointer swap failed may
+//!   have seen the pointer at the pin's record, newer than its own.)
 //!
 //! Unpinning commits a version without the name.
 

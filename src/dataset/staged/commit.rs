@@ -1,6 +1,5 @@
 //! The commit of a staged write: checks, final names, one version.
 
-use std::collections::HashSet;
 use std::fs;
 use std::path::PathBuf;
 
@@ -98,16 +97,7 @@ impl Dataset {
         }
         self.check_staged_order(&bounds, &unit_starts)?;
         let schema = self.check_staged_files(&staged)?;
-        let metadata_changes = commit.key_value_metadata.iter().any(|(k, v)| {
-            match self.state.key_value_metadata.get(k) {
-                Some(stored) => stored != v,
-                None => !v.is_null(),
-            }
-        });
-        let unchanged = staged.is_empty()
-            && seq.len() == old.len()
-            && seq.iter().zip(&old).all(|(s, rg)| *s == Some(rg.file_id));
-        if unchanged && self.state.exists && !metadata_changes {
+        if super::changes_nothing(&self.state, &seq, staged.len(), &commit.key_value_metadata) {
             return Ok(());
         }
         history::upgrade(&self.layout, &self.state)?;
@@ -165,24 +155,8 @@ impl Dataset {
         Ok(())
     }
 
-    /// Row groups in order, and strictly apart where two units meet (their
-    /// rows were planned apart, so equal keys there would escape the
-    /// duplicate rules).
     fn check_staged_order(&self, bounds: &[(u64, u64)], unit_starts: &[usize]) -> Result<()> {
-        let starts: HashSet<usize> = unit_starts.iter().copied().collect();
-        for i in 1..bounds.len() {
-            let (prev, next) = (bounds[i - 1], bounds[i]);
-            let apart = starts.contains(&i);
-            if prev.1 > next.0 || (apart && prev.1 == next.0) || next.0 > next.1 {
-                return Err(OupsError::Unsorted(format!(
-                    "the staged row groups of dataset '{}' are not in order (row group {i}): \
-                     the partitions overlap or hold rows outside their divisions; nothing was \
-                     committed",
-                    self.layout.dir.display()
-                )));
-            }
-        }
-        Ok(())
+        super::check_order(bounds, unit_starts, &self.layout.dir.display().to_string())
     }
 
     /// Each staged file holds the rows it claims, with the dataset's

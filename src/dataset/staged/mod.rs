@@ -31,7 +31,9 @@ use super::ordered_key::encode_column;
 use super::parquet_io;
 use super::plan::Step;
 use super::splice::NewRowGroup;
-use super::write::{validate_data, WriteRequest};
+use super::state::RowGroup;
+use super::state::State;
+use super::write::{validate_data, Prepared, WriteRequest};
 use super::Dataset;
 use crate::error::{IoContext, OupsError, Result};
 
@@ -76,7 +78,7 @@ pub struct StagedCommit {
     pub tag: String,
 }
 
-fn check_tag(tag: &str) -> Result<()> {
+pub(crate) fn check_tag(tag: &str) -> Result<()> {
     let ok = !tag.is_empty()
         && tag.len() <= 64
         && tag
@@ -89,6 +91,139 @@ fn check_tag(tag: &str) -> Result<()> {
             "staged write tag {tag:?} must be 1 to 64 letters, digits, '-' or '_'"
         )))
     }
+}
+
+/// The units of a staged write whose partitions span `lows[p]` to
+/// `highs[p]` (values of the ordered column; `highs` excluded but for the
+/// last, as dask divisions, when `exclusive`), against `state` (see
+/// [`plan_units`]).
+pub fn plan_against(
+    state: &State,
+    lows: &dyn Array,
+    highs: &dyn Array,
+    exclusive: bool,
+) -> Result<Vec<Unit>> {
+    let keys = |a: &dyn Array| -> Result<Vec<u64>> {
+        match &state.ordered_type {
+            // Bounds in another unit or width are compared as stored.
+            Some(t) if a.data_type() != t => {
+                let options = arrow_cast::CastOptions {
+                    safe: false,
+                    ..Default::default()
+                };
+                let cast = arrow_cast::cast_with_options(a, t, &options)?;
+                encode_column(cast.as_ref(), "divisions")
+            }
+            _ => encode_column(a, "divisions"),
+        }
+    };
+    let lows = keys(lows)?;
+    let mut highs = keys(highs)?;
+    if exclusive {
+        let last = highs.len().saturating_sub(1);
+        for (p, h) in highs.iter_mut().enumerate().take(last) {
+            *h = h.checked_sub(1).ok_or_else(|| {
+                OupsError::Unsorted(format!("partition {p} has an empty range of values"))
+            })?;
+        }
+    }
+    plan_units(&state.row_groups, &lows, &highs)
+}
+
+/// Row groups in order, and strictly apart where two units meet (their
+/// rows were planned apart, so equal keys there would escape the duplicate
+/// rules); `name` is the dataset's, for the message.
+pub(crate) fn check_order(bounds: &[(u64, u64)], unit_starts: &[usize], name: &str) -> Result<()> {
+    let starts: std::collections::HashSet<usize> = unit_starts.iter().copied().collect();
+    for i in 1..bounds.len() {
+        let (prev, next) = (bounds[i - 1], bounds[i]);
+        let apart = starts.contains(&i);
+        if prev.1 > next.0 || (apart && prev.1 == next.0) || next.0 > next.1 {
+            return Err(OupsError::Unsorted(format!(
+                "the staged row groups of dataset '{name}' are not in order (row group {i}): \
+                 the partitions overlap or hold rows outside their divisions; nothing was \
+                 committed"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `rgs` is a stretch of a version's `n` row groups.
+pub(crate) fn check_stretch(rgs: &Range<usize>, n: usize) -> Result<()> {
+    if rgs.start > rgs.end || rgs.end > n {
+        return Err(OupsError::InvalidArgument(format!(
+            "row groups {rgs:?} are not a stretch of this version's {n} row groups"
+        )));
+    }
+    Ok(())
+}
+
+/// A unit's new sequence from its merge plan over `stretch`: kept row
+/// groups by id, and new ones named `<prefix><k>.parquet`, with, for each
+/// new one, its name, its rows and how many rows of the unit come before.
+pub(super) fn staged_row_groups<'a>(
+    prepared: &'a Prepared,
+    stretch: &[RowGroup],
+    prefix: &str,
+) -> (Vec<StagedRowGroup>, Vec<(String, &'a NewRowGroup, u64)>) {
+    let mut out = Vec::new();
+    let mut jobs: Vec<(String, &NewRowGroup, u64)> = Vec::new();
+    let mut rows = 0u64;
+    let mut outputs = prepared.outputs.iter();
+    let keep_all: Vec<Step> = (0..stretch.len()).map(Step::Keep).collect();
+    let steps = if prepared.steps.is_empty() {
+        &keep_all
+    } else {
+        &prepared.steps
+    };
+    for step in steps {
+        match step {
+            Step::Keep(i) => {
+                out.push(StagedRowGroup::Kept(stretch[*i].file_id));
+                rows += stretch[*i].n_rows;
+            }
+            Step::Merge(_) => {
+                for chunk in outputs.next().map_or(&[][..], Vec::as_slice) {
+                    let name = format!("{prefix}{:06}.parquet", jobs.len());
+                    let (min, max) = chunk.bounds();
+                    out.push(StagedRowGroup::New {
+                        name: name.clone(),
+                        n_rows: chunk.n_rows(),
+                        min,
+                        max,
+                    });
+                    jobs.push((name, chunk, rows));
+                    rows += chunk.n_rows();
+                }
+            }
+        }
+    }
+    (out, jobs)
+}
+
+/// Whether a staged commit would change nothing: no new file, the same
+/// row groups, and metadata as stored.
+pub(crate) fn changes_nothing(
+    state: &State,
+    seq: &[Option<u64>],
+    new_files: usize,
+    key_value_metadata: &Map<String, Value>,
+) -> bool {
+    let metadata_changes =
+        key_value_metadata
+            .iter()
+            .any(|(k, v)| match state.key_value_metadata.get(k) {
+                Some(stored) => stored != v,
+                None => !v.is_null(),
+            });
+    let same_row_groups = new_files == 0
+        && seq.len() == state.row_groups.len()
+        && seq
+            .iter()
+            .zip(&state.row_groups)
+            .all(|(s, rg)| *s == Some(rg.file_id));
+    same_row_groups && state.exists && !metadata_changes
 }
 
 /// Removes the staged files of `tag` (all attempts of all units).
@@ -119,40 +254,14 @@ impl Dataset {
     }
 
     /// The units of a staged write whose partitions span `lows[p]` to
-    /// `highs[p]` (values of the ordered column; `highs` excluded but for the
-    /// last, as dask divisions, when `exclusive`), against this object's
-    /// version (see [`plan_units`]).
+    /// `highs[p]` (see [`plan_against`]), against this object's version.
     pub fn plan_staged(
         &self,
         lows: &dyn Array,
         highs: &dyn Array,
         exclusive: bool,
     ) -> Result<Vec<Unit>> {
-        let keys = |a: &dyn Array| -> Result<Vec<u64>> {
-            match &self.state.ordered_type {
-                // Bounds in another unit or width are compared as stored.
-                Some(t) if a.data_type() != t => {
-                    let options = arrow_cast::CastOptions {
-                        safe: false,
-                        ..Default::default()
-                    };
-                    let cast = arrow_cast::cast_with_options(a, t, &options)?;
-                    encode_column(cast.as_ref(), "divisions")
-                }
-                _ => encode_column(a, "divisions"),
-            }
-        };
-        let lows = keys(lows)?;
-        let mut highs = keys(highs)?;
-        if exclusive {
-            let last = highs.len().saturating_sub(1);
-            for (p, h) in highs.iter_mut().enumerate().take(last) {
-                *h = h.checked_sub(1).ok_or_else(|| {
-                    OupsError::Unsorted(format!("partition {p} has an empty range of values"))
-                })?;
-            }
-        }
-        plan_units(&self.state.row_groups, &lows, &highs)
+        plan_against(&self.state, lows, highs, exclusive)
     }
 
     /// On a worker: plans and merges `req`'s rows against the row groups
@@ -166,12 +275,7 @@ impl Dataset {
         tag: &str,
     ) -> Result<Vec<StagedRowGroup>> {
         check_tag(tag)?;
-        if rgs.start > rgs.end || rgs.end > self.state.row_groups.len() {
-            return Err(OupsError::InvalidArgument(format!(
-                "row groups {rgs:?} are not a stretch of this version's {} row groups",
-                self.state.row_groups.len()
-            )));
-        }
+        check_stretch(&rgs, self.state.row_groups.len())?;
         let new = validate_data(&req)?;
         // The stored schema is read (and cached) from the whole version.
         self.schema()?;
@@ -180,39 +284,11 @@ impl Dataset {
         let prepared = self.prepare(&req, new);
         let stretch = std::mem::replace(&mut self.state.row_groups, all);
         let prepared = prepared?;
-        let mut out = Vec::new();
-        let mut jobs: Vec<(PathBuf, &NewRowGroup, u64)> = Vec::new();
-        let mut rows = 0u64;
-        let mut outputs = prepared.outputs.iter();
-        let prefix = Layout::staged_prefix(tag);
-        let keep_all: Vec<Step> = (0..stretch.len()).map(Step::Keep).collect();
-        let steps = if prepared.steps.is_empty() {
-            &keep_all
-        } else {
-            &prepared.steps
-        };
-        for step in steps {
-            match step {
-                Step::Keep(i) => {
-                    out.push(StagedRowGroup::Kept(stretch[*i].file_id));
-                    rows += stretch[*i].n_rows;
-                }
-                Step::Merge(_) => {
-                    for chunk in outputs.next().map_or(&[][..], Vec::as_slice) {
-                        let name = format!("{prefix}{:06}.parquet", jobs.len());
-                        let (min, max) = chunk.bounds();
-                        out.push(StagedRowGroup::New {
-                            name: name.clone(),
-                            n_rows: chunk.n_rows(),
-                            min,
-                            max,
-                        });
-                        jobs.push((self.layout.dir.join(name), chunk, rows));
-                        rows += chunk.n_rows();
-                    }
-                }
-            }
-        }
+        let (out, named) = staged_row_groups(&prepared, &stretch, &Layout::staged_prefix(tag));
+        let jobs: Vec<(PathBuf, &NewRowGroup, u64)> = named
+            .into_iter()
+            .map(|(name, chunk, before)| (self.layout.dir.join(name), chunk, before))
+            .collect();
         if jobs.is_empty() {
             return Ok(out);
         }
